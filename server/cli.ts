@@ -1,0 +1,153 @@
+// `baton`: run the broker, or act as its operator through the AdminService.
+//
+//   baton serve
+//   baton app create --name NAME --scope S [--scope S...] --audience A [...] [--max-ttl SECONDS] [--max-depth N]
+//   baton app list
+//   baton app disable APP_ID
+//   baton key rotate
+//   baton audit verify
+//
+// Operator commands talk to BATON_ADDR (default 127.0.0.1:50051) with the
+// operator credential from BATON_OPERATOR_TOKEN or <BATON_DATA_DIR>/operator-token.
+
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "./config.js";
+import { AdminServiceClient } from "./gen/baton/v1/admin.js";
+import { startBroker } from "./main.js";
+import { createLogger } from "./telemetry/logger.js";
+
+const USAGE = `usage:
+  baton serve
+  baton app create --name NAME --scope SCOPE... --audience AUD... [--max-ttl SECONDS] [--max-depth N]
+  baton app list
+  baton app disable APP_ID [--reason TEXT]
+  baton key rotate
+  baton audit verify`;
+
+async function serve(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const broker = await startBroker(config, logger);
+  if (!config.operatorToken) {
+    logger.info("operator credential is in the data directory", { file: join(config.dataDir, "operator-token") });
+  }
+  const stop = (signal: string): void => {
+    logger.info("shutting down", { signal });
+    broker.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error("shutdown failed", { error: err });
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+}
+
+function operatorToken(): string {
+  const fromEnv = process.env.BATON_OPERATOR_TOKEN;
+  if (fromEnv) return fromEnv;
+  const file = join(process.env.BATON_DATA_DIR || ".baton", "operator-token");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  throw new Error(`no operator credential: set BATON_OPERATOR_TOKEN or run where ${file} exists`);
+}
+
+function adminClient(): { client: InstanceType<typeof AdminServiceClient>; md: Metadata } {
+  const client = new AdminServiceClient(process.env.BATON_ADDR || "127.0.0.1:50051", credentials.createInsecure());
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${operatorToken()}`);
+  return { client, md };
+}
+
+/** Calls one unary method with a 10 s deadline. */
+function call<Req, Res>(
+  fn: (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => unknown,
+  req: Req,
+  md: Metadata,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    fn(req, md, { deadline: new Date(Date.now() + 10_000) }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+const print = (v: unknown): void => {
+  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, sub, ...rest] = argv;
+  if (cmd === "serve") return serve();
+  if (cmd === "app" && sub === "create") {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        name: { type: "string" },
+        scope: { type: "string", multiple: true },
+        audience: { type: "string", multiple: true },
+        "max-ttl": { type: "string" },
+        "max-depth": { type: "string" },
+      },
+    });
+    const { client, md } = adminClient();
+    const res = await call(client.createApp.bind(client), {
+      name: values.name ?? "",
+      scopeCeiling: values.scope ?? [],
+      audiences: values.audience ?? [],
+      maxTtl: values["max-ttl"] ? { seconds: Number(values["max-ttl"]), nanos: 0 } : undefined,
+      maxDelegationDepth: Number(values["max-depth"] ?? 0),
+    }, md);
+    print({ app_id: res.app?.appId, client_secret: res.clientSecret, note: "the client secret is shown only now" });
+    return;
+  }
+  if (cmd === "app" && sub === "list") {
+    const { client, md } = adminClient();
+    let pageToken = "";
+    do {
+      const res = await call(client.listApps.bind(client), { pageSize: 100, pageToken }, md);
+      for (const a of res.apps) print({ app_id: a.appId, name: a.name, disabled: a.disabled, scope_ceiling: a.scopeCeiling, audiences: a.audiences });
+      pageToken = res.nextPageToken;
+    } while (pageToken);
+    return;
+  }
+  if (cmd === "app" && sub === "disable" && rest[0]) {
+    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { reason: { type: "string" } } });
+    const { client, md } = adminClient();
+    const res = await call(client.disableApp.bind(client), { appId: positionals[0] ?? "", reason: values.reason ?? "" }, md);
+    print({ app_id: res.app?.appId, disabled: res.app?.disabled });
+    return;
+  }
+  if (cmd === "key" && sub === "rotate") {
+    const { client, md } = adminClient();
+    const res = await call(client.rotateSigningKey.bind(client), {}, md);
+    print({ active_key_id: res.active?.keyId, next_key_id: res.next?.keyId });
+    return;
+  }
+  if (cmd === "audit" && sub === "verify") {
+    const { client, md } = adminClient();
+    const res = await call(client.verifyAuditLog.bind(client), {}, md);
+    print(res);
+    if (!res.intact) process.exitCode = 1;
+    return;
+  }
+  process.stderr.write(`${USAGE}\n`);
+  process.exitCode = 2;
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const e = err as Partial<ServiceError>;
+  process.stderr.write(`baton: ${e.details ?? e.message ?? String(err)}\n`);
+  process.exitCode = 1;
+});

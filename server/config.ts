@@ -1,0 +1,109 @@
+// Configuration from BATON_* environment variables (and DATABASE_URL),
+// validated at start: one error lists every problem.
+
+export interface Config {
+  /** host:port for gRPC. */
+  readonly grpcListen: string;
+  /** host:port for HTTP (health, metrics, JWKS). Empty: no HTTP server. */
+  readonly httpListen: string;
+  /** null: start the embedded PostgreSQL in `dataDir`. */
+  readonly databaseUrl: string | null;
+  readonly databasePoolSize: number;
+  /** Embedded PostgreSQL data, generated master key and operator credential. */
+  readonly dataDir: string;
+  /** base64 of 32 bytes; null only in embedded mode (then created in dataDir). */
+  readonly masterKey: string | null;
+  /** null only in embedded mode (then created in dataDir). */
+  readonly operatorToken: string | null;
+  readonly issuer: string;
+  readonly trustDomain: string;
+  readonly signingAlgorithm: "ES256" | "EdDSA";
+  readonly defaultTtlSeconds: number;
+  readonly leewaySeconds: number;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+  }
+}
+
+const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+  const str = (name: string, fallback: string): string => {
+    const v = env[name];
+    return v === undefined || v === "" ? fallback : v;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw.slice(0, 32)}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const v = str(name, fallback);
+    if (!allowed.includes(v as T)) {
+      problems.push(`${name} must be one of ${allowed.join(", ")} (got "${v.slice(0, 32)}")`);
+      return fallback;
+    }
+    return v as T;
+  };
+
+  const grpcListen = str("BATON_GRPC_LISTEN", "127.0.0.1:50051");
+  if (!HOST_PORT.test(grpcListen)) problems.push(`BATON_GRPC_LISTEN must be host:port (got "${grpcListen.slice(0, 64)}")`);
+  const httpListen = env.BATON_HTTP_LISTEN ?? "127.0.0.1:8080";
+  if (httpListen !== "" && !HOST_PORT.test(httpListen)) {
+    problems.push(`BATON_HTTP_LISTEN must be host:port or empty (got "${httpListen.slice(0, 64)}")`);
+  }
+  const databaseUrl = str("DATABASE_URL", "") || null;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) problems.push("DATABASE_URL must be a postgres:// URL");
+
+  const masterKey = str("BATON_MASTER_KEY", "") || null;
+  if (masterKey && Buffer.from(masterKey, "base64").length !== 32) {
+    problems.push("BATON_MASTER_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)");
+  }
+  if (databaseUrl && !masterKey) problems.push("BATON_MASTER_KEY is required with DATABASE_URL (openssl rand -base64 32)");
+  const operatorToken = str("BATON_OPERATOR_TOKEN", "") || null;
+  if (operatorToken && (operatorToken.length < 32 || operatorToken.includes("."))) {
+    problems.push("BATON_OPERATOR_TOKEN must be at least 32 characters and contain no '.'");
+  }
+  if (databaseUrl && !operatorToken) problems.push("BATON_OPERATOR_TOKEN is required with DATABASE_URL");
+
+  const issuer = str("BATON_ISSUER", "https://baton.local");
+  if (!/^https?:\/\/[^\s]+$/.test(issuer)) problems.push("BATON_ISSUER must be an http(s) URL");
+  const trustDomain = str("BATON_TRUST_DOMAIN", "baton.local");
+  if (!/^[a-z0-9.-]{1,255}$/.test(trustDomain)) problems.push("BATON_TRUST_DOMAIN must be lower-case letters, digits, '.' and '-'");
+
+  const certFile = str("BATON_TLS_CERT_FILE", "");
+  const keyFile = str("BATON_TLS_KEY_FILE", "");
+  const clientCaFile = str("BATON_TLS_CLIENT_CA_FILE", "") || null;
+  if ((certFile === "") !== (keyFile === "")) problems.push("BATON_TLS_CERT_FILE and BATON_TLS_KEY_FILE go together");
+  if (clientCaFile && certFile === "") problems.push("BATON_TLS_CLIENT_CA_FILE (mutual TLS) needs BATON_TLS_CERT_FILE and BATON_TLS_KEY_FILE");
+
+  const config: Config = Object.freeze({
+    grpcListen,
+    httpListen,
+    databaseUrl,
+    databasePoolSize: int("BATON_DATABASE_POOL_SIZE", 10, 1, 100),
+    dataDir: str("BATON_DATA_DIR", ".baton"),
+    masterKey,
+    operatorToken,
+    issuer,
+    trustDomain,
+    signingAlgorithm: oneOf("BATON_SIGNING_ALGORITHM", "ES256", ["ES256", "EdDSA"] as const),
+    defaultTtlSeconds: int("BATON_DEFAULT_TTL_SECONDS", 300, 1, 86_400),
+    leewaySeconds: int("BATON_LEEWAY_SECONDS", 30, 0, 300),
+    logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
+    tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

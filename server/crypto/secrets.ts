@@ -1,0 +1,41 @@
+// Client secrets and random ids. A client secret is 256 random bits, shown
+// once, stored as SHA-256 and compared in constant time.
+
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** `n` random base62 characters (rejection sampling: no modulo bias). */
+export function randomBase62(n: number): string {
+  let out = "";
+  while (out.length < n) {
+    for (const b of randomBytes(n * 2)) {
+      if (b < 248) out += BASE62[b % 62];
+      if (out.length === n) break;
+    }
+  }
+  return out;
+}
+
+/** 128 random bits, base64url: token ids and agent-id suffixes. */
+export function randomId(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+export function newAppId(): string {
+  return `app_${randomBase62(22)}`;
+}
+
+export function newClientSecret(): string {
+  return `bsec_${randomBytes(32).toString("base64url")}`;
+}
+
+export function hashSecret(secret: string): Buffer {
+  return createHash("sha256").update(secret, "utf8").digest();
+}
+
+/** Constant-time: compares fixed-length hashes, never the secrets themselves. */
+export function secretMatches(secret: string, storedHash: Buffer): boolean {
+  const h = hashSecret(secret);
+  return h.length === storedHash.length && timingSafeEqual(h, storedHash);
+}

@@ -1,0 +1,179 @@
+// Domain errors: each names one fact about a refused request and carries the
+// details a caller needs to fix it. The transport's one table
+// (transport/errors.ts) turns them into a gRPC status and an ErrorInfo whose
+// reason is `reason` (proto/baton/v1/errors.proto). Messages are shown to
+// callers: short, actionable, never a token, secret or internal detail.
+
+export type ErrorReason =
+  | "INVALID_REQUEST"
+  | "INVALID_SCOPE"
+  | "SCOPE_NOT_COVERED"
+  | "AUDIENCE_NOT_ALLOWED"
+  | "TTL_EXCEEDS_MAXIMUM"
+  | "DELEGATION_DEPTH_EXCEEDED"
+  | "CREDENTIALS_MISSING"
+  | "CREDENTIALS_INVALID"
+  | "TOKEN_INVALID"
+  | "APP_DISABLED"
+  | "NOT_PERMITTED"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "PROOF_REQUIRED"
+  | "PROOF_INVALID"
+  | "PROOF_REPLAYED"
+  | "PARENT_REVOKED"
+  | "PARENT_EXPIRED"
+  | "CURSOR_EXPIRED"
+  | "CURSOR_INVALID"
+  | "SUBSCRIBER_TOO_SLOW"
+  | "SHUTTING_DOWN"
+  | "NOT_IMPLEMENTED"
+  | "UNAVAILABLE";
+
+/** Base of every error a caller may see. */
+export class BatonError extends Error {
+  constructor(
+    readonly reason: ErrorReason,
+    message: string,
+    readonly details: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+const clip = (s: string, n = 128): string => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+export class InvalidRequestError extends BatonError {
+  constructor(field: string, problem: string) {
+    super("INVALID_REQUEST", `${field}: ${problem}`, { field, problem });
+  }
+}
+
+export class InvalidScopeError extends BatonError {
+  constructor(scope: string, problem: string) {
+    super("INVALID_SCOPE", `invalid scope "${clip(scope, 64)}": ${problem}`, { scope: clip(scope), problem });
+  }
+}
+
+export type CoverageRule = "ceiling" | "parent";
+
+export class ScopeNotCoveredError extends BatonError {
+  constructor(
+    readonly excess: readonly string[],
+    readonly rule: CoverageRule,
+  ) {
+    const what = rule === "ceiling" ? "the app's ceiling" : "the parent token";
+    super("SCOPE_NOT_COVERED", `requested scopes are not covered by ${what}: ${clip(excess.join(" "), 512)}`, {
+      excess_scopes: clip(excess.join(" "), 1024),
+      rule,
+    });
+  }
+}
+
+export class AudienceNotAllowedError extends BatonError {
+  constructor(
+    readonly excess: readonly string[],
+    readonly rule: CoverageRule,
+  ) {
+    const what = rule === "ceiling" ? "the app's audiences" : "the parent token's audiences";
+    super("AUDIENCE_NOT_ALLOWED", `audiences not in ${what}: ${clip(excess.join(" "), 512)}`, {
+      excess_audiences: clip(excess.join(" "), 1024),
+      rule,
+    });
+  }
+}
+
+export type TtlRule = "app_maximum" | "parent_remaining";
+
+export class TtlExceedsMaximumError extends BatonError {
+  constructor(requestedSeconds: number, maximumSeconds: number, rule: TtlRule) {
+    const what = rule === "app_maximum" ? "the app's maximum" : "the parent token's remaining life";
+    super(
+      "TTL_EXCEEDS_MAXIMUM",
+      `ttl of ${requestedSeconds}s exceeds ${what} of ${maximumSeconds}s; ask for less or set allow_ttl_clamp`,
+      { requested_seconds: String(requestedSeconds), maximum_seconds: String(maximumSeconds), rule },
+    );
+  }
+}
+
+export class DelegationDepthExceededError extends BatonError {
+  constructor(depth: number, maximumDepth: number) {
+    super("DELEGATION_DEPTH_EXCEEDED", `delegation depth ${depth} exceeds the app's maximum of ${maximumDepth}`, {
+      depth: String(depth),
+      maximum_depth: String(maximumDepth),
+    });
+  }
+}
+
+export class CredentialsMissingError extends BatonError {
+  constructor(expected: string) {
+    super("CREDENTIALS_MISSING", `missing credentials: send ${expected} in the authorization metadata`);
+  }
+}
+
+export class CredentialsInvalidError extends BatonError {
+  constructor() {
+    super("CREDENTIALS_INVALID", "invalid credentials");
+  }
+}
+
+export class TokenInvalidError extends BatonError {
+  constructor(status: string) {
+    super("TOKEN_INVALID", `the bearer token is not valid (${status})`, { token_status: status });
+  }
+}
+
+export class AppDisabledError extends BatonError {
+  constructor() {
+    super("APP_DISABLED", "the app is disabled");
+  }
+}
+
+export class NotPermittedError extends BatonError {
+  constructor(message: string) {
+    super("NOT_PERMITTED", message);
+  }
+}
+
+export class NotFoundError extends BatonError {
+  constructor(kind: string) {
+    super("NOT_FOUND", `${kind} not found`, { kind });
+  }
+}
+
+export class AlreadyExistsError extends BatonError {
+  constructor(kind: string, field: string) {
+    super("ALREADY_EXISTS", `${kind} with this ${field} already exists`, { kind, field });
+  }
+}
+
+export class ProofRequiredError extends BatonError {
+  constructor() {
+    super("PROOF_REQUIRED", "this token is key-bound: send a proof of possession in baton-proof metadata");
+  }
+}
+
+export class ProofInvalidError extends BatonError {
+  constructor(problem: string) {
+    super("PROOF_INVALID", `invalid proof of possession: ${problem}`, { problem });
+  }
+}
+
+export class NotImplementedError extends BatonError {
+  constructor(what: string) {
+    super("NOT_IMPLEMENTED", `${what} is not implemented by this broker yet`);
+  }
+}
+
+export class UnavailableError extends BatonError {
+  constructor(message = "the broker cannot reach its database; retry") {
+    super("UNAVAILABLE", message);
+  }
+}
+
+export class ShuttingDownError extends BatonError {
+  constructor() {
+    super("SHUTTING_DOWN", "the broker is shutting down; retry on another replica");
+  }
+}

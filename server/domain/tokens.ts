@@ -1,0 +1,62 @@
+// What a Baton token says, as plain data (DESIGN §2). The crypto layer turns
+// it into a signed JWT and back; the transport turns it into proto messages.
+
+/** One ancestor of a delegated token, root first in a lineage. */
+export interface LineageEntry {
+  readonly tokenId: string;
+  readonly agentId: string;
+}
+
+export interface TokenClaims {
+  readonly tokenId: string;
+  readonly agentId: string;
+  readonly appId: string;
+  readonly taskId: string;
+  readonly orchestrationId: string | null;
+  readonly humanPrincipal: string | null;
+  /** Sorted, de-duplicated. */
+  readonly scopes: readonly string[];
+  /** Sorted, de-duplicated. */
+  readonly audiences: readonly string[];
+  readonly issuer: string;
+  /** Milliseconds since the epoch. `iat` is signed with millisecond precision. */
+  readonly issuedAtMs: number;
+  readonly notBeforeMs: number;
+  readonly expiresAtMs: number;
+  /** Root first; empty for a token issued by an app. */
+  readonly lineage: readonly LineageEntry[];
+  /** When the root of the chain was issued (= issuedAtMs for a root token). */
+  readonly rootIssuedAtMs: number;
+  /** RFC 7638 thumbprint of the bound key, or null. */
+  readonly keyThumbprint: string | null;
+}
+
+/** The id of the root token of the chain a token belongs to. */
+export function rootTokenId(c: Pick<TokenClaims, "tokenId" | "lineage">): string {
+  return c.lineage[0]?.tokenId ?? c.tokenId;
+}
+
+/** depth = number of ancestors. */
+export function depthOf(c: Pick<TokenClaims, "lineage">): number {
+  return c.lineage.length;
+}
+
+/** The SPIFFE-style agent id (DESIGN §2). All parts are already restricted to SPIFFE path characters. */
+export function agentIdFor(trustDomain: string, appId: string, taskId: string, random: string): string {
+  return `spiffe://${trustDomain}/app/${appId}/task/${taskId}/agent/${random}`;
+}
+
+/** The verdict on a token (proto TokenStatus without its prefix). */
+export type TokenStatus =
+  | "VALID"
+  | "MALFORMED"
+  | "ALGORITHM_NOT_ALLOWED"
+  | "UNKNOWN_KEY"
+  | "BAD_SIGNATURE"
+  | "EXPIRED"
+  | "NOT_YET_VALID"
+  | "WRONG_ISSUER"
+  | "WRONG_AUDIENCE"
+  | "REVOKED"
+  | "INSUFFICIENT_SCOPE"
+  | "WRONG_TYPE";

@@ -1,0 +1,143 @@
+// The only place that wires the parts together. `startBroker` is used by
+// `baton serve`, by the benchmark and by the end-to-end tests.
+
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Server as HttpServer } from "node:http";
+import type { Config } from "./config.js";
+import { MasterKey } from "./crypto/master-key.js";
+import { randomBase62 } from "./crypto/secrets.js";
+import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
+import { Broker } from "./service/broker.js";
+import { KeyManager } from "./service/keys.js";
+import { hashOperatorToken } from "./service/principals.js";
+import { RevocationState } from "./service/revocation-state.js";
+import { createPool, type Db } from "./storage/db.js";
+import { type EmbeddedDatabase, startEmbedded } from "./storage/embedded.js";
+import { migrate } from "./storage/migrate.js";
+import { createHttpServer, listenHttp } from "./http/http-server.js";
+import type { Logger } from "./telemetry/logger.js";
+import { Metrics } from "./telemetry/metrics.js";
+import { GrpcServer } from "./transport/grpc-server.js";
+
+export interface RunningBroker {
+  readonly grpcPort: number;
+  readonly httpPort: number | null;
+  /** The operator credential in force (from config or the data directory). */
+  readonly operatorToken: string;
+  readonly db: Db;
+  stop(): Promise<void>;
+}
+
+const PRUNE_INTERVAL_MS = 30_000;
+const KEY_RELOAD_INTERVAL_MS = 30_000;
+
+/** Reads a secret file in the data directory, creating it (mode 0600) on first start. */
+function secretFile(dir: string, name: string, make: () => string): string {
+  const path = join(dir, name);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, `${make()}\n`, { mode: 0o600 });
+  }
+  chmodSync(path, 0o600);
+  return readFileSync(path, "utf8").trim();
+}
+
+export async function startBroker(config: Config, logger: Logger): Promise<RunningBroker> {
+  const dataDir = resolve(config.dataDir);
+  let embedded: EmbeddedDatabase | null = null;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    logger.info("starting embedded PostgreSQL", { data_dir: dataDir });
+    embedded = await startEmbedded({ dataDir, persistent: true, onLog: (l) => logger.debug("postgres", { line: l.trim() }) });
+    databaseUrl = embedded.url("postgres");
+  }
+  const masterKey = MasterKey.fromBase64(config.masterKey ?? secretFile(dataDir, "master.key", MasterKey.generate));
+  const operatorToken = config.operatorToken ?? secretFile(dataDir, "operator-token", () => `bop_${randomBase62(40)}`);
+
+  const db = createPool(databaseUrl, config.databasePoolSize);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  cleanups.push(async () => embedded?.stop());
+  cleanups.push(() => db.end());
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info("database migrated", { versions: applied });
+
+    const now = (): number => Date.now();
+    const leewayMs = config.leewaySeconds * 1000;
+    const metrics = new Metrics();
+    const revocations = new RevocationState(db, now);
+    await revocations.load();
+    const keys = new KeyManager(db, masterKey, {
+      algorithm: config.signingAlgorithm,
+      retiredKeyLifetimeMs: MAX_APP_TTL_SECONDS * 1000 + leewayMs,
+      now: () => new Date(),
+    });
+    await keys.start();
+    const broker = new Broker(db, keys, revocations, {
+      issuer: config.issuer,
+      trustDomain: config.trustDomain,
+      defaultTtlSeconds: config.defaultTtlSeconds,
+      leewayMs,
+      operatorTokenHash: hashOperatorToken(operatorToken),
+      now,
+    });
+    const apps = new AppAdmin(db, revocations, now, leewayMs);
+    metrics.gauge("baton_live_revocations", () => revocations.size);
+    metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
+
+    const grpcServer = new GrpcServer({ broker, apps, keys, db, logger, metrics });
+    const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
+    cleanups.push(() => grpcServer.shutdown(5_000));
+
+    let http: HttpServer | null = null;
+    let httpPort: number | null = null;
+    if (config.httpListen !== "") {
+      http = createHttpServer({
+        jwksJson: () => keys.ring.jwksJson,
+        metrics: () => metrics.render(),
+        ready: async () => {
+          await db.query("SELECT 1");
+          return true;
+        },
+      });
+      httpPort = await listenHttp(http, config.httpListen);
+      const h = http;
+      cleanups.push(() => new Promise<void>((r) => h.close(() => r())));
+      cleanups.push(() => h.closeAllConnections());
+    }
+
+    const timers = [
+      setInterval(() => {
+        revocations.prune(MAX_APP_TTL_SECONDS * 1000).catch((err: unknown) => logger.warn("revocation prune failed", { error: err }));
+      }, PRUNE_INTERVAL_MS),
+      setInterval(() => {
+        keys.reload().catch((err: unknown) => logger.warn("key reload failed", { error: err }));
+      }, KEY_RELOAD_INTERVAL_MS),
+    ];
+    for (const t of timers) t.unref();
+    cleanups.push(() => timers.forEach(clearInterval));
+
+    grpcServer.setServing(true);
+    logger.info("broker ready", { grpc_port: grpcPort, http_port: httpPort, embedded: embedded !== null, key_id: keys.ring.active.stored.keyId });
+    let stopped = false;
+    return {
+      grpcPort,
+      httpPort,
+      operatorToken,
+      db,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await cleanup();
+        logger.info("broker stopped");
+      },
+    };
+  } catch (err) {
+    await cleanup().catch(() => {});
+    throw err;
+  }
+}

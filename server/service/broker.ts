@@ -1,0 +1,340 @@
+// The broker's use cases: issue, validate, revoke. Combines the domain rules,
+// the store and the signer; knows nothing of gRPC.
+
+import {
+  AudienceNotAllowedError,
+  BatonError,
+  InvalidRequestError,
+  NotFoundError,
+  NotPermittedError,
+  ScopeNotCoveredError,
+  TokenInvalidError,
+} from "../domain/errors.js";
+import { decideTtl } from "../domain/lifetimes.js";
+import {
+  excessAudiences,
+  MAX_HUMAN_LENGTH,
+  MAX_REASON_LENGTH,
+  optionalTaskId,
+  optionalText,
+  requireAudiences,
+  requireScopes,
+  requireTaskId,
+} from "../domain/limits.js";
+import type { Revocation, RevocationTarget } from "../domain/revocations.js";
+import { uncoveredScopes } from "../domain/scopes.js";
+import { agentIdFor, type TokenClaims, type TokenStatus } from "../domain/tokens.js";
+import { parseAgentKey } from "../crypto/agent-keys.js";
+import { randomId } from "../crypto/secrets.js";
+import { signToken, verifyToken } from "../crypto/tokens.js";
+import type { AppRecord } from "../storage/apps.js";
+import { getApp } from "../storage/apps.js";
+import { appendAudit, type AuditEvent } from "../storage/audit.js";
+import type { Db, Queryable } from "../storage/db.js";
+import { withTransaction } from "../storage/db.js";
+import { agentGrantSpan, getGrant } from "../storage/grants.js";
+import { GrantWriter } from "./grant-writer.js";
+import type { KeyManager } from "./keys.js";
+import { actorOf, type Authenticator, type Principal } from "./principals.js";
+import type { RevocationState } from "./revocation-state.js";
+import { insertRevocation } from "../storage/revocations.js";
+
+export interface BrokerSettings {
+  readonly issuer: string;
+  readonly trustDomain: string;
+  readonly defaultTtlSeconds: number;
+  readonly leewayMs: number;
+  readonly operatorTokenHash: Buffer;
+  readonly now: () => number;
+}
+
+export interface IssueInput {
+  readonly taskId: string;
+  readonly orchestrationId: string;
+  readonly humanPrincipal: string;
+  readonly scopes: readonly string[];
+  readonly audiences: readonly string[];
+  /** null when unset. */
+  readonly ttlSeconds: number | null;
+  readonly allowTtlClamp: boolean;
+  readonly agentPublicKeyJwk: string;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly claims: TokenClaims;
+  readonly ttlClamped: boolean;
+}
+
+export interface ValidateInput {
+  readonly token: string;
+  readonly audience: string;
+  readonly requiredScopes: readonly string[];
+}
+
+export interface Verdict {
+  readonly status: TokenStatus;
+  readonly claims: TokenClaims | null;
+}
+
+export interface RevokeInput {
+  readonly target: RevocationTarget | null;
+  readonly id: string;
+  readonly appId: string;
+  readonly reason: string;
+}
+
+export interface RequestContext {
+  readonly requestId: string;
+}
+
+export class Broker implements Authenticator {
+  private readonly writer: GrantWriter;
+  readonly operatorTokenHash: Buffer;
+
+  constructor(
+    private readonly db: Db,
+    private readonly keys: KeyManager,
+    private readonly revocations: RevocationState,
+    private readonly settings: BrokerSettings,
+  ) {
+    this.writer = new GrantWriter(db);
+    this.operatorTokenHash = settings.operatorTokenHash;
+  }
+
+  findApp(appId: string): Promise<AppRecord | null> {
+    return getApp(this.db, appId);
+  }
+
+  /** Verifies a token presented as the caller's own credential. */
+  async verifyAgentToken(token: string): Promise<TokenClaims> {
+    const v = await this.check(token);
+    if (v.status !== "VALID" || !v.claims) throw new TokenInvalidError(v.status);
+    return v.claims;
+  }
+
+  // ---- Issue -------------------------------------------------------------
+
+  async issue(caller: Principal, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
+    if (caller.kind !== "app") throw new NotPermittedError("only an app may issue tokens");
+    const app = caller.app;
+    try {
+      return await this.issueFor(app, input, ctx);
+    } catch (err) {
+      if (err instanceof BatonError) await this.auditRefusal("issue.refused", app.appId, caller, err, ctx);
+      throw err;
+    }
+  }
+
+  private async issueFor(app: AppRecord, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
+    const taskId = requireTaskId("task_id", input.taskId);
+    const orchestrationId = optionalTaskId("orchestration_id", input.orchestrationId);
+    const humanPrincipal = optionalText("human_principal", input.humanPrincipal, MAX_HUMAN_LENGTH);
+    const scopes = requireScopes("scopes", input.scopes);
+    const audiences = requireAudiences("audiences", input.audiences);
+    const agentKey = input.agentPublicKeyJwk === "" ? null : await parseAgentKey(input.agentPublicKeyJwk);
+
+    const excess = uncoveredScopes(app.scopeCeiling, scopes);
+    if (excess.length > 0) throw new ScopeNotCoveredError(excess, "ceiling");
+    const badAudiences = excessAudiences(app.audiences, audiences);
+    if (badAudiences.length > 0) throw new AudienceNotAllowedError(badAudiences, "ceiling");
+    const ttl = decideTtl({
+      requestedSeconds: input.ttlSeconds,
+      allowClamp: input.allowTtlClamp,
+      defaultSeconds: this.settings.defaultTtlSeconds,
+      maximumSeconds: app.maxTtlSeconds,
+      rule: "app_maximum",
+    });
+
+    const nowMs = this.settings.now();
+    const key = this.keys.ring.active;
+    const tokenId = randomId();
+    const claims: TokenClaims = {
+      tokenId,
+      agentId: agentIdFor(this.settings.trustDomain, app.appId, taskId, randomId()),
+      appId: app.appId,
+      taskId,
+      orchestrationId,
+      humanPrincipal,
+      scopes,
+      audiences,
+      issuer: this.settings.issuer,
+      issuedAtMs: nowMs,
+      notBeforeMs: Math.floor(nowMs / 1000) * 1000,
+      expiresAtMs: Math.floor(nowMs / 1000) * 1000 + ttl.seconds * 1000,
+      lineage: [],
+      rootIssuedAtMs: nowMs,
+      keyThumbprint: agentKey?.thumbprint ?? null,
+    };
+    const token = await signToken(claims, key);
+    await this.writer.write(
+      {
+        tokenId,
+        appId: app.appId,
+        agentId: claims.agentId,
+        taskId,
+        orchestrationId,
+        humanPrincipal,
+        parentTokenId: null,
+        rootTokenId: tokenId,
+        depth: 0,
+        scopes,
+        audiences,
+        keyThumbprint: claims.keyThumbprint,
+        keyId: key.stored.keyId,
+        issueTime: new Date(claims.issuedAtMs),
+        expireTime: new Date(claims.expiresAtMs),
+      },
+      {
+        kind: "token.issued",
+        time: new Date(nowMs),
+        appId: app.appId,
+        requestId: ctx.requestId,
+        actor: `app:${app.appId}`,
+        data: {
+          token_id: tokenId,
+          agent_id: claims.agentId,
+          task_id: taskId,
+          orchestration_id: orchestrationId,
+          human: humanPrincipal,
+          scopes,
+          audiences,
+          expire_time: new Date(claims.expiresAtMs).toISOString(),
+          key_bound: claims.keyThumbprint !== null,
+          ttl_clamped: ttl.clamped,
+        },
+      },
+    );
+    return { token, claims, ttlClamped: ttl.clamped };
+  }
+
+  // ---- Validate ----------------------------------------------------------
+
+  async validate(caller: Principal, input: ValidateInput): Promise<Verdict> {
+    if (caller.kind === "agent") throw new NotPermittedError("validate needs app or operator credentials");
+    if (input.audience === "") throw new InvalidRequestError("audience", "the audience you validate for is required");
+    requireAudiences("audience", [input.audience]);
+    const required = input.requiredScopes.length > 0 ? requireScopes("required_scopes", input.requiredScopes) : [];
+    const v = await this.check(input.token);
+    if (v.status !== "VALID" || !v.claims) return v;
+    if (!v.claims.audiences.includes(input.audience)) return { status: "WRONG_AUDIENCE", claims: v.claims };
+    if (required.length > 0 && uncoveredScopes(v.claims.scopes, required).length > 0) {
+      return { status: "INSUFFICIENT_SCOPE", claims: v.claims };
+    }
+    return v;
+  }
+
+  /** Signature, issuer, lifetime and revocation. */
+  private async check(token: string): Promise<Verdict> {
+    const opts = { issuer: this.settings.issuer, nowMs: this.settings.now(), leewayMs: this.settings.leewayMs };
+    let v = await verifyToken(token, this.keys.ring, opts);
+    if (v.status === "UNKNOWN_KEY") {
+      // A key published by another replica since our last load.
+      v = await verifyToken(token, await this.keys.reloadIfStale(), opts);
+    }
+    if (v.status !== "VALID") return v;
+    if (this.revocations.isRevoked(v.claims)) return { status: "REVOKED", claims: v.claims };
+    return v;
+  }
+
+  // ---- Revoke ------------------------------------------------------------
+
+  async revoke(caller: Principal, input: RevokeInput, ctx: RequestContext): Promise<Revocation> {
+    if (input.target === null) throw new InvalidRequestError("target", "a revocation target is required");
+    const reason = optionalText("reason", input.reason, MAX_REASON_LENGTH);
+    const nowMs = this.settings.now();
+    const r = await this.resolveTarget(caller, input, nowMs);
+    const stored = await withTransaction(this.db, async (tx) => {
+      const rev = await insertRevocation(tx, r, reason);
+      await appendAudit(tx, [
+        {
+          kind: "revocation.created",
+          time: new Date(nowMs),
+          appId: r.appId,
+          requestId: ctx.requestId,
+          actor: actorOf(caller),
+          data: { target: r.target, id: r.id, reason, cursor: rev.cursor.toString() },
+        },
+      ]);
+      return rev;
+    });
+    this.revocations.add(stored);
+    return stored;
+  }
+
+  /** Checks the caller may revoke the target and works out what it kills and until when. */
+  private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<Revocation, "cursor">> {
+    const leeway = this.settings.leewayMs;
+    const target = input.target!;
+    if (caller.kind === "agent") {
+      // An agent may only release its own token.
+      if (target !== "token" || (input.id !== "" && input.id !== caller.claims.tokenId)) {
+        throw new NotPermittedError("an agent may only release its own token");
+      }
+      const c = caller.claims;
+      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + leeway };
+    }
+    const ownApp = caller.kind === "app" ? caller.app.appId : null;
+    const mayTouch = (appId: string): void => {
+      if (ownApp !== null && appId !== ownApp) throw new NotFoundError(target);
+    };
+    if (input.id === "") throw new InvalidRequestError("id", "the id of what to revoke is required");
+    if (input.id.length > 512) throw new InvalidRequestError("id", "must be at most 512 characters");
+    switch (target) {
+      case "token":
+      case "chain": {
+        const g = await getGrant(this.db, input.id);
+        if (!g) throw new NotFoundError("token");
+        mayTouch(g.appId);
+        if (target === "token") {
+          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + leeway };
+        }
+        // A chain is stored as its root; nothing below the root outlives it.
+        const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
+        if (!root) throw new NotFoundError("token");
+        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + leeway };
+      }
+      case "agent": {
+        const span = await agentGrantSpan(this.db, input.id);
+        if (!span) throw new NotFoundError("agent");
+        mayTouch(span.appId);
+        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + leeway };
+      }
+      case "task": {
+        const appId = input.appId || ownApp;
+        if (!appId) throw new InvalidRequestError("app_id", "the app the task belongs to is required");
+        requireTaskId("id", input.id);
+        const app = await this.appOf(this.db, appId, target);
+        mayTouch(app.appId);
+        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+      }
+      case "app": {
+        const app = await this.appOf(this.db, input.id, target);
+        mayTouch(app.appId);
+        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+      }
+    }
+  }
+
+  private async appOf(db: Queryable, appId: string, kind: string): Promise<AppRecord> {
+    const app = /^app_[0-9A-Za-z]{22}$/.test(appId) ? await getApp(db, appId) : null;
+    if (!app) throw new NotFoundError(kind === "app" ? "app" : "app of the task");
+    return app;
+  }
+
+  // ---- Audit of refusals --------------------------------------------------
+
+  private async auditRefusal(kind: string, appId: string, caller: Principal, err: BatonError, ctx: RequestContext): Promise<void> {
+    const event: AuditEvent = {
+      kind,
+      time: new Date(this.settings.now()),
+      appId,
+      requestId: ctx.requestId,
+      actor: actorOf(caller),
+      // Only the refusal's own details: never the request's free text.
+      data: { reason: err.reason, details: err.details },
+    };
+    await withTransaction(this.db, (tx) => appendAudit(tx, [event]));
+  }
+}
+

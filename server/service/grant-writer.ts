@@ -1,0 +1,57 @@
+// Writes grants and their audit events. Issuance is the hot path, and every
+// audit event takes the chain's head lock, so concurrent issuances are
+// written in batches: while one transaction commits, the next requests queue
+// and go together in the following one. At concurrency 1 a batch is one
+// grant (no added latency); at concurrency 64 one commit serves dozens. Each
+// grant is still stored with its audit event in one transaction before its
+// token is returned.
+
+import type { AuditEvent } from "../storage/audit.js";
+import { appendAudit } from "../storage/audit.js";
+import type { Db } from "../storage/db.js";
+import { withTransaction } from "../storage/db.js";
+import type { GrantRecord } from "../storage/grants.js";
+import { insertGrants } from "../storage/grants.js";
+
+interface Pending {
+  readonly grant: GrantRecord;
+  readonly event: AuditEvent;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+const MAX_BATCH = 256;
+
+export class GrantWriter {
+  private queue: Pending[] = [];
+  private running = false;
+
+  constructor(private readonly db: Db) {}
+
+  write(grant: GrantRecord, event: AuditEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ grant, event, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        try {
+          await withTransaction(this.db, async (tx) => {
+            await insertGrants(tx, batch.map((p) => p.grant));
+            await appendAudit(tx, batch.map((p) => p.event));
+          });
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}

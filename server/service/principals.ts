@@ -1,0 +1,89 @@
+// Who is calling. The transport extracts raw credentials from metadata; this
+// file turns them into a principal, or refuses.
+
+import { timingSafeEqual, createHash } from "node:crypto";
+import {
+  AppDisabledError,
+  CredentialsInvalidError,
+  CredentialsMissingError,
+  NotPermittedError,
+} from "../domain/errors.js";
+import type { TokenClaims } from "../domain/tokens.js";
+import { secretMatches } from "../crypto/secrets.js";
+import type { AppRecord } from "../storage/apps.js";
+
+/** Credentials as they arrived, not yet checked. */
+export type Credentials =
+  | { readonly kind: "none" }
+  | { readonly kind: "basic"; readonly clientId: string; readonly clientSecret: string }
+  | { readonly kind: "bearer"; readonly token: string }
+  | { readonly kind: "malformed" };
+
+export type Principal =
+  | { readonly kind: "operator" }
+  | { readonly kind: "app"; readonly app: AppRecord }
+  | { readonly kind: "agent"; readonly claims: TokenClaims; readonly token: string };
+
+export function actorOf(p: Principal): string {
+  switch (p.kind) {
+    case "operator":
+      return "operator";
+    case "app":
+      return `app:${p.app.appId}`;
+    case "agent":
+      return `agent:${p.claims.agentId}`;
+  }
+}
+
+export interface Authenticator {
+  /** Looks up an app by client id. */
+  findApp(appId: string): Promise<AppRecord | null>;
+  /** Verifies an agent token (signature, lifetime, revocation); returns its claims or throws. */
+  verifyAgentToken(token: string): Promise<TokenClaims>;
+  readonly operatorTokenHash: Buffer;
+}
+
+const sha256 = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest();
+
+export function isOperatorToken(token: string, operatorTokenHash: Buffer): boolean {
+  return timingSafeEqual(sha256(token), operatorTokenHash);
+}
+
+export type Allowed = "operator" | "app" | "agent";
+
+/** Authenticates `creds` as one of the allowed kinds of principal. */
+export async function authenticate(auth: Authenticator, creds: Credentials, allowed: readonly Allowed[]): Promise<Principal> {
+  const expected = allowed
+    .map((a) => (a === "app" ? "Basic client credentials" : a === "operator" ? "the operator Bearer credential" : "an agent Bearer token"))
+    .join(" or ");
+  switch (creds.kind) {
+    case "none":
+      throw new CredentialsMissingError(expected);
+    case "malformed":
+      throw new CredentialsInvalidError();
+    case "basic": {
+      if (!allowed.includes("app")) throw new NotPermittedError(`this method needs ${expected}`);
+      const app = /^app_[0-9A-Za-z]{22}$/.test(creds.clientId) ? await auth.findApp(creds.clientId) : null;
+      // Hash the secret even for an unknown app, so timing does not tell which ids exist.
+      const ok = secretMatches(creds.clientSecret, app?.secretHash ?? Buffer.alloc(32));
+      if (!app || !ok) throw new CredentialsInvalidError();
+      if (app.disabled) throw new AppDisabledError();
+      return { kind: "app", app };
+    }
+    case "bearer": {
+      if (isOperatorToken(creds.token, auth.operatorTokenHash)) {
+        if (!allowed.includes("operator")) throw new NotPermittedError(`this method needs ${expected}`);
+        return { kind: "operator" };
+      }
+      if (!allowed.includes("agent")) {
+        // Not the operator credential; an agent token is not accepted here.
+        if (creds.token.split(".").length === 3) throw new NotPermittedError(`this method needs ${expected}`);
+        throw new CredentialsInvalidError();
+      }
+      const claims = await auth.verifyAgentToken(creds.token);
+      return { kind: "agent", claims, token: creds.token };
+    }
+  }
+}
+
+export { sha256 as hashOperatorToken };

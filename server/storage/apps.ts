@@ -1,0 +1,78 @@
+// Apps: registered orchestrators with their ceilings (query functions only).
+
+import type { Queryable } from "./db.js";
+
+export interface AppRecord {
+  readonly appId: string;
+  readonly name: string;
+  readonly secretHash: Buffer;
+  readonly scopeCeiling: readonly string[];
+  readonly audiences: readonly string[];
+  readonly maxTtlSeconds: number;
+  readonly maxDelegationDepth: number;
+  readonly disabled: boolean;
+  readonly createTime: Date;
+  readonly updateTime: Date;
+}
+
+interface Row {
+  app_id: string;
+  name: string;
+  secret_hash: Buffer;
+  scope_ceiling: string[];
+  audiences: string[];
+  max_ttl_seconds: number;
+  max_delegation_depth: number;
+  disabled: boolean;
+  create_time: Date;
+  update_time: Date;
+}
+
+const COLUMNS =
+  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time";
+
+function fromRow(r: Row): AppRecord {
+  return {
+    appId: r.app_id,
+    name: r.name,
+    secretHash: r.secret_hash,
+    scopeCeiling: r.scope_ceiling,
+    audiences: r.audiences,
+    maxTtlSeconds: r.max_ttl_seconds,
+    maxDelegationDepth: r.max_delegation_depth,
+    disabled: r.disabled,
+    createTime: r.create_time,
+    updateTime: r.update_time,
+  };
+}
+
+/** Inserts an app; returns false when the name is taken. */
+export async function insertApp(db: Queryable, a: AppRecord): Promise<boolean> {
+  const res = await db.query(
+    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING`,
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime],
+  );
+  return res.rowCount === 1;
+}
+
+export async function getApp(db: Queryable, appId: string, forUpdate = false): Promise<AppRecord | null> {
+  const { rows } = await db.query<Row>(`SELECT ${COLUMNS} FROM apps WHERE app_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [appId]);
+  return rows[0] ? fromRow(rows[0]) : null;
+}
+
+/** Apps with id > afterId, ordered by id. */
+export async function listApps(db: Queryable, afterId: string, limit: number): Promise<AppRecord[]> {
+  const { rows } = await db.query<Row>(`SELECT ${COLUMNS} FROM apps WHERE app_id > $1 ORDER BY app_id LIMIT $2`, [afterId, limit]);
+  return rows.map(fromRow);
+}
+
+/** Writes every mutable field; returns false when the new name is taken by another app. */
+export async function updateApp(db: Queryable, a: AppRecord): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE apps SET name = $2, secret_hash = $3, scope_ceiling = $4, audiences = $5, max_ttl_seconds = $6,
+       max_delegation_depth = $7, disabled = $8, update_time = $9
+     WHERE app_id = $1 AND NOT EXISTS (SELECT 1 FROM apps o WHERE o.name = $2 AND o.app_id <> $1)`,
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime],
+  );
+  return res.rowCount === 1;
+}

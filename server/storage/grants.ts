@@ -1,0 +1,114 @@
+// Grants: one row per issued or delegated token (query functions only).
+
+import type { Queryable } from "./db.js";
+
+export interface GrantRecord {
+  readonly tokenId: string;
+  readonly appId: string;
+  readonly agentId: string;
+  readonly taskId: string;
+  readonly orchestrationId: string | null;
+  readonly humanPrincipal: string | null;
+  readonly parentTokenId: string | null;
+  readonly rootTokenId: string;
+  readonly depth: number;
+  readonly scopes: readonly string[];
+  readonly audiences: readonly string[];
+  readonly keyThumbprint: string | null;
+  readonly keyId: string;
+  readonly issueTime: Date;
+  readonly expireTime: Date;
+}
+
+/** Inserts many grants in one statement (the issuance batch). */
+export async function insertGrants(db: Queryable, gs: readonly GrantRecord[]): Promise<void> {
+  if (gs.length === 0) return;
+  // Arrays of arrays cannot go through unnest, so scopes and audiences travel
+  // as space-joined text (neither may contain a space) and are split in SQL.
+  await db.query(
+    `INSERT INTO grants (token_id, app_id, agent_id, task_id, orchestration_id, human_principal, parent_token_id,
+       root_token_id, depth, scopes, audiences, key_thumbprint, key_id, issue_time, expire_time)
+     SELECT t, a, ag, tk, o, h, p, r, d, string_to_array(s, ' '), string_to_array(au, ' '), k, kid, it, et
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[])
+       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et)`,
+    [
+      gs.map((g) => g.tokenId),
+      gs.map((g) => g.appId),
+      gs.map((g) => g.agentId),
+      gs.map((g) => g.taskId),
+      gs.map((g) => g.orchestrationId),
+      gs.map((g) => g.humanPrincipal),
+      gs.map((g) => g.parentTokenId),
+      gs.map((g) => g.rootTokenId),
+      gs.map((g) => g.depth),
+      gs.map((g) => g.scopes.join(" ")),
+      gs.map((g) => g.audiences.join(" ")),
+      gs.map((g) => g.keyThumbprint),
+      gs.map((g) => g.keyId),
+      gs.map((g) => g.issueTime),
+      gs.map((g) => g.expireTime),
+    ],
+  );
+}
+
+interface Row {
+  token_id: string;
+  app_id: string;
+  agent_id: string;
+  task_id: string;
+  orchestration_id: string | null;
+  human_principal: string | null;
+  parent_token_id: string | null;
+  root_token_id: string;
+  depth: number;
+  scopes: string[];
+  audiences: string[];
+  key_thumbprint: string | null;
+  key_id: string;
+  issue_time: Date;
+  expire_time: Date;
+}
+
+const fromRow = (r: Row): GrantRecord => ({
+  tokenId: r.token_id,
+  appId: r.app_id,
+  agentId: r.agent_id,
+  taskId: r.task_id,
+  orchestrationId: r.orchestration_id,
+  humanPrincipal: r.human_principal,
+  parentTokenId: r.parent_token_id,
+  rootTokenId: r.root_token_id,
+  depth: r.depth,
+  scopes: r.scopes,
+  audiences: r.audiences,
+  keyThumbprint: r.key_thumbprint,
+  keyId: r.key_id,
+  issueTime: r.issue_time,
+  expireTime: r.expire_time,
+});
+
+export async function getGrant(db: Queryable, tokenId: string): Promise<GrantRecord | null> {
+  const { rows } = await db.query<Row>("SELECT * FROM grants WHERE token_id = $1", [tokenId]);
+  return rows[0] ? fromRow(rows[0]) : null;
+}
+
+/** The latest expiry among an agent's grants, with the agent's app; null when the agent has none. */
+export async function agentGrantSpan(db: Queryable, agentId: string): Promise<{ appId: string; expireTime: Date } | null> {
+  const { rows } = await db.query<{ app_id: string; expire_time: Date }>(
+    "SELECT app_id, max(expire_time) AS expire_time FROM grants WHERE agent_id = $1 GROUP BY app_id",
+    [agentId],
+  );
+  return rows[0] ? { appId: rows[0].app_id, expireTime: rows[0].expire_time } : null;
+}
+
+/** Grants of an app still alive at `now` (for re-checking them against a narrowed ceiling). */
+export async function liveGrantsOfApp(db: Queryable, appId: string, now: Date): Promise<GrantRecord[]> {
+  const { rows } = await db.query<Row>("SELECT * FROM grants WHERE app_id = $1 AND expire_time > $2", [appId, now]);
+  return rows.map(fromRow);
+}
+
+export async function countGrants(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM grants");
+  return Number(rows[0]!.n);
+}

@@ -1,0 +1,115 @@
+// Proto <-> domain conversion. Generated types stop here.
+
+import type { Revocation as DomainRevocation, RevocationTarget as DomainTarget } from "../domain/revocations.js";
+import { InvalidRequestError } from "../domain/errors.js";
+import type { TokenClaims as DomainClaims, TokenStatus as DomainStatus } from "../domain/tokens.js";
+import type { LoadedKey } from "../crypto/keyring.js";
+import type { AppRecord } from "../storage/apps.js";
+import { type App, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
+import { type Revocation, RevocationTarget, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
+import type { Duration } from "../gen/google/protobuf/duration.js";
+
+/** Seconds of a Duration; null when unset. Negative or fractional spans are refused. */
+export function durationSeconds(field: string, d: Duration | undefined): number | null {
+  if (d === undefined) return null;
+  if (!Number.isSafeInteger(d.seconds) || d.seconds < 0 || d.nanos !== 0 && (d.nanos < 0 || d.nanos > 999_999_999)) {
+    throw new InvalidRequestError(field, "must be a positive duration");
+  }
+  return d.seconds + d.nanos / 1e9;
+}
+
+export const seconds = (s: number): Duration => ({ seconds: s, nanos: 0 });
+
+export function claimsToProto(c: DomainClaims): TokenClaims {
+  return {
+    tokenId: c.tokenId,
+    agentId: c.agentId,
+    appId: c.appId,
+    taskId: c.taskId,
+    orchestrationId: c.orchestrationId ?? "",
+    humanPrincipal: c.humanPrincipal ?? "",
+    scopes: [...c.scopes],
+    audiences: [...c.audiences],
+    issuer: c.issuer,
+    issueTime: new Date(c.issuedAtMs),
+    notBeforeTime: new Date(c.notBeforeMs),
+    expireTime: new Date(c.expiresAtMs),
+    lineage: c.lineage.map((e) => ({ tokenId: e.tokenId, agentId: e.agentId })),
+    depth: c.lineage.length,
+    keyThumbprint: c.keyThumbprint ?? "",
+  };
+}
+
+const STATUS: Record<DomainStatus, TokenStatus> = {
+  VALID: TokenStatus.TOKEN_STATUS_VALID,
+  MALFORMED: TokenStatus.TOKEN_STATUS_MALFORMED,
+  ALGORITHM_NOT_ALLOWED: TokenStatus.TOKEN_STATUS_ALGORITHM_NOT_ALLOWED,
+  UNKNOWN_KEY: TokenStatus.TOKEN_STATUS_UNKNOWN_KEY,
+  BAD_SIGNATURE: TokenStatus.TOKEN_STATUS_BAD_SIGNATURE,
+  EXPIRED: TokenStatus.TOKEN_STATUS_EXPIRED,
+  NOT_YET_VALID: TokenStatus.TOKEN_STATUS_NOT_YET_VALID,
+  WRONG_ISSUER: TokenStatus.TOKEN_STATUS_WRONG_ISSUER,
+  WRONG_AUDIENCE: TokenStatus.TOKEN_STATUS_WRONG_AUDIENCE,
+  REVOKED: TokenStatus.TOKEN_STATUS_REVOKED,
+  INSUFFICIENT_SCOPE: TokenStatus.TOKEN_STATUS_INSUFFICIENT_SCOPE,
+  WRONG_TYPE: TokenStatus.TOKEN_STATUS_WRONG_TYPE,
+};
+
+export const statusToProto = (s: DomainStatus): TokenStatus => STATUS[s];
+
+const TARGETS: Record<DomainTarget, RevocationTarget> = {
+  token: RevocationTarget.REVOCATION_TARGET_TOKEN,
+  agent: RevocationTarget.REVOCATION_TARGET_AGENT,
+  task: RevocationTarget.REVOCATION_TARGET_TASK,
+  chain: RevocationTarget.REVOCATION_TARGET_CHAIN,
+  app: RevocationTarget.REVOCATION_TARGET_APP,
+};
+
+/** null for UNSPECIFIED or an unknown value. */
+export function targetFromProto(t: RevocationTarget): DomainTarget | null {
+  for (const [k, v] of Object.entries(TARGETS)) if (v === t) return k as DomainTarget;
+  return null;
+}
+
+export function revocationToProto(r: DomainRevocation): Revocation {
+  return {
+    target: TARGETS[r.target],
+    id: r.id,
+    appId: r.appId,
+    revokeTime: new Date(r.revokedAtMs),
+    expireTime: new Date(r.expiresAtMs),
+    cursor: r.cursor.toString(),
+  };
+}
+
+export function appToProto(a: AppRecord): App {
+  return {
+    appId: a.appId,
+    name: a.name,
+    scopeCeiling: [...a.scopeCeiling],
+    audiences: [...a.audiences],
+    maxTtl: seconds(a.maxTtlSeconds),
+    maxDelegationDepth: a.maxDelegationDepth,
+    disabled: a.disabled,
+    createTime: a.createTime,
+    updateTime: a.updateTime,
+  };
+}
+
+const KEY_STATES = {
+  next: SigningKeyState.SIGNING_KEY_STATE_NEXT,
+  active: SigningKeyState.SIGNING_KEY_STATE_ACTIVE,
+  retired: SigningKeyState.SIGNING_KEY_STATE_RETIRED,
+} as const;
+
+export function keyToProto(k: LoadedKey): SigningKey {
+  return {
+    keyId: k.stored.keyId,
+    algorithm: k.stored.algorithm,
+    state: KEY_STATES[k.stored.state],
+    publicJwkJson: k.stored.publicJwk,
+    createTime: k.stored.createTime,
+    activateTime: k.stored.activateTime ?? undefined,
+    retireTime: k.stored.retireTime ?? undefined,
+  };
+}

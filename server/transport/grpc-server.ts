@@ -1,0 +1,267 @@
+// The gRPC edge: handlers for BrokerService and AdminService, health checking
+// and reflection. Each handler authenticates, converts the request to plain
+// objects, calls the service layer and converts the answer back. Every error
+// leaves through the one table in errors.ts.
+
+import * as grpc from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { NotImplementedError, ShuttingDownError } from "../domain/errors.js";
+import type { AppAdmin } from "../service/apps.js";
+import type { Broker } from "../service/broker.js";
+import type { KeyManager } from "../service/keys.js";
+import { type Allowed, authenticate, type Principal } from "../service/principals.js";
+import type { Logger } from "../telemetry/logger.js";
+import type { Metrics } from "../telemetry/metrics.js";
+import { verifyAudit } from "../storage/audit.js";
+import type { Db } from "../storage/db.js";
+import { AdminServiceService, type AdminServiceServer } from "../gen/baton/v1/admin.js";
+import { BrokerServiceService, type BrokerServiceServer } from "../gen/baton/v1/broker.js";
+import { credentialsFrom } from "./auth.js";
+import {
+  appToProto,
+  claimsToProto,
+  durationSeconds,
+  keyToProto,
+  revocationToProto,
+  statusToProto,
+  targetFromProto,
+} from "./convert.js";
+import { mapError, toServiceError } from "./errors.js";
+
+const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Requests above this are refused by grpc-js before any handler runs. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export interface GrpcDeps {
+  readonly broker: Broker;
+  readonly apps: AppAdmin;
+  readonly keys: KeyManager;
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+interface CallContext {
+  readonly requestId: string;
+  /** Authenticates the caller as one of the allowed kinds. */
+  readonly caller: (allowed: readonly Allowed[]) => Promise<Principal>;
+}
+
+export class GrpcServer {
+  readonly server: grpc.Server;
+  readonly health: HealthImplementation;
+  private shuttingDown = false;
+
+  constructor(private readonly deps: GrpcDeps) {
+    this.server = new grpc.Server({
+      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.keepalive_permit_without_calls": 1,
+    });
+    this.server.addService(BrokerServiceService, this.brokerHandlers());
+    this.server.addService(AdminServiceService, this.adminHandlers());
+    this.health = new HealthImplementation({ "": "NOT_SERVING", "baton.v1.BrokerService": "NOT_SERVING", "baton.v1.AdminService": "NOT_SERVING" });
+    this.health.addToServer(this.server);
+    const definitions = loadSync(["baton/v1/broker.proto", "baton/v1/admin.proto", "baton/v1/errors.proto"], {
+      includeDirs: [PROTO_DIR],
+    });
+    new ReflectionService(definitions).addToServer(this.server);
+  }
+
+  /** Binds and returns the port (useful with port 0). */
+  listen(address: string, tls: { certFile: string; keyFile: string; clientCaFile: string | null } | null): Promise<number> {
+    const creds = tls
+      ? grpc.ServerCredentials.createSsl(
+          tls.clientCaFile ? readFileSync(tls.clientCaFile) : null,
+          [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+          tls.clientCaFile !== null,
+        )
+      : grpc.ServerCredentials.createInsecure();
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
+    });
+  }
+
+  setServing(serving: boolean): void {
+    const s = serving ? "SERVING" : "NOT_SERVING";
+    for (const name of ["", "baton.v1.BrokerService", "baton.v1.AdminService"]) this.health.setStatus(name, s);
+  }
+
+  /** Stops taking calls; waits up to `graceMs` for running ones, then cancels them. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
+    this.setServing(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Wraps a unary handler: request id, authentication helper, metrics, the error table. */
+  private unary<Req, Res>(
+    method: string,
+    fn: (req: Req, ctx: CallContext) => Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
+    const { broker, logger, metrics } = this.deps;
+    return (call, callback) => {
+      const started = process.hrtime.bigint();
+      const given = call.metadata.get("x-request-id")[0];
+      const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+      const ctx: CallContext = {
+        requestId,
+        caller: (allowed) => authenticate(broker, credentialsFrom(call.metadata), allowed),
+      };
+      const finish = (code: grpc.status): void => {
+        metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
+      };
+      const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : fn(call.request, ctx);
+      run.then(
+        (res) => {
+          finish(grpc.status.OK);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const m = mapError(err, requestId);
+          if (m.unexpected) logger.error("request failed", { method, request_id: requestId, error: err });
+          else logger.debug("request refused", { method, request_id: requestId, reason: m.reason });
+          finish(m.code);
+          callback(toServiceError(m));
+        },
+      );
+    };
+  }
+
+  private brokerHandlers(): BrokerServiceServer {
+    const { broker, keys, metrics } = this.deps;
+    return {
+      issue: this.unary("Issue", async (req, ctx) => {
+        const caller = await ctx.caller(["app"]);
+        const r = await broker.issue(
+          caller,
+          {
+            taskId: req.taskId,
+            orchestrationId: req.orchestrationId,
+            humanPrincipal: req.humanPrincipal,
+            scopes: req.scopes,
+            audiences: req.audiences,
+            ttlSeconds: durationSeconds("ttl", req.ttl),
+            allowTtlClamp: req.allowTtlClamp,
+            agentPublicKeyJwk: req.agentPublicKeyJwk,
+          },
+          ctx,
+        );
+        return { accessToken: r.token, claims: claimsToProto(r.claims), ttlClamped: r.ttlClamped };
+      }),
+      delegate: this.unary("Delegate", async (_req, ctx) => {
+        await ctx.caller(["agent"]);
+        throw new NotImplementedError("Delegate");
+      }),
+      validate: this.unary("Validate", async (req, ctx) => {
+        const caller = await ctx.caller(["app", "operator"]);
+        const v = await broker.validate(caller, { token: req.token, audience: req.audience, requiredScopes: req.requiredScopes });
+        metrics.observeValidation(v.status);
+        return {
+          valid: v.status === "VALID",
+          status: statusToProto(v.status),
+          claims: v.claims ? claimsToProto(v.claims) : undefined,
+        };
+      }),
+      revoke: this.unary("Revoke", async (req, ctx) => {
+        const caller = await ctx.caller(["operator", "app", "agent"]);
+        const r = await broker.revoke(
+          caller,
+          { target: targetFromProto(req.target), id: req.id, appId: req.appId, reason: req.reason },
+          ctx,
+        );
+        return { revocation: revocationToProto(r) };
+      }),
+      streamRevocations: (call) => {
+        const m = mapError(new NotImplementedError("StreamRevocations"), "");
+        call.emit("error", toServiceError(m));
+      },
+      getKeySet: this.unary("GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
+    };
+  }
+
+  private adminHandlers(): AdminServiceServer {
+    const { apps, keys, db } = this.deps;
+    const operator = (ctx: CallContext) => ctx.caller(["operator"]);
+    return {
+      createApp: this.unary("CreateApp", async (req, ctx) => {
+        await operator(ctx);
+        const maxTtl = durationSeconds("max_ttl", req.maxTtl);
+        const r = await apps.create(
+          {
+            name: req.name,
+            scopeCeiling: req.scopeCeiling,
+            audiences: req.audiences,
+            maxTtlSeconds: maxTtl === null ? null : Math.floor(maxTtl),
+            maxDelegationDepth: req.maxDelegationDepth,
+          },
+          ctx.requestId,
+        );
+        return { app: appToProto(r.app), clientSecret: r.clientSecret };
+      }),
+      getApp: this.unary("GetApp", async (req, ctx) => {
+        await operator(ctx);
+        return { app: appToProto(await apps.get(req.appId)) };
+      }),
+      listApps: this.unary("ListApps", async (req, ctx) => {
+        await operator(ctx);
+        const r = await apps.list(req.pageSize, req.pageToken);
+        return { apps: r.apps.map(appToProto), nextPageToken: r.nextPageToken };
+      }),
+      updateApp: this.unary("UpdateApp", async (req, ctx) => {
+        await operator(ctx);
+        const maxTtl = durationSeconds("max_ttl", req.maxTtl);
+        const r = await apps.update(
+          {
+            appId: req.appId,
+            name: req.name ?? null,
+            scopeCeiling: req.updateScopeCeiling ? req.scopeCeiling : null,
+            audiences: req.updateAudiences ? req.audiences : null,
+            maxTtlSeconds: maxTtl === null ? null : Math.floor(maxTtl),
+            maxDelegationDepth: req.maxDelegationDepth ?? null,
+          },
+          ctx.requestId,
+        );
+        return { app: appToProto(r.app), revokedTokenCount: r.revokedTokenCount };
+      }),
+      disableApp: this.unary("DisableApp", async (req, ctx) => {
+        await operator(ctx);
+        return { app: appToProto(await apps.disable(req.appId, req.reason, ctx.requestId)) };
+      }),
+      rotateAppSecret: this.unary("RotateAppSecret", async (req, ctx) => {
+        await operator(ctx);
+        return { clientSecret: await apps.rotateSecret(req.appId, ctx.requestId) };
+      }),
+      listSigningKeys: this.unary("ListSigningKeys", async (_req, ctx) => {
+        await operator(ctx);
+        return { keys: keys.ring.keys.map(keyToProto) };
+      }),
+      rotateSigningKey: this.unary("RotateSigningKey", async (_req, ctx) => {
+        await operator(ctx);
+        const ring = await keys.rotate(ctx.requestId);
+        const next = ring.keys.find((k) => k.stored.state === "next");
+        return { active: keyToProto(ring.active), next: next ? keyToProto(next) : undefined };
+      }),
+      verifyAuditLog: this.unary("VerifyAuditLog", async (_req, ctx) => {
+        await operator(ctx);
+        const r = await verifyAudit(db);
+        return { intact: r.intact, eventCount: r.eventCount, firstBrokenSeq: Number(r.firstBrokenSeq) };
+      }),
+    };
+  }
+}
