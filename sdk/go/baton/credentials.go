@@ -1,0 +1,37 @@
+package baton
+
+import (
+	"context"
+	"encoding/base64"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// BasicAuth returns per-RPC credentials that authenticate an app with its
+// client id and secret: `authorization: Basic base64(id ":" secret)`.
+//
+// They do not demand a secure transport, so that a broker on loopback can be
+// reached in plaintext; choose the transport with [WithTransportCredentials].
+func BasicAuth(clientID, clientSecret string) credentials.PerRPCCredentials {
+	raw := clientID + ":" + clientSecret
+	return staticAuth("Basic " + base64.StdEncoding.EncodeToString([]byte(raw)))
+}
+
+// BearerToken returns per-RPC credentials that authenticate an agent (with
+// its Baton token) or an operator (with its operator credential):
+// `authorization: Bearer <token>`. Like [BasicAuth], they do not demand a
+// secure transport.
+func BearerToken(token string) credentials.PerRPCCredentials {
+	return staticAuth("Bearer " + token)
+}
+
+// staticAuth is an `authorization` header value sent on every call.
+type staticAuth string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (a staticAuth) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": string(a)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (staticAuth) RequireTransportSecurity() bool { return false }

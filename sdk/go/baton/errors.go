@@ -1,0 +1,107 @@
+package baton
+
+import (
+	"errors"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/baton-dev/baton/sdk/go/batonv1"
+)
+
+// ErrorDomain is the `google.rpc.ErrorInfo` domain of Baton's errors.
+const ErrorDomain = "baton.dev"
+
+// reasonPrefix is what ErrorInfo reasons drop from ErrorReason value names.
+const reasonPrefix = "ERROR_REASON_"
+
+// Error is an error returned by the broker, or by gRPC on the way to it.
+//
+// Use errors.As to get one from an error returned by a [Client] call.
+// status.Code and status.FromError keep working on it.
+type Error struct {
+	// Code is the gRPC status code.
+	Code codes.Code
+	// Reason is the ErrorInfo reason, a batonv1.ErrorReason value name
+	// without the `ERROR_REASON_` prefix (for example "SCOPE_NOT_COVERED").
+	// Empty when the error carries no Baton ErrorInfo, as for a deadline
+	// exceeded or a broker that cannot be reached.
+	Reason string
+	// Metadata is the ErrorInfo metadata, naming the offending input (for
+	// example "excess_scopes"). Never nil.
+	Metadata map[string]string
+	// Message is the gRPC status message.
+	Message string
+
+	status *status.Status
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("baton: ")
+	b.WriteString(e.Code.String())
+	if e.Reason != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Reason)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// GRPCStatus returns the status the error was built from, so that
+// status.Code(err) and status.FromError(err) work on an *Error.
+func (e *Error) GRPCStatus() *status.Status { return e.status }
+
+// ErrorReason returns Reason as a batonv1.ErrorReason, or
+// ERROR_REASON_UNSPECIFIED when the reason is empty or unknown to this SDK.
+func (e *Error) ErrorReason() batonv1.ErrorReason {
+	return batonv1.ErrorReason(batonv1.ErrorReason_value[reasonPrefix+e.Reason])
+}
+
+// FromError converts an error returned by a gRPC call to an *Error. It
+// returns nil for nil, and err itself when err is already an *Error or is
+// not a gRPC status error (a context error from before the call started,
+// for example).
+func FromError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	e := &Error{
+		Code:     st.Code(),
+		Metadata: map[string]string{},
+		Message:  st.Message(),
+		status:   st,
+	}
+	for _, detail := range st.Details() {
+		info, ok := detail.(*errdetails.ErrorInfo)
+		if !ok || info.GetDomain() != ErrorDomain {
+			continue
+		}
+		e.Reason = info.GetReason()
+		for k, v := range info.GetMetadata() {
+			e.Metadata[k] = v
+		}
+		break
+	}
+	return e
+}
+
+// ReasonOf returns the ErrorInfo reason string of an ErrorReason, for
+// comparing with [Error.Reason].
+func ReasonOf(r batonv1.ErrorReason) string {
+	return strings.TrimPrefix(r.String(), reasonPrefix)
+}

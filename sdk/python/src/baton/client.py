@@ -1,0 +1,244 @@
+"""A thin client for Baton's BrokerService."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import grpc
+
+from baton.errors import from_rpc_error
+from baton.v1 import broker_pb2, broker_pb2_grpc
+
+_Response = TypeVar("_Response")
+
+#: The deadline, in seconds, of a call when neither the client nor the call
+#: sets one.
+DEFAULT_TIMEOUT = 5.0
+
+
+class BrokerClient:
+    """A connection to a broker with the caller's credentials.
+
+    Every call sends an ``authorization`` header (``Basic`` for an app,
+    ``Bearer`` for an agent or an operator), has a deadline, and raises
+    :class:`baton.BatonError` (or a subclass) on failure.
+
+    Usable as a context manager; otherwise call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        bearer_token: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        *,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        """Open a channel to the broker at ``target``.
+
+        Args:
+            target: ``host:port`` or any gRPC target URI.
+            client_id: An app's client id; needs ``client_secret``.
+            client_secret: That app's secret.
+            bearer_token: An agent's Baton token or an operator credential,
+                instead of ``client_id``/``client_secret``.
+            timeout: The deadline of each call, in seconds, unless the call
+                gives its own; ``None`` for no deadline.
+            channel_credentials: Transport security, for example
+                ``grpc.ssl_channel_credentials()``. ``None`` is plaintext,
+                only fit for a broker on loopback: credentials travel on
+                every call.
+            options: gRPC channel options.
+
+        Raises:
+            ValueError: When credentials are incomplete or of both kinds.
+        """
+        if (client_id is None) != (client_secret is None):
+            raise ValueError("client_id and client_secret go together")
+        if client_id is not None and bearer_token is not None:
+            raise ValueError("give either client_id/client_secret or bearer_token, not both")
+        self._metadata: tuple[tuple[str, str], ...] = ()
+        if client_id is not None and client_secret is not None:
+            basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+            self._metadata = (("authorization", f"Basic {basic}"),)
+        elif bearer_token is not None:
+            self._metadata = (("authorization", f"Bearer {bearer_token}"),)
+        self._timeout = timeout
+        if channel_credentials is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.secure_channel(target, channel_credentials, options=options)
+        self._stub = broker_pb2_grpc.BrokerServiceStub(self._channel)
+
+    @property
+    def stub(self) -> broker_pb2_grpc.BrokerServiceStub:
+        """The generated stub, for calls this class does not wrap.
+
+        Calls made on it directly get neither credentials nor a deadline:
+        pass ``metadata=client.call_metadata`` and ``timeout=...``.
+        """
+        return self._stub
+
+    @property
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata (``authorization``) this client sends on every call."""
+        return self._metadata
+
+    def issue(
+        self,
+        task_id: str,
+        scopes: Sequence[str],
+        audiences: Sequence[str],
+        *,
+        ttl: datetime.timedelta | None = None,
+        allow_ttl_clamp: bool = False,
+        orchestration_id: str = "",
+        human_principal: str = "",
+        agent_public_key_jwk: str = "",
+        timeout: float | None = None,
+    ) -> broker_pb2.IssueResponse:
+        """Issue a token for one new agent of one task (as an app).
+
+        Args:
+            task_id: The task the agent works on.
+            scopes: The scopes the agent needs; each within the app's ceiling.
+            audiences: The resource servers the token is for.
+            ttl: The token's lifetime; ``None`` for the broker default.
+            allow_ttl_clamp: Shorten a TTL above the app's maximum instead of
+                failing.
+            orchestration_id: The orchestration run, for the audit trail.
+            human_principal: The human the work is done for.
+            agent_public_key_jwk: A public JWK to bind the token to.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The signed token and its decoded claims.
+
+        Raises:
+            BatonError: For example :class:`baton.PermissionDeniedError` with
+                reason ``SCOPE_NOT_COVERED``.
+        """
+        request = broker_pb2.IssueRequest(
+            task_id=task_id,
+            scopes=scopes,
+            audiences=audiences,
+            ttl=ttl,
+            allow_ttl_clamp=allow_ttl_clamp,
+            orchestration_id=orchestration_id,
+            human_principal=human_principal,
+            agent_public_key_jwk=agent_public_key_jwk,
+        )
+        response: broker_pb2.IssueResponse = self._call(self._stub.Issue, request, timeout)
+        return response
+
+    def validate(
+        self,
+        token: str,
+        audience: str,
+        required_scopes: Sequence[str] = (),
+        *,
+        timeout: float | None = None,
+    ) -> broker_pb2.ValidateResponse:
+        """Check a token online for one audience (as an app or an operator).
+
+        An invalid token is an ordinary answer (``valid`` false and a
+        ``status`` saying why), not an error.
+
+        Args:
+            token: The token to check.
+            audience: The resource server the caller validates for.
+            required_scopes: Scopes the token must cover.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The verdict, with the claims when the signature verified.
+
+        Raises:
+            BatonError: When the call itself fails (credentials, broker).
+        """
+        request = broker_pb2.ValidateRequest(
+            token=token, audience=audience, required_scopes=required_scopes
+        )
+        response: broker_pb2.ValidateResponse = self._call(
+            self._stub.Validate, request, timeout
+        )
+        return response
+
+    def revoke(
+        self,
+        target: broker_pb2.RevocationTarget | str,
+        target_id: str = "",
+        *,
+        app_id: str = "",
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> broker_pb2.RevokeResponse:
+        """Revoke a token, an agent, a task, a delegation chain or an app.
+
+        Args:
+            target: A ``RevocationTarget`` value, or its name with or
+                without the ``REVOCATION_TARGET_`` prefix (``"TOKEN"``).
+            target_id: The token, agent, task or app id. Empty with
+                ``TOKEN`` for an agent releasing the token it calls with.
+            app_id: The app a ``TASK`` belongs to (operators only).
+            reason: Why, for the audit trail.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The revocation as stored; effective when this returns.
+
+        Raises:
+            BatonError: For example :class:`baton.PermissionDeniedError` when
+                an app revokes what another app issued.
+            ValueError: When ``target`` names no revocation target.
+        """
+        if isinstance(target, str):
+            name = target.upper()
+            if not name.startswith("REVOCATION_TARGET_"):
+                name = "REVOCATION_TARGET_" + name
+            # Value raises ValueError for an unknown name.
+            target = cast(broker_pb2.RevocationTarget, broker_pb2.RevocationTarget.Value(name))
+        request = broker_pb2.RevokeRequest(
+            target=target, id=target_id, app_id=app_id, reason=reason
+        )
+        response: broker_pb2.RevokeResponse = self._call(self._stub.Revoke, request, timeout)
+        return response
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> BrokerClient:
+        """Return the client itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
+
+    def _call(
+        self,
+        method: Callable[..., _Response],
+        request: Any,
+        timeout: float | None,
+    ) -> _Response:
+        try:
+            return method(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error

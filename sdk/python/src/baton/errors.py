@@ -1,0 +1,156 @@
+"""Typed errors for Baton calls.
+
+Every error the broker returns carries a ``google.rpc.Status`` in the
+``grpc-status-details-bin`` trailer, holding one ``google.rpc.ErrorInfo``
+with domain ``baton.dev`` and a reason (a ``baton.v1.ErrorReason`` value name
+without the ``ERROR_REASON_`` prefix). :func:`from_rpc_error` turns a failed
+call into a :class:`BatonError` (or a subclass chosen by status code) that
+exposes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from baton.v1 import errors_pb2
+
+#: The ``google.rpc.ErrorInfo`` domain of Baton's errors.
+ERROR_DOMAIN = "baton.dev"
+
+_REASON_PREFIX = "ERROR_REASON_"
+
+
+class BatonError(Exception):
+    """An error returned by the broker, or by gRPC on the way to it.
+
+    Attributes:
+        code: The gRPC status code.
+        message: The gRPC status message (short, for people).
+        reason: The ErrorInfo reason, for example ``"SCOPE_NOT_COVERED"``;
+            empty when the error carries no Baton ErrorInfo (a deadline
+            exceeded, a broker that cannot be reached).
+        metadata: The ErrorInfo metadata naming the offending input, for
+            example ``{"excess_scopes": "...", "rule": "ceiling"}``.
+    """
+
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    metadata: dict[str, str]
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Build an error from its parts (see :func:`from_rpc_error`)."""
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+        text = f"{code.name}"
+        if reason:
+            text += f" {reason}"
+        if message:
+            text += f": {message}"
+        super().__init__(text)
+
+    @property
+    def error_reason(self) -> errors_pb2.ErrorReason:
+        """The reason as a ``baton.v1.ErrorReason`` value.
+
+        ``ERROR_REASON_UNSPECIFIED`` when the reason is empty or unknown to
+        this SDK version.
+        """
+        try:
+            value = errors_pb2.ErrorReason.Value(_REASON_PREFIX + self.reason)
+        except ValueError:
+            return errors_pb2.ERROR_REASON_UNSPECIFIED
+        # At run time enum values are plain ints; the stubs type them.
+        return cast(errors_pb2.ErrorReason, value)
+
+    def __repr__(self) -> str:
+        """Show the code, reason, message and metadata."""
+        return (
+            f"{type(self).__name__}(code={self.code.name}, reason={self.reason!r}, "
+            f"message={self.message!r}, metadata={self.metadata!r})"
+        )
+
+
+class InvalidArgumentError(BatonError):
+    """The request was refused as malformed (``INVALID_ARGUMENT``)."""
+
+
+class UnauthenticatedError(BatonError):
+    """The credentials are missing or wrong (``UNAUTHENTICATED``)."""
+
+
+class PermissionDeniedError(BatonError):
+    """The caller may not do this (``PERMISSION_DENIED``)."""
+
+
+class NotFoundError(BatonError):
+    """The named app, key or token does not exist (``NOT_FOUND``)."""
+
+
+class UnavailableError(BatonError):
+    """The broker cannot serve now; retrying may help (``UNAVAILABLE``)."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[BatonError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+}
+
+
+def reason_of(reason: errors_pb2.ErrorReason) -> str:
+    """Return the ErrorInfo reason string of an ``ErrorReason`` value.
+
+    For example ``reason_of(errors_pb2.ERROR_REASON_SCOPE_NOT_COVERED)`` is
+    ``"SCOPE_NOT_COVERED"``, to compare with :attr:`BatonError.reason`.
+    """
+    name: str = errors_pb2.ErrorReason.Name(reason)
+    return name.removeprefix(_REASON_PREFIX)
+
+
+def from_rpc_error(error: grpc.RpcError) -> BatonError:
+    """Convert a failed gRPC call into a :class:`BatonError`.
+
+    The subclass is chosen by status code (:class:`PermissionDeniedError`
+    for ``PERMISSION_DENIED``...); other codes give a plain
+    :class:`BatonError`. Reason and metadata come from the first
+    ``ErrorInfo`` of domain ``baton.dev`` in the status details.
+    """
+    call = error if isinstance(error, grpc.Call) else None
+    code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
+    message = (call.details() or "") if call is not None else str(error)
+    reason = ""
+    metadata: dict[str, str] = {}
+    try:
+        status = rpc_status.from_call(call) if call is not None else None
+    except ValueError:
+        # The details disagree with the call's own code or message: not a
+        # status Baton sent. Keep the code and message.
+        status = None
+    if status is not None:
+        for detail in status.details:
+            if not detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                continue
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.domain != ERROR_DOMAIN:
+                continue
+            reason = info.reason
+            metadata = dict(info.metadata)
+            break
+    return _BY_CODE.get(code, BatonError)(code, message, reason, metadata)

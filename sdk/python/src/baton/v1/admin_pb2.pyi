@@ -1,0 +1,203 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SigningKeyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNING_KEY_STATE_UNSPECIFIED: _ClassVar[SigningKeyState]
+    SIGNING_KEY_STATE_NEXT: _ClassVar[SigningKeyState]
+    SIGNING_KEY_STATE_ACTIVE: _ClassVar[SigningKeyState]
+    SIGNING_KEY_STATE_RETIRED: _ClassVar[SigningKeyState]
+SIGNING_KEY_STATE_UNSPECIFIED: SigningKeyState
+SIGNING_KEY_STATE_NEXT: SigningKeyState
+SIGNING_KEY_STATE_ACTIVE: SigningKeyState
+SIGNING_KEY_STATE_RETIRED: SigningKeyState
+
+class App(_message.Message):
+    __slots__ = ("app_id", "name", "scope_ceiling", "audiences", "max_ttl", "max_delegation_depth", "disabled", "create_time", "update_time")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TTL_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELEGATION_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    name: str
+    scope_ceiling: _containers.RepeatedScalarFieldContainer[str]
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    max_ttl: _duration_pb2.Duration
+    max_delegation_depth: int
+    disabled: bool
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateAppRequest(_message.Message):
+    __slots__ = ("name", "scope_ceiling", "audiences", "max_ttl", "max_delegation_depth")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TTL_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELEGATION_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scope_ceiling: _containers.RepeatedScalarFieldContainer[str]
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    max_ttl: _duration_pb2.Duration
+    max_delegation_depth: int
+    def __init__(self, name: _Optional[str] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ...) -> None: ...
+
+class CreateAppResponse(_message.Message):
+    __slots__ = ("app", "client_secret")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    app: App
+    client_secret: str
+    def __init__(self, app: _Optional[_Union[App, _Mapping]] = ..., client_secret: _Optional[str] = ...) -> None: ...
+
+class GetAppRequest(_message.Message):
+    __slots__ = ("app_id",)
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    def __init__(self, app_id: _Optional[str] = ...) -> None: ...
+
+class GetAppResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: App
+    def __init__(self, app: _Optional[_Union[App, _Mapping]] = ...) -> None: ...
+
+class ListAppsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAppsResponse(_message.Message):
+    __slots__ = ("apps", "next_page_token")
+    APPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    apps: _containers.RepeatedCompositeFieldContainer[App]
+    next_page_token: str
+    def __init__(self, apps: _Optional[_Iterable[_Union[App, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateAppRequest(_message.Message):
+    __slots__ = ("app_id", "name", "update_scope_ceiling", "scope_ceiling", "update_audiences", "audiences", "max_ttl", "max_delegation_depth")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TTL_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELEGATION_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    name: str
+    update_scope_ceiling: bool
+    scope_ceiling: _containers.RepeatedScalarFieldContainer[str]
+    update_audiences: bool
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    max_ttl: _duration_pb2.Duration
+    max_delegation_depth: int
+    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., update_scope_ceiling: _Optional[bool] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., update_audiences: _Optional[bool] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ...) -> None: ...
+
+class UpdateAppResponse(_message.Message):
+    __slots__ = ("app", "revoked_token_count")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    app: App
+    revoked_token_count: int
+    def __init__(self, app: _Optional[_Union[App, _Mapping]] = ..., revoked_token_count: _Optional[int] = ...) -> None: ...
+
+class DisableAppRequest(_message.Message):
+    __slots__ = ("app_id", "reason")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    reason: str
+    def __init__(self, app_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DisableAppResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: App
+    def __init__(self, app: _Optional[_Union[App, _Mapping]] = ...) -> None: ...
+
+class RotateAppSecretRequest(_message.Message):
+    __slots__ = ("app_id",)
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    def __init__(self, app_id: _Optional[str] = ...) -> None: ...
+
+class RotateAppSecretResponse(_message.Message):
+    __slots__ = ("client_secret",)
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    client_secret: str
+    def __init__(self, client_secret: _Optional[str] = ...) -> None: ...
+
+class SigningKey(_message.Message):
+    __slots__ = ("key_id", "algorithm", "state", "public_jwk_json", "create_time", "activate_time", "retire_time")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_JWK_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    algorithm: str
+    state: SigningKeyState
+    public_jwk_json: str
+    create_time: _timestamp_pb2.Timestamp
+    activate_time: _timestamp_pb2.Timestamp
+    retire_time: _timestamp_pb2.Timestamp
+    def __init__(self, key_id: _Optional[str] = ..., algorithm: _Optional[str] = ..., state: _Optional[_Union[SigningKeyState, str]] = ..., public_jwk_json: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListSigningKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSigningKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[SigningKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[SigningKey, _Mapping]]] = ...) -> None: ...
+
+class RotateSigningKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateSigningKeyResponse(_message.Message):
+    __slots__ = ("active", "next")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    active: SigningKey
+    next: SigningKey
+    def __init__(self, active: _Optional[_Union[SigningKey, _Mapping]] = ..., next: _Optional[_Union[SigningKey, _Mapping]] = ...) -> None: ...
+
+class VerifyAuditLogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyAuditLogResponse(_message.Message):
+    __slots__ = ("intact", "event_count", "first_broken_seq")
+    INTACT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BROKEN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    intact: bool
+    event_count: int
+    first_broken_seq: int
+    def __init__(self, intact: _Optional[bool] = ..., event_count: _Optional[int] = ..., first_broken_seq: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,60 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_REQUEST: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_SCOPE: _ClassVar[ErrorReason]
+    ERROR_REASON_SCOPE_NOT_COVERED: _ClassVar[ErrorReason]
+    ERROR_REASON_AUDIENCE_NOT_ALLOWED: _ClassVar[ErrorReason]
+    ERROR_REASON_TTL_EXCEEDS_MAXIMUM: _ClassVar[ErrorReason]
+    ERROR_REASON_DELEGATION_DEPTH_EXCEEDED: _ClassVar[ErrorReason]
+    ERROR_REASON_CREDENTIALS_MISSING: _ClassVar[ErrorReason]
+    ERROR_REASON_CREDENTIALS_INVALID: _ClassVar[ErrorReason]
+    ERROR_REASON_TOKEN_INVALID: _ClassVar[ErrorReason]
+    ERROR_REASON_APP_DISABLED: _ClassVar[ErrorReason]
+    ERROR_REASON_NOT_PERMITTED: _ClassVar[ErrorReason]
+    ERROR_REASON_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_ALREADY_EXISTS: _ClassVar[ErrorReason]
+    ERROR_REASON_PROOF_REQUIRED: _ClassVar[ErrorReason]
+    ERROR_REASON_PROOF_INVALID: _ClassVar[ErrorReason]
+    ERROR_REASON_PROOF_REPLAYED: _ClassVar[ErrorReason]
+    ERROR_REASON_PARENT_REVOKED: _ClassVar[ErrorReason]
+    ERROR_REASON_PARENT_EXPIRED: _ClassVar[ErrorReason]
+    ERROR_REASON_CURSOR_EXPIRED: _ClassVar[ErrorReason]
+    ERROR_REASON_CURSOR_INVALID: _ClassVar[ErrorReason]
+    ERROR_REASON_SUBSCRIBER_TOO_SLOW: _ClassVar[ErrorReason]
+    ERROR_REASON_SHUTTING_DOWN: _ClassVar[ErrorReason]
+    ERROR_REASON_NOT_IMPLEMENTED: _ClassVar[ErrorReason]
+    ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_UNAVAILABLE: _ClassVar[ErrorReason]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+ERROR_REASON_INVALID_REQUEST: ErrorReason
+ERROR_REASON_INVALID_SCOPE: ErrorReason
+ERROR_REASON_SCOPE_NOT_COVERED: ErrorReason
+ERROR_REASON_AUDIENCE_NOT_ALLOWED: ErrorReason
+ERROR_REASON_TTL_EXCEEDS_MAXIMUM: ErrorReason
+ERROR_REASON_DELEGATION_DEPTH_EXCEEDED: ErrorReason
+ERROR_REASON_CREDENTIALS_MISSING: ErrorReason
+ERROR_REASON_CREDENTIALS_INVALID: ErrorReason
+ERROR_REASON_TOKEN_INVALID: ErrorReason
+ERROR_REASON_APP_DISABLED: ErrorReason
+ERROR_REASON_NOT_PERMITTED: ErrorReason
+ERROR_REASON_NOT_FOUND: ErrorReason
+ERROR_REASON_ALREADY_EXISTS: ErrorReason
+ERROR_REASON_PROOF_REQUIRED: ErrorReason
+ERROR_REASON_PROOF_INVALID: ErrorReason
+ERROR_REASON_PROOF_REPLAYED: ErrorReason
+ERROR_REASON_PARENT_REVOKED: ErrorReason
+ERROR_REASON_PARENT_EXPIRED: ErrorReason
+ERROR_REASON_CURSOR_EXPIRED: ErrorReason
+ERROR_REASON_CURSOR_INVALID: ErrorReason
+ERROR_REASON_SUBSCRIBER_TOO_SLOW: ErrorReason
+ERROR_REASON_SHUTTING_DOWN: ErrorReason
+ERROR_REASON_NOT_IMPLEMENTED: ErrorReason
+ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_UNAVAILABLE: ErrorReason

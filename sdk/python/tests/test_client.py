@@ -1,0 +1,132 @@
+"""BrokerClient against an in-process fake broker: credentials, deadlines
+and error details, without a live broker."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+import baton
+from baton.v1 import broker_pb2, broker_pb2_grpc, errors_pb2
+
+
+class FakeBroker(broker_pb2_grpc.BrokerServiceServicer):
+    """Records what reaches it; refuses Issue the way the broker does."""
+
+    def __init__(self) -> None:
+        self.authorization: str | None = None
+        self.time_remaining: float | None = None
+        self.issue_request: broker_pb2.IssueRequest | None = None
+        self.revoke_request: broker_pb2.RevokeRequest | None = None
+
+    def _record(self, context: grpc.ServicerContext) -> None:
+        value = dict(context.invocation_metadata()).get("authorization")
+        self.authorization = value if isinstance(value, str) else None
+        self.time_remaining = context.time_remaining()
+
+    def Issue(self, request: broker_pb2.IssueRequest, context: grpc.ServicerContext) -> Any:
+        self._record(context)
+        self.issue_request = request
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.ErrorInfo(
+                reason="SCOPE_NOT_COVERED",
+                domain="baton.dev",
+                metadata={"excess_scopes": "admin:everything:*", "rule": "ceiling"},
+            )
+        )
+        context.abort_with_status(
+            rpc_status.to_status(
+                status_pb2.Status(
+                    code=code_pb2.PERMISSION_DENIED,
+                    message="requested scopes are not covered by the app's ceiling",
+                    details=[detail],
+                )
+            )
+        )
+
+    def Revoke(self, request: broker_pb2.RevokeRequest, context: grpc.ServicerContext) -> Any:
+        self._record(context)
+        self.revoke_request = request
+        return broker_pb2.RevokeResponse(
+            revocation=broker_pb2.Revocation(target=request.target, id=request.id)
+        )
+
+    def Validate(self, request: broker_pb2.ValidateRequest, context: grpc.ServicerContext) -> Any:
+        self._record(context)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "database unreachable")
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeBroker, str]]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    broker = FakeBroker()
+    broker_pb2_grpc.add_BrokerServiceServicer_to_server(broker, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield broker, f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
+
+
+def test_basic_credentials_deadline_and_error_details(fake: tuple[FakeBroker, str]) -> None:
+    broker, addr = fake
+    with baton.BrokerClient(addr, client_id="app-1", client_secret="s3:cret", timeout=3.0) as client:
+        with pytest.raises(baton.PermissionDeniedError) as caught:
+            client.issue(
+                "task-1",
+                scopes=["admin:everything:*"],
+                audiences=["crm"],
+                ttl=datetime.timedelta(seconds=90),
+            )
+    expected = base64.b64encode(b"app-1:s3:cret").decode()
+    assert broker.authorization == f"Basic {expected}"
+    assert broker.time_remaining is not None and 0 < broker.time_remaining <= 3.0
+    assert broker.issue_request is not None
+    assert broker.issue_request.ttl.ToTimedelta() == datetime.timedelta(seconds=90)
+    err = caught.value
+    assert err.code == grpc.StatusCode.PERMISSION_DENIED
+    assert err.reason == "SCOPE_NOT_COVERED"
+    assert err.reason == baton.reason_of(errors_pb2.ERROR_REASON_SCOPE_NOT_COVERED)
+    assert err.error_reason == errors_pb2.ERROR_REASON_SCOPE_NOT_COVERED
+    assert err.metadata == {"excess_scopes": "admin:everything:*", "rule": "ceiling"}
+    assert isinstance(err.__cause__, grpc.RpcError)
+
+
+def test_bearer_credentials_and_target_names(fake: tuple[FakeBroker, str]) -> None:
+    broker, addr = fake
+    with baton.BrokerClient(addr, bearer_token="tok.en.value") as client:
+        response = client.revoke("token", "jti-1", reason="done", timeout=2.0)
+    assert broker.authorization == "Bearer tok.en.value"
+    assert broker.time_remaining is not None and broker.time_remaining <= 2.0
+    assert broker.revoke_request is not None
+    assert broker.revoke_request.target == broker_pb2.REVOCATION_TARGET_TOKEN
+    assert response.revocation.id == "jti-1"
+
+
+def test_error_without_details_has_empty_reason(fake: tuple[FakeBroker, str]) -> None:
+    _, addr = fake
+    with baton.BrokerClient(addr, client_id="a", client_secret="b") as client:
+        with pytest.raises(baton.UnavailableError) as caught:
+            client.validate("t", "crm")
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.reason == ""
+    assert caught.value.error_reason == errors_pb2.ERROR_REASON_UNSPECIFIED
+    assert caught.value.metadata == {}
+
+
+def test_incomplete_credentials_are_refused() -> None:
+    with pytest.raises(ValueError):
+        baton.BrokerClient("127.0.0.1:1", client_id="only-id")
+    with pytest.raises(ValueError):
+        baton.BrokerClient("127.0.0.1:1", client_id="a", client_secret="b", bearer_token="c")
