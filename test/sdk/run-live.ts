@@ -1,0 +1,69 @@
+// Runs the Python and Go SDK tests against a live broker: starts an embedded
+// PostgreSQL and a broker on loopback, registers an app, and hands its
+// address and credentials to scripts/sdk-test.sh through the environment.
+//
+//   npx tsx test/sdk/run-live.ts
+
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../../server/config.js";
+import { MasterKey } from "../../server/crypto/master-key.js";
+import { AdminServiceClient } from "../../server/gen/baton/v1/admin.js";
+import { startBroker } from "../../server/main.js";
+import { startEmbedded } from "../../server/storage/embedded.js";
+import { silentLogger } from "../../server/telemetry/logger.js";
+
+const OPERATOR = `bop_${MasterKey.generate().replace(/[^A-Za-z0-9]/g, "")}`;
+
+const dir = mkdtempSync(join(tmpdir(), "baton-sdk-"));
+const pg = await startEmbedded({ dataDir: dir, persistent: false, unsafeFast: true });
+let code = 1;
+try {
+  const broker = await startBroker(
+    loadConfig({
+      DATABASE_URL: pg.url("postgres"),
+      BATON_MASTER_KEY: MasterKey.generate(),
+      BATON_OPERATOR_TOKEN: OPERATOR,
+      BATON_GRPC_LISTEN: "127.0.0.1:0",
+      BATON_HTTP_LISTEN: "127.0.0.1:0",
+    }),
+    silentLogger,
+  );
+  try {
+    const addr = `127.0.0.1:${broker.grpcPort}`;
+    const admin = new AdminServiceClient(addr, credentials.createInsecure());
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${OPERATOR}`);
+    const created = await new Promise<{ appId: string; secret: string }>((resolve, reject) =>
+      admin.createApp(
+        { name: "sdk-live", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 },
+        md,
+        (err, res) => (err ? reject(err) : resolve({ appId: res.app!.appId, secret: res.clientSecret })),
+      ),
+    );
+    admin.close();
+    // Asynchronous: the broker runs in this process and must keep serving.
+    const child = spawn("bash", ["scripts/sdk-test.sh"], {
+      stdio: "inherit",
+      env: {
+        ...process.env,
+        BATON_ADDR: addr,
+        BATON_CLIENT_ID: created.appId,
+        BATON_CLIENT_SECRET: created.secret,
+        BATON_AUDIENCE: "ehr-api",
+        BATON_SCOPE: "read:records:P-1042",
+        BATON_JWKS_URL: `http://127.0.0.1:${broker.httpPort}/.well-known/jwks.json`,
+      },
+    });
+    code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+  } finally {
+    await broker.stop();
+  }
+} finally {
+  await pg.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(code);
