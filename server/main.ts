@@ -85,7 +85,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       operatorTokenHash: hashOperatorToken(operatorToken),
       now,
     });
-    const apps = new AppAdmin(db, revocations, now, leewayMs);
+    const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => broker.forgetApp(id));
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
 

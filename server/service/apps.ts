@@ -61,6 +61,8 @@ export class AppAdmin {
     private readonly revocations: RevocationState,
     private readonly now: () => number,
     private readonly leewayMs: number,
+    /** Called after a committed change, so authentication caches drop the app. */
+    private readonly onChange: (appId: string) => void = () => {},
   ) {}
 
   async create(input: CreateAppInput, requestId: string): Promise<{ app: AppRecord; clientSecret: string }> {
@@ -159,16 +161,20 @@ export class AppAdmin {
       return { app, revoked };
     });
     for (const r of revoked) this.revocations.add(r);
+    this.onChange(app.appId);
     return { app, revokedTokenCount: revoked.length };
   }
 
   async disable(appId: string, reason: string, requestId: string): Promise<AppRecord> {
     if (!APP_ID.test(appId)) throw new NotFoundError("app");
     if (reason.length > 256) throw new InvalidRequestError("reason", "must be at most 256 characters");
-    const nowMs = this.now();
     const { app, revocation } = await withTransaction(this.db, async (tx) => {
       const old = await getApp(tx, appId, true);
       if (!old) throw new NotFoundError("app");
+      // Read the clock only once the row is locked: every grant batch that
+      // saw the app enabled has committed by now, so their tokens were issued
+      // before this instant and the app revocation below covers them.
+      const nowMs = this.now();
       const app: AppRecord = { ...old, disabled: true, updateTime: new Date(nowMs) };
       await updateApp(tx, app);
       const revocation = await insertRevocation(
@@ -180,6 +186,7 @@ export class AppAdmin {
       return { app, revocation };
     });
     this.revocations.add(revocation);
+    this.onChange(appId);
     return app;
   }
 
@@ -193,6 +200,7 @@ export class AppAdmin {
       await updateApp(tx, app);
       await this.audit(tx, "app.secret_rotated", app, requestId, {});
     });
+    this.onChange(appId);
     return clientSecret;
   }
 

@@ -9,6 +9,7 @@ import {
   NotPermittedError,
   ScopeNotCoveredError,
   TokenInvalidError,
+  UnavailableError,
 } from "../domain/errors.js";
 import { decideTtl } from "../domain/lifetimes.js";
 import {
@@ -88,8 +89,11 @@ export interface RequestContext {
   readonly requestId: string;
 }
 
+const APP_CACHE_MS = 2000;
+
 export class Broker implements Authenticator {
   private readonly writer: GrantWriter;
+  private readonly appCache = new Map<string, { app: AppRecord; at: number }>();
   readonly operatorTokenHash: Buffer;
 
   constructor(
@@ -102,8 +106,25 @@ export class Broker implements Authenticator {
     this.operatorTokenHash = settings.operatorTokenHash;
   }
 
-  findApp(appId: string): Promise<AppRecord | null> {
-    return getApp(this.db, appId);
+  /**
+   * Apps are cached for APP_CACHE_MS: authentication would otherwise cost a
+   * query per call. A change made here is seen at once (`forgetApp`); one made
+   * on another replica within APP_CACHE_MS. Issuance does not depend on the
+   * cache: the grant insert re-checks the app and its secret at commit.
+   */
+  async findApp(appId: string): Promise<AppRecord | null> {
+    const hit = this.appCache.get(appId);
+    const now = Date.now();
+    if (hit && now - hit.at < APP_CACHE_MS) return hit.app;
+    const app = await getApp(this.db, appId);
+    // Unknown ids are not cached: a caller could fill memory with them.
+    if (app) this.appCache.set(appId, { app, at: now });
+    else this.appCache.delete(appId);
+    return app;
+  }
+
+  forgetApp(appId: string): void {
+    this.appCache.delete(appId);
   }
 
   /** Verifies a token presented as the caller's own credential. */
@@ -167,7 +188,7 @@ export class Broker implements Authenticator {
       keyThumbprint: agentKey?.thumbprint ?? null,
     };
     const token = await signToken(claims, key);
-    await this.writer.write(
+    const stored = await this.writer.write(
       {
         tokenId,
         appId: app.appId,
@@ -204,7 +225,10 @@ export class Broker implements Authenticator {
           ttl_clamped: ttl.clamped,
         },
       },
+      app.updateTime,
     );
+    // The app was disabled, narrowed or its secret rotated while this request ran.
+    if (!stored) throw new UnavailableError("the app's settings changed during this request; retry");
     return { token, claims, ttlClamped: ttl.clamped };
   }
 

@@ -16,7 +16,8 @@ import { insertGrants } from "../storage/grants.js";
 interface Pending {
   readonly grant: GrantRecord;
   readonly event: AuditEvent;
-  readonly resolve: () => void;
+  readonly appVersion: Date | null;
+  readonly resolve: (stored: boolean) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -28,9 +29,14 @@ export class GrantWriter {
 
   constructor(private readonly db: Db) {}
 
-  write(grant: GrantRecord, event: AuditEvent): Promise<void> {
+  /**
+   * Stores the grant and its event. Resolves false, storing neither, when the
+   * app was disabled or changed since `appVersion` (its update_time when the
+   * caller authenticated; null: only check it is enabled).
+   */
+  write(grant: GrantRecord, event: AuditEvent, appVersion: Date | null): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ grant, event, resolve, reject });
+      this.queue.push({ grant, event, appVersion, resolve, reject });
       if (!this.running) void this.drain();
     });
   }
@@ -41,11 +47,12 @@ export class GrantWriter {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
-          await withTransaction(this.db, async (tx) => {
-            await insertGrants(tx, batch.map((p) => p.grant));
-            await appendAudit(tx, batch.map((p) => p.event));
+          const stored = await withTransaction(this.db, async (tx) => {
+            const ids = await insertGrants(tx, batch.map((p) => p.grant), batch.map((p) => p.appVersion));
+            await appendAudit(tx, batch.filter((p) => ids.has(p.grant.tokenId)).map((p) => p.event));
+            return ids;
           });
-          for (const p of batch) p.resolve();
+          for (const p of batch) p.resolve(stored.has(p.grant.tokenId));
         } catch (err) {
           for (const p of batch) p.reject(err);
         }

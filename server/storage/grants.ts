@@ -20,18 +20,32 @@ export interface GrantRecord {
   readonly expireTime: Date;
 }
 
-/** Inserts many grants in one statement (the issuance batch). */
-export async function insertGrants(db: Queryable, gs: readonly GrantRecord[]): Promise<void> {
-  if (gs.length === 0) return;
+/**
+ * Inserts many grants in one statement (the issuance batch), each only if its
+ * app is still enabled and, when `appVersions[i]` is given, unchanged since
+ * (its update_time): the ceiling and credentials checked at the door still
+ * hold at commit, so a narrowing, disable or secret rotation committed on any
+ * replica stops issuance under the old settings at once.
+ * The app rows are share-locked, so a concurrent disable waits for this batch
+ * and its revocation covers every grant committed here. Returns the ids
+ * inserted.
+ */
+export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], appVersions: readonly (Date | null)[]): Promise<Set<string>> {
+  if (gs.length === 0) return new Set();
   // Arrays of arrays cannot go through unnest, so scopes and audiences travel
   // as space-joined text (neither may contain a space) and are split in SQL.
-  await db.query(
-    `INSERT INTO grants (token_id, app_id, agent_id, task_id, orchestration_id, human_principal, parent_token_id,
+  const { rows } = await db.query<{ token_id: string }>(
+    `WITH live AS (
+       SELECT app_id, update_time FROM apps WHERE app_id = ANY($2::text[]) AND NOT disabled FOR SHARE
+     )
+     INSERT INTO grants (token_id, app_id, agent_id, task_id, orchestration_id, human_principal, parent_token_id,
        root_token_id, depth, scopes, audiences, key_thumbprint, key_id, issue_time, expire_time)
      SELECT t, a, ag, tk, o, h, p, r, d, string_to_array(s, ' '), string_to_array(au, ' '), k, kid, it, et
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[])
-       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et)`,
+       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[])
+       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et, v)
+     JOIN live ON live.app_id = x.a AND (x.v IS NULL OR live.update_time = x.v)
+     RETURNING token_id`,
     [
       gs.map((g) => g.tokenId),
       gs.map((g) => g.appId),
@@ -48,8 +62,10 @@ export async function insertGrants(db: Queryable, gs: readonly GrantRecord[]): P
       gs.map((g) => g.keyId),
       gs.map((g) => g.issueTime),
       gs.map((g) => g.expireTime),
+      appVersions,
     ],
   );
+  return new Set(rows.map((r) => r.token_id));
 }
 
 interface Row {

@@ -1,0 +1,135 @@
+// `npm run bench`: starts an embedded PostgreSQL (fsync on, as in
+// production) and a broker in a child process, then drives Issue and
+// Validate through the generated client over loopback at several
+// concurrencies. Prints throughput and p50/p99 latency: the median of
+// BENCH_ROUNDS rounds of BENCH_SECONDS each.
+//
+//   BENCH_SECONDS=3 BENCH_ROUNDS=3 BENCH_CONCURRENCY=1,16,64 npm run bench
+
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { MasterKey } from "../server/crypto/master-key.js";
+import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
+import { BrokerServiceClient, type IssueRequest } from "../server/gen/baton/v1/broker.js";
+import { freePort, startEmbedded } from "../server/storage/embedded.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number);
+const OPERATOR = `bop_${"b".repeat(40)}`;
+
+type Call = () => Promise<unknown>;
+
+interface Round {
+  readonly perSecond: number;
+  readonly p50ms: number;
+  readonly p99ms: number;
+  readonly errors: number;
+}
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function round(fn: Call, concurrency: number, seconds: number): Promise<Round> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      try {
+        await fn();
+        latencies.push(performance.now() - t0);
+      } catch {
+        errors += 1;
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: latencies.length / elapsed, p50ms: pct(latencies, 0.5), p99ms: pct(latencies, 0.99), errors };
+}
+
+async function scenario(name: string, fn: Call): Promise<void> {
+  await round(fn, 16, 1); // warm-up: JIT, connection pool, plans
+  for (const c of CONCURRENCY) {
+    const rounds: Round[] = [];
+    for (let i = 0; i < ROUNDS; i++) rounds.push(await round(fn, c, SECONDS));
+    const row = [
+      name.padEnd(9),
+      String(c).padStart(11),
+      median(rounds.map((r) => r.perSecond)).toFixed(0).padStart(10),
+      median(rounds.map((r) => r.p50ms)).toFixed(2).padStart(9),
+      median(rounds.map((r) => r.p99ms)).toFixed(2).padStart(9),
+      String(rounds.reduce((s, r) => s + r.errors, 0)).padStart(7),
+    ];
+    console.log(row.join(" "));
+  }
+}
+
+function unary<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | null, res: Res) => void) => unknown, req: Req, md: Metadata): Promise<Res> {
+  return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+const dir = mkdtempSync(join(tmpdir(), "baton-bench-"));
+const pg = await startEmbedded({ dataDir: dir, persistent: false });
+const port = await freePort();
+// BENCH_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
+const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+const broker = spawn(process.execPath, [...profile, "bin/baton.mjs", "serve"], {
+  env: {
+    ...process.env,
+    DATABASE_URL: pg.url("postgres"),
+    BATON_MASTER_KEY: MasterKey.generate(),
+    BATON_OPERATOR_TOKEN: OPERATOR,
+    BATON_GRPC_LISTEN: `127.0.0.1:${port}`,
+    BATON_HTTP_LISTEN: "",
+    BATON_LOG_LEVEL: "warn",
+    BATON_DATABASE_POOL_SIZE: "10",
+  },
+  stdio: ["ignore", "inherit", "inherit"],
+});
+try {
+  const addr = `127.0.0.1:${port}`;
+  const admin = new AdminServiceClient(addr, credentials.createInsecure());
+  const client = new BrokerServiceClient(addr, credentials.createInsecure());
+  const op = new Metadata();
+  op.set("authorization", `Bearer ${OPERATOR}`);
+  // Wait for the broker to listen.
+  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 30_000, (e) => (e ? reject(e) : resolve())));
+  let created: { appId: string; secret: string } | undefined;
+  for (let i = 0; !created; i++) {
+    try {
+      const r: { app?: { appId: string }; clientSecret: string } = await unary(admin.createApp.bind(admin), { name: "bench", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 }, op);
+      created = { appId: r.app!.appId, secret: r.clientSecret };
+    } catch (err) {
+      if (i > 50) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const app = new Metadata();
+  app.set("authorization", `Basic ${Buffer.from(`${created.appId}:${created.secret}`).toString("base64")}`);
+  const req: IssueRequest = {
+    taskId: "bench-task", orchestrationId: "", humanPrincipal: "user:bench", scopes: ["read:records:P-1042"],
+    audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
+  };
+  const token = (await unary(client.issue.bind(client), req, app) as { accessToken: string }).accessToken;
+
+  console.log(`# Baton benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}, broker and client on one machine`);
+  console.log(`# median of ${ROUNDS} rounds x ${SECONDS}s per row; PostgreSQL ${"embedded, fsync on"}`);
+  console.log(["method".padEnd(9), "concurrency".padStart(11), "per second".padStart(10), "p50 ms".padStart(9), "p99 ms".padStart(9), "errors".padStart(7)].join(" "));
+  await scenario("Issue", () => unary(client.issue.bind(client), req, app));
+  await scenario("Validate", () => unary(client.validate.bind(client), { token, audience: "ehr-api", requiredScopes: [] }, app));
+  client.close();
+  admin.close();
+} finally {
+  broker.kill("SIGTERM");
+  await new Promise((r) => broker.once("exit", r));
+  await pg.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
