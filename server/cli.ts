@@ -6,9 +6,13 @@
 //   baton app disable APP_ID
 //   baton key rotate
 //   baton audit verify
+//   baton token issue --task T --scope S... --audience A... [--ttl SECONDS]
+//   baton token validate TOKEN --audience A
+//   baton token revoke TOKEN_ID
 //
 // Operator commands talk to BATON_ADDR (default 127.0.0.1:50051) with the
 // operator credential from BATON_OPERATOR_TOKEN or <BATON_DATA_DIR>/operator-token.
+// Token commands act as an app: BATON_CLIENT_ID and BATON_CLIENT_SECRET.
 
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { existsSync, readFileSync } from "node:fs";
@@ -16,6 +20,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { AdminServiceClient } from "./gen/baton/v1/admin.js";
+import { BrokerServiceClient, RevocationTarget, tokenStatusToJSON } from "./gen/baton/v1/broker.js";
 import { startBroker } from "./main.js";
 import { createLogger } from "./telemetry/logger.js";
 
@@ -25,7 +30,10 @@ const USAGE = `usage:
   baton app list
   baton app disable APP_ID [--reason TEXT]
   baton key rotate
-  baton audit verify`;
+  baton audit verify
+  baton token issue --task TASK --scope SCOPE... --audience AUD... [--ttl SECONDS] [--human ID]
+  baton token validate TOKEN --audience AUD
+  baton token revoke TOKEN_ID`;
 
 async function serve(): Promise<void> {
   let config;
@@ -69,6 +77,16 @@ function adminClient(): { client: InstanceType<typeof AdminServiceClient>; md: M
   const client = new AdminServiceClient(process.env.BATON_ADDR || "127.0.0.1:50051", credentials.createInsecure());
   const md = new Metadata();
   md.set("authorization", `Bearer ${operatorToken()}`);
+  return { client, md };
+}
+
+function appClient(): { client: InstanceType<typeof BrokerServiceClient>; md: Metadata } {
+  const id = process.env.BATON_CLIENT_ID;
+  const secret = process.env.BATON_CLIENT_SECRET;
+  if (!id || !secret) throw new Error("set BATON_CLIENT_ID and BATON_CLIENT_SECRET (from `baton app create`)");
+  const client = new BrokerServiceClient(process.env.BATON_ADDR || "127.0.0.1:50051", credentials.createInsecure());
+  const md = new Metadata();
+  md.set("authorization", `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`);
   return { client, md };
 }
 
@@ -142,12 +160,59 @@ async function main(argv: string[]): Promise<void> {
     if (!res.intact) process.exitCode = 1;
     return;
   }
+  if (cmd === "token" && sub === "issue") {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        task: { type: "string" },
+        scope: { type: "string", multiple: true },
+        audience: { type: "string", multiple: true },
+        ttl: { type: "string" },
+        human: { type: "string" },
+      },
+    });
+    const { client, md } = appClient();
+    const res = await call(client.issue.bind(client), {
+      taskId: values.task ?? "",
+      orchestrationId: "",
+      humanPrincipal: values.human ?? "",
+      scopes: values.scope ?? [],
+      audiences: values.audience ?? [],
+      ttl: values.ttl ? { seconds: Number(values.ttl), nanos: 0 } : undefined,
+      allowTtlClamp: false,
+      agentPublicKeyJwk: "",
+    }, md);
+    print({ access_token: res.accessToken, token_id: res.claims?.tokenId, agent_id: res.claims?.agentId, expire_time: res.claims?.expireTime });
+    return;
+  }
+  if (cmd === "token" && sub === "validate" && rest[0]) {
+    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { audience: { type: "string" } } });
+    const { client, md } = appClient();
+    const res = await call(client.validate.bind(client), { token: positionals[0] ?? "", audience: values.audience ?? "", requiredScopes: [] }, md);
+    print({ valid: res.valid, status: tokenStatusToJSON(res.status), scopes: res.claims?.scopes, agent_id: res.claims?.agentId });
+    if (!res.valid) process.exitCode = 1;
+    return;
+  }
+  if (cmd === "token" && sub === "revoke" && rest[0]) {
+    const { client, md } = appClient();
+    const res = await call(client.revoke.bind(client), { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: rest[0], appId: "", reason: "revoked from the command line" }, md);
+    print({ revoked: res.revocation?.id, cursor: res.revocation?.cursor });
+    return;
+  }
   process.stderr.write(`${USAGE}\n`);
   process.exitCode = 2;
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const e = err as Partial<ServiceError>;
-  process.stderr.write(`baton: ${e.details ?? e.message ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+// Exit explicitly once a command is done: tsx's loader does not pass
+// process.exitCode through, and open gRPC channels would keep us alive.
+const isServe = process.argv[2] === "serve";
+main(process.argv.slice(2)).then(
+  () => {
+    if (!isServe) process.exit(process.exitCode ?? 0);
+  },
+  (err: unknown) => {
+    const e = err as Partial<ServiceError>;
+    process.stderr.write(`baton: ${e.details ?? e.message ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

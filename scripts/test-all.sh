@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Every check, in the order CI runs them (`npm test`):
+# buf format/lint/breaking -> generate and fail on diff -> typecheck ->
+# unit -> integration -> e2e -> SDK tests (TypeScript, Python, Go) against a
+# live broker. Stops at the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+stage() { printf '\n== %s\n' "$*"; }
+vitest() {
+	local name=$1
+	shift
+	npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$results/$name.json"
+}
+
+stage "buf format, lint, breaking"
+npx buf format --diff --exit-code
+npx buf lint
+if git rev-parse -q --verify main >/dev/null && git cat-file -e main:proto/baton/v1/broker.proto 2>/dev/null; then
+	npx buf breaking proto --against '.git#branch=main,subdir=proto'
+fi
+
+stage "generated code is fresh"
+npm run --silent generate:check
+
+stage "typecheck"
+npx tsc -p .
+
+stage "unit"
+vitest unit test/unit
+stage "integration"
+vitest integration test/integration
+stage "e2e"
+vitest e2e test/e2e
+
+stage "SDKs against a live broker"
+vitest sdk-ts sdk/ts
+bash scripts/sdk-setup.sh
+npx tsx test/sdk/run-live.ts
+
+# One closing line for the TypeScript suites (pytest and go test print their own).
+node -e '
+  const fs = require("fs"), dir = process.argv[1];
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of fs.readdirSync(dir)) {
+    const r = JSON.parse(fs.readFileSync(`${dir}/${f}`, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`\nvitest: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exit(failed > 0 ? 1 : 0);
+' "$results"
