@@ -30,6 +30,8 @@ export interface RunningBroker {
 }
 
 const PRUNE_INTERVAL_MS = 30_000;
+// Revocations made through other replicas arrive by this poll.
+const CATCH_UP_INTERVAL_MS = 500;
 const KEY_RELOAD_INTERVAL_MS = 30_000;
 
 /** Reads a secret file in the data directory, creating it (mode 0600) on first start. */
@@ -114,6 +116,9 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       setInterval(() => {
         revocations.prune(MAX_APP_TTL_SECONDS * 1000).catch((err: unknown) => logger.warn("revocation prune failed", { error: err }));
       }, PRUNE_INTERVAL_MS),
+      setInterval(() => {
+        revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));
+      }, CATCH_UP_INTERVAL_MS),
       setInterval(() => {
         keys.reload().catch((err: unknown) => logger.warn("key reload failed", { error: err }));
       }, KEY_RELOAD_INTERVAL_MS),

@@ -99,8 +99,9 @@ function keepLatest(m: Map<string, number>, k: string, exp: number): void {
 
 function append(m: Map<string, Revocation[]>, k: string, r: Revocation): void {
   const list = m.get(k);
-  if (list) list.push(r);
-  else m.set(k, [r]);
+  if (!list) m.set(k, [r]);
+  // The same revocation can arrive twice (committed here, then read back).
+  else if (!list.some((x) => x.cursor === r.cursor)) list.push(r);
 }
 
 function revokedBefore(list: readonly Revocation[] | undefined, rootIssuedAtMs: number): boolean {

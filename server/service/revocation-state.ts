@@ -5,7 +5,7 @@
 import { type Revocation, RevocationSet } from "../domain/revocations.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import type { Db } from "../storage/db.js";
-import { deleteExpiredRevocations, liveRevocations } from "../storage/revocations.js";
+import { deleteExpiredRevocations, liveRevocations, revocationsAfter } from "../storage/revocations.js";
 
 export class RevocationState {
   private set = new RevocationSet();
@@ -35,9 +35,32 @@ export class RevocationState {
     if (last > this.lastCursor_) this.lastCursor_ = last;
   }
 
+  /**
+   * Reads revocations committed (by any replica) after the last one seen.
+   * Cursor order is commit order, so nothing committed before the newest
+   * cursor seen can appear later: reading "after lastCursor" loses nothing.
+   * Returns how many were new.
+   */
+  async catchUp(batch = 1000): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const rows = await revocationsAfter(this.db, this.lastCursor_, batch);
+      for (const r of rows) {
+        this.set.add(r);
+        this.lastCursor_ = r.cursor;
+      }
+      n += rows.length;
+      if (rows.length < batch) return n;
+    }
+  }
+
+  /**
+   * A revocation this broker just committed: effective here at once. The
+   * cursor is not advanced, since another replica's smaller cursor may not
+   * have been read yet; catchUp reads this one again, which is harmless.
+   */
   add(r: Revocation): void {
     this.set.add(r);
-    if (r.cursor > this.lastCursor_) this.lastCursor_ = r.cursor;
   }
 
   isRevoked(c: TokenClaims): boolean {
