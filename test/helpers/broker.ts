@@ -5,7 +5,7 @@ import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { loadConfig } from "../../server/config.js";
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { startBroker, type RunningBroker } from "../../server/main.js";
-import { silentLogger } from "../../server/telemetry/logger.js";
+import { type Logger, silentLogger } from "../../server/telemetry/logger.js";
 import { AdminServiceClient } from "../../server/gen/baton/v1/admin.js";
 import { BrokerServiceClient } from "../../server/gen/baton/v1/broker.js";
 import { ErrorInfo } from "../../server/gen/google/rpc/error_details.js";
@@ -24,7 +24,7 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
-export async function startTestBroker(env: Record<string, string> = {}, database?: TestDatabase): Promise<TestBroker> {
+export async function startTestBroker(env: Record<string, string> = {}, database?: TestDatabase, logger: Logger = silentLogger): Promise<TestBroker> {
   const db = database ?? (await freshDatabase());
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -34,7 +34,7 @@ export async function startTestBroker(env: Record<string, string> = {}, database
     BATON_HTTP_LISTEN: "127.0.0.1:0",
     ...env,
   });
-  const broker = await startBroker(config, silentLogger);
+  const broker = await startBroker(config, logger);
   const address = `127.0.0.1:${broker.grpcPort}`;
   const client = new BrokerServiceClient(address, credentials.createInsecure());
   const admin = new AdminServiceClient(address, credentials.createInsecure());
