@@ -15,6 +15,7 @@ import { RevocationState } from "./service/revocation-state.js";
 import { createPool, type Db } from "./storage/db.js";
 import { type EmbeddedDatabase, startEmbedded } from "./storage/embedded.js";
 import { migrate } from "./storage/migrate.js";
+import { deleteExpiredProofs } from "./storage/proofs.js";
 import { createHttpServer, listenHttp } from "./http/http-server.js";
 import type { Logger } from "./telemetry/logger.js";
 import { Metrics } from "./telemetry/metrics.js";
@@ -115,6 +116,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const timers = [
       setInterval(() => {
         revocations.prune(MAX_APP_TTL_SECONDS * 1000).catch((err: unknown) => logger.warn("revocation prune failed", { error: err }));
+        deleteExpiredProofs(db, new Date()).catch((err: unknown) => logger.warn("proof prune failed", { error: err }));
       }, PRUNE_INTERVAL_MS),
       setInterval(() => {
         revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));

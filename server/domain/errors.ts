@@ -177,3 +177,21 @@ export class ShuttingDownError extends BatonError {
     super("SHUTTING_DOWN", "the broker is shutting down; retry on another replica");
   }
 }
+
+export class ProofReplayedError extends BatonError {
+  constructor() {
+    super("PROOF_REPLAYED", "this proof of possession was already used; make a new one for each call");
+  }
+}
+
+export class ParentRevokedError extends BatonError {
+  constructor() {
+    super("PARENT_REVOKED", "the delegating token (or an ancestor) was revoked");
+  }
+}
+
+export class ParentExpiredError extends BatonError {
+  constructor() {
+    super("PARENT_EXPIRED", "the delegating token has expired");
+  }
+}

@@ -2,8 +2,14 @@
 // the store and the signer; knows nothing of gRPC.
 
 import {
+  AppDisabledError,
   AudienceNotAllowedError,
   BatonError,
+  DelegationDepthExceededError,
+  ParentExpiredError,
+  ParentRevokedError,
+  ProofReplayedError,
+  ProofRequiredError,
   InvalidRequestError,
   NotFoundError,
   NotPermittedError,
@@ -28,6 +34,9 @@ import { agentIdFor, type TokenClaims, type TokenStatus } from "../domain/tokens
 import { parseAgentKey } from "../crypto/agent-keys.js";
 import { randomId } from "../crypto/secrets.js";
 import { signToken, verifyToken } from "../crypto/tokens.js";
+import { verifyProof } from "../crypto/proofs.js";
+import { useProof } from "../storage/proofs.js";
+import { createHash } from "node:crypto";
 import type { AppRecord } from "../storage/apps.js";
 import { getApp } from "../storage/apps.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
@@ -56,6 +65,15 @@ export interface IssueInput {
   readonly scopes: readonly string[];
   readonly audiences: readonly string[];
   /** null when unset. */
+  readonly ttlSeconds: number | null;
+  readonly allowTtlClamp: boolean;
+  readonly agentPublicKeyJwk: string;
+}
+
+export interface DelegateInput {
+  readonly scopes: readonly string[];
+  /** Empty: the parent's audiences. */
+  readonly audiences: readonly string[];
   readonly ttlSeconds: number | null;
   readonly allowTtlClamp: boolean;
   readonly agentPublicKeyJwk: string;
@@ -90,6 +108,8 @@ export interface RequestContext {
 }
 
 const APP_CACHE_MS = 2000;
+/** Proofs are accepted within the leeway, and never less than this, of their iat. */
+const PROOF_MIN_WINDOW_MS = 5_000;
 
 export class Broker implements Authenticator {
   private readonly writer: GrantWriter;
@@ -127,10 +147,27 @@ export class Broker implements Authenticator {
     this.appCache.delete(appId);
   }
 
-  /** Verifies a token presented as the caller's own credential. */
-  async verifyAgentToken(token: string): Promise<TokenClaims> {
+  /**
+   * Verifies a token presented as the caller's own credential, and its proof
+   * of possession when the token is key-bound. For Delegate, an expired or
+   * revoked token is reported as the parent's state.
+   */
+  async verifyAgentToken(token: string, proof: string | null, method: string): Promise<TokenClaims> {
     const v = await this.check(token);
-    if (v.status !== "VALID" || !v.claims) throw new TokenInvalidError(v.status);
+    if (v.status !== "VALID" || !v.claims) {
+      if (method.endsWith("/Delegate") && v.status === "REVOKED") throw new ParentRevokedError();
+      if (method.endsWith("/Delegate") && v.status === "EXPIRED") throw new ParentExpiredError();
+      throw new TokenInvalidError(v.status);
+    }
+    if (v.claims.keyThumbprint !== null) {
+      if (proof === null) throw new ProofRequiredError();
+      const nowMs = this.settings.now();
+      const windowMs = Math.max(this.settings.leewayMs, PROOF_MIN_WINDOW_MS);
+      const p = await verifyProof(proof, { method, token, thumbprint: v.claims.keyThumbprint, nowMs, windowMs });
+      // Once only, across replicas: the id is kept until the proof is stale.
+      const jtiHash = createHash("sha256").update(`${v.claims.keyThumbprint}\u0000${p.jti}`).digest();
+      if (!(await useProof(this.db, jtiHash, new Date(p.issuedAtMs + windowMs)))) throw new ProofReplayedError();
+    }
     return v.claims;
   }
 
@@ -168,68 +205,149 @@ export class Broker implements Authenticator {
     });
 
     const nowMs = this.settings.now();
-    const key = this.keys.ring.active;
     const tokenId = randomId();
-    const claims: TokenClaims = {
-      tokenId,
-      agentId: agentIdFor(this.settings.trustDomain, app.appId, taskId, randomId()),
-      appId: app.appId,
-      taskId,
-      orchestrationId,
-      humanPrincipal,
-      scopes,
-      audiences,
-      issuer: this.settings.issuer,
-      issuedAtMs: nowMs,
-      notBeforeMs: Math.floor(nowMs / 1000) * 1000,
-      expiresAtMs: Math.floor(nowMs / 1000) * 1000 + ttl.seconds * 1000,
-      lineage: [],
-      rootIssuedAtMs: nowMs,
-      keyThumbprint: agentKey?.thumbprint ?? null,
-    };
-    const token = await signToken(claims, key);
-    const stored = await this.writer.write(
+    return this.mint(
       {
         tokenId,
+        agentId: agentIdFor(this.settings.trustDomain, app.appId, taskId, randomId()),
         appId: app.appId,
-        agentId: claims.agentId,
         taskId,
         orchestrationId,
         humanPrincipal,
-        parentTokenId: null,
-        rootTokenId: tokenId,
-        depth: 0,
         scopes,
         audiences,
+        issuer: this.settings.issuer,
+        issuedAtMs: nowMs,
+        notBeforeMs: Math.floor(nowMs / 1000) * 1000,
+        expiresAtMs: Math.floor(nowMs / 1000) * 1000 + ttl.seconds * 1000,
+        lineage: [],
+        rootIssuedAtMs: nowMs,
+        keyThumbprint: agentKey?.thumbprint ?? null,
+      },
+      { kind: "token.issued", actor: `app:${app.appId}`, ttlClamped: ttl.clamped, appVersion: app.updateTime },
+      ctx,
+    );
+  }
+
+  // ---- Delegate ----------------------------------------------------------
+
+  async delegate(caller: Principal, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
+    if (caller.kind !== "agent") throw new NotPermittedError("only an agent may delegate, with its own token");
+    const parent = caller.claims;
+    try {
+      return await this.delegateFrom(parent, input, ctx);
+    } catch (err) {
+      if (err instanceof BatonError) {
+        const lineage = [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }];
+        await this.auditRefusal("delegation.refused", parent.appId, caller, err, ctx, {
+          lineage: lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async delegateFrom(parent: TokenClaims, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
+    const scopes = requireScopes("scopes", input.scopes);
+    const audiences = input.audiences.length === 0 ? [...parent.audiences] : requireAudiences("audiences", input.audiences);
+    const agentKey = input.agentPublicKeyJwk === "" ? null : await parseAgentKey(input.agentPublicKeyJwk);
+    const app = await this.findApp(parent.appId);
+    if (!app) throw new NotPermittedError("the token's app no longer exists");
+    if (app.disabled) throw new AppDisabledError();
+    const depth = parent.lineage.length + 1;
+    if (depth > app.maxDelegationDepth) throw new DelegationDepthExceededError(depth, app.maxDelegationDepth);
+    // Wildcards included: `read:*:x` is not covered by `read:data:x`.
+    const excess = uncoveredScopes(parent.scopes, scopes);
+    if (excess.length > 0) throw new ScopeNotCoveredError(excess, "parent");
+    const badAudiences = excessAudiences(parent.audiences, audiences);
+    if (badAudiences.length > 0) throw new AudienceNotAllowedError(badAudiences, "parent");
+    const nowMs = this.settings.now();
+    const start = Math.floor(nowMs / 1000) * 1000;
+    // Whole seconds left: the child's exp can never pass the parent's.
+    const remaining = Math.floor((parent.expiresAtMs - start) / 1000);
+    if (remaining < 1) throw new ParentExpiredError();
+    const ttl = decideTtl({
+      requestedSeconds: input.ttlSeconds,
+      allowClamp: input.allowTtlClamp,
+      defaultSeconds: this.settings.defaultTtlSeconds,
+      maximumSeconds: remaining,
+      rule: "parent_remaining",
+    });
+    return this.mint(
+      {
+        tokenId: randomId(),
+        agentId: agentIdFor(this.settings.trustDomain, parent.appId, parent.taskId, randomId()),
+        appId: parent.appId,
+        taskId: parent.taskId,
+        orchestrationId: parent.orchestrationId,
+        humanPrincipal: parent.humanPrincipal,
+        scopes,
+        audiences,
+        issuer: this.settings.issuer,
+        issuedAtMs: nowMs,
+        notBeforeMs: start,
+        expiresAtMs: start + ttl.seconds * 1000,
+        lineage: [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }],
+        rootIssuedAtMs: parent.rootIssuedAtMs,
+        keyThumbprint: agentKey?.thumbprint ?? null,
+      },
+      { kind: "token.delegated", actor: `agent:${parent.agentId}`, ttlClamped: ttl.clamped, appVersion: null },
+      ctx,
+    );
+  }
+
+  /** Signs the token, then stores its grant and audit event before returning it. */
+  private async mint(
+    claims: TokenClaims,
+    how: { kind: string; actor: string; ttlClamped: boolean; appVersion: Date | null },
+    ctx: RequestContext,
+  ): Promise<IssuedToken> {
+    const key = this.keys.ring.active;
+    const token = await signToken(claims, key);
+    const parent = claims.lineage.at(-1);
+    const stored = await this.writer.write(
+      {
+        tokenId: claims.tokenId,
+        appId: claims.appId,
+        agentId: claims.agentId,
+        taskId: claims.taskId,
+        orchestrationId: claims.orchestrationId,
+        humanPrincipal: claims.humanPrincipal,
+        parentTokenId: parent?.tokenId ?? null,
+        rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
+        depth: claims.lineage.length,
+        scopes: claims.scopes,
+        audiences: claims.audiences,
         keyThumbprint: claims.keyThumbprint,
         keyId: key.stored.keyId,
         issueTime: new Date(claims.issuedAtMs),
         expireTime: new Date(claims.expiresAtMs),
       },
       {
-        kind: "token.issued",
-        time: new Date(nowMs),
-        appId: app.appId,
+        kind: how.kind,
+        time: new Date(claims.issuedAtMs),
+        appId: claims.appId,
         requestId: ctx.requestId,
-        actor: `app:${app.appId}`,
+        actor: how.actor,
         data: {
-          token_id: tokenId,
+          token_id: claims.tokenId,
           agent_id: claims.agentId,
-          task_id: taskId,
-          orchestration_id: orchestrationId,
-          human: humanPrincipal,
-          scopes,
-          audiences,
+          task_id: claims.taskId,
+          orchestration_id: claims.orchestrationId,
+          human: claims.humanPrincipal,
+          lineage: claims.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+          scopes: claims.scopes,
+          audiences: claims.audiences,
           expire_time: new Date(claims.expiresAtMs).toISOString(),
           key_bound: claims.keyThumbprint !== null,
-          ttl_clamped: ttl.clamped,
+          ttl_clamped: how.ttlClamped,
         },
       },
-      app.updateTime,
+      how.appVersion,
     );
     // The app was disabled, narrowed or its secret rotated while this request ran.
     if (!stored) throw new UnavailableError("the app's settings changed during this request; retry");
-    return { token, claims, ttlClamped: ttl.clamped };
+    return { token, claims, ttlClamped: how.ttlClamped };
   }
 
   // ---- Validate ----------------------------------------------------------
@@ -348,7 +466,14 @@ export class Broker implements Authenticator {
 
   // ---- Audit of refusals --------------------------------------------------
 
-  private async auditRefusal(kind: string, appId: string, caller: Principal, err: BatonError, ctx: RequestContext): Promise<void> {
+  private async auditRefusal(
+    kind: string,
+    appId: string,
+    caller: Principal,
+    err: BatonError,
+    ctx: RequestContext,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
     const event: AuditEvent = {
       kind,
       time: new Date(this.settings.now()),
@@ -356,7 +481,7 @@ export class Broker implements Authenticator {
       requestId: ctx.requestId,
       actor: actorOf(caller),
       // Only the refusal's own details: never the request's free text.
-      data: { reason: err.reason, details: err.details },
+      data: { reason: err.reason, details: err.details, ...extra },
     };
     await withTransaction(this.db, (tx) => appendAudit(tx, [event]));
   }

@@ -16,7 +16,7 @@ import type { AppRecord } from "../storage/apps.js";
 export type Credentials =
   | { readonly kind: "none" }
   | { readonly kind: "basic"; readonly clientId: string; readonly clientSecret: string }
-  | { readonly kind: "bearer"; readonly token: string }
+  | { readonly kind: "bearer"; readonly token: string; readonly proof: string | null }
   | { readonly kind: "malformed" };
 
 export type Principal =
@@ -38,8 +38,12 @@ export function actorOf(p: Principal): string {
 export interface Authenticator {
   /** Looks up an app by client id. */
   findApp(appId: string): Promise<AppRecord | null>;
-  /** Verifies an agent token (signature, lifetime, revocation); returns its claims or throws. */
-  verifyAgentToken(token: string): Promise<TokenClaims>;
+  /**
+   * Verifies an agent token (signature, lifetime, revocation) and, when it is
+   * key-bound, the proof of possession for `method`; returns its claims or
+   * throws.
+   */
+  verifyAgentToken(token: string, proof: string | null, method: string): Promise<TokenClaims>;
   readonly operatorTokenHash: Buffer;
 }
 
@@ -52,7 +56,12 @@ export function isOperatorToken(token: string, operatorTokenHash: Buffer): boole
 export type Allowed = "operator" | "app" | "agent";
 
 /** Authenticates `creds` as one of the allowed kinds of principal. */
-export async function authenticate(auth: Authenticator, creds: Credentials, allowed: readonly Allowed[]): Promise<Principal> {
+export async function authenticate(
+  auth: Authenticator,
+  creds: Credentials,
+  allowed: readonly Allowed[],
+  method: string,
+): Promise<Principal> {
   const expected = allowed
     .map((a) => (a === "app" ? "Basic client credentials" : a === "operator" ? "the operator Bearer credential" : "an agent Bearer token"))
     .join(" or ");
@@ -80,7 +89,7 @@ export async function authenticate(auth: Authenticator, creds: Credentials, allo
         if (creds.token.split(".").length === 3) throw new NotPermittedError(`this method needs ${expected}`);
         throw new CredentialsInvalidError();
       }
-      const claims = await auth.verifyAgentToken(creds.token);
+      const claims = await auth.verifyAgentToken(creds.token, creds.proof, method);
       return { kind: "agent", claims, token: creds.token };
     }
   }

@@ -15,7 +15,12 @@ export function credentialsFrom(metadata: Metadata): Credentials {
   const scheme = raw.slice(0, space).toLowerCase();
   const value = raw.slice(space + 1).trim();
   if (space < 0 || value === "") return { kind: "malformed" };
-  if (scheme === "bearer") return { kind: "bearer", token: value };
+  if (scheme === "bearer") {
+    const proofs = metadata.get("baton-proof");
+    if (proofs.length > 1) return { kind: "malformed" };
+    const proof = proofs[0];
+    return { kind: "bearer", token: value, proof: typeof proof === "string" && proof !== "" ? proof : null };
+  }
   if (scheme === "basic") {
     const decoded = Buffer.from(value, "base64").toString("utf8");
     const colon = decoded.indexOf(":");

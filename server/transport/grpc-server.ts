@@ -135,6 +135,7 @@ export class GrpcServer {
 
   /** Wraps a unary handler: request id, authentication helper, metrics, the error table. */
   private unary<Req, Res>(
+    service: "BrokerService" | "AdminService",
     method: string,
     fn: (req: Req, ctx: CallContext) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
@@ -145,7 +146,7 @@ export class GrpcServer {
       const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
       const ctx: CallContext = {
         requestId,
-        caller: (allowed) => authenticate(broker, credentialsFrom(call.metadata), allowed),
+        caller: (allowed) => authenticate(broker, credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`),
       };
       const finish = (code: grpc.status): void => {
         metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
@@ -174,7 +175,7 @@ export class GrpcServer {
   private brokerHandlers(): BrokerServiceServer {
     const { broker, keys, metrics } = this.deps;
     return {
-      issue: this.unary("Issue", async (req, ctx) => {
+      issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
         const caller = await ctx.caller(["app"]);
         const r = await broker.issue(
           caller,
@@ -192,11 +193,22 @@ export class GrpcServer {
         );
         return { accessToken: r.token, claims: claimsToProto(r.claims), ttlClamped: r.ttlClamped };
       }),
-      delegate: this.unary("Delegate", async (_req, ctx) => {
-        await ctx.caller(["agent"]);
-        throw new NotImplementedError("Delegate");
+      delegate: this.unary("BrokerService", "Delegate", async (req, ctx) => {
+        const caller = await ctx.caller(["agent"]);
+        const r = await broker.delegate(
+          caller,
+          {
+            scopes: req.scopes,
+            audiences: req.audiences,
+            ttlSeconds: durationSeconds("ttl", req.ttl),
+            allowTtlClamp: req.allowTtlClamp,
+            agentPublicKeyJwk: req.agentPublicKeyJwk,
+          },
+          ctx,
+        );
+        return { accessToken: r.token, claims: claimsToProto(r.claims), ttlClamped: r.ttlClamped };
       }),
-      validate: this.unary("Validate", async (req, ctx) => {
+      validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
         const caller = await ctx.caller(["app", "operator"]);
         const v = await broker.validate(caller, { token: req.token, audience: req.audience, requiredScopes: req.requiredScopes });
         metrics.observeValidation(v.status);
@@ -206,7 +218,7 @@ export class GrpcServer {
           claims: v.claims ? claimsToProto(v.claims) : undefined,
         };
       }),
-      revoke: this.unary("Revoke", async (req, ctx) => {
+      revoke: this.unary("BrokerService", "Revoke", async (req, ctx) => {
         const caller = await ctx.caller(["operator", "app", "agent"]);
         const r = await broker.revoke(
           caller,
@@ -219,7 +231,7 @@ export class GrpcServer {
         const m = mapError(new NotImplementedError("StreamRevocations"), "");
         call.emit("error", toServiceError(m));
       },
-      getKeySet: this.unary("GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
+      getKeySet: this.unary("BrokerService", "GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
     };
   }
 
@@ -227,7 +239,7 @@ export class GrpcServer {
     const { apps, keys, db } = this.deps;
     const operator = (ctx: CallContext) => ctx.caller(["operator"]);
     return {
-      createApp: this.unary("CreateApp", async (req, ctx) => {
+      createApp: this.unary("AdminService", "CreateApp", async (req, ctx) => {
         await operator(ctx);
         const maxTtl = durationSeconds("max_ttl", req.maxTtl);
         const r = await apps.create(
@@ -242,16 +254,16 @@ export class GrpcServer {
         );
         return { app: appToProto(r.app), clientSecret: r.clientSecret };
       }),
-      getApp: this.unary("GetApp", async (req, ctx) => {
+      getApp: this.unary("AdminService", "GetApp", async (req, ctx) => {
         await operator(ctx);
         return { app: appToProto(await apps.get(req.appId)) };
       }),
-      listApps: this.unary("ListApps", async (req, ctx) => {
+      listApps: this.unary("AdminService", "ListApps", async (req, ctx) => {
         await operator(ctx);
         const r = await apps.list(req.pageSize, req.pageToken);
         return { apps: r.apps.map(appToProto), nextPageToken: r.nextPageToken };
       }),
-      updateApp: this.unary("UpdateApp", async (req, ctx) => {
+      updateApp: this.unary("AdminService", "UpdateApp", async (req, ctx) => {
         await operator(ctx);
         const maxTtl = durationSeconds("max_ttl", req.maxTtl);
         const r = await apps.update(
@@ -267,25 +279,25 @@ export class GrpcServer {
         );
         return { app: appToProto(r.app), revokedTokenCount: r.revokedTokenCount };
       }),
-      disableApp: this.unary("DisableApp", async (req, ctx) => {
+      disableApp: this.unary("AdminService", "DisableApp", async (req, ctx) => {
         await operator(ctx);
         return { app: appToProto(await apps.disable(req.appId, req.reason, ctx.requestId)) };
       }),
-      rotateAppSecret: this.unary("RotateAppSecret", async (req, ctx) => {
+      rotateAppSecret: this.unary("AdminService", "RotateAppSecret", async (req, ctx) => {
         await operator(ctx);
         return { clientSecret: await apps.rotateSecret(req.appId, ctx.requestId) };
       }),
-      listSigningKeys: this.unary("ListSigningKeys", async (_req, ctx) => {
+      listSigningKeys: this.unary("AdminService", "ListSigningKeys", async (_req, ctx) => {
         await operator(ctx);
         return { keys: keys.ring.keys.map(keyToProto) };
       }),
-      rotateSigningKey: this.unary("RotateSigningKey", async (_req, ctx) => {
+      rotateSigningKey: this.unary("AdminService", "RotateSigningKey", async (_req, ctx) => {
         await operator(ctx);
         const ring = await keys.rotate(ctx.requestId);
         const next = ring.keys.find((k) => k.stored.state === "next");
         return { active: keyToProto(ring.active), next: next ? keyToProto(next) : undefined };
       }),
-      verifyAuditLog: this.unary("VerifyAuditLog", async (_req, ctx) => {
+      verifyAuditLog: this.unary("AdminService", "VerifyAuditLog", async (_req, ctx) => {
         await operator(ctx);
         const r = await verifyAudit(db);
         return { intact: r.intact, eventCount: r.eventCount, firstBrokenSeq: Number(r.firstBrokenSeq) };

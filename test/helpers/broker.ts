@@ -115,14 +115,14 @@ export interface TestApp {
 
 export async function createApp(
   b: TestBroker,
-  opts: { name?: string; ceiling?: string[]; audiences?: string[]; maxTtlSeconds?: number } = {},
+  opts: { name?: string; ceiling?: string[]; audiences?: string[]; maxTtlSeconds?: number; maxDelegationDepth?: number } = {},
 ): Promise<TestApp> {
   const res = await call(b.admin.createApp, b.admin, {
     name: opts.name ?? `app-${Math.random().toString(36).slice(2, 10)}`,
     scopeCeiling: opts.ceiling ?? ["read:records:*", "write:prescriptions:*"],
     audiences: opts.audiences ?? ["ehr-api"],
     maxTtl: opts.maxTtlSeconds ? { seconds: opts.maxTtlSeconds, nanos: 0 } : undefined,
-    maxDelegationDepth: 0,
+    maxDelegationDepth: opts.maxDelegationDepth ?? 0,
   }, operatorMd());
   return { appId: res.app!.appId, secret: res.clientSecret, md: basic(res.app!.appId, res.clientSecret) };
 }
