@@ -13,7 +13,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { MasterKey } from "../server/crypto/master-key.js";
 import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
-import { BrokerServiceClient, type IssueRequest } from "../server/gen/baton/v1/broker.js";
+import { BrokerServiceClient, type DelegateRequest, type IssueRequest } from "../server/gen/baton/v1/broker.js";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { createHash, randomBytes } from "node:crypto";
 import { freePort, startEmbedded } from "../server/storage/embedded.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -119,12 +121,34 @@ try {
     audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
   };
   const token = (await unary(client.issue.bind(client), req, app) as { accessToken: string }).accessToken;
+  // Delegation from a plain token, and from a key-bound one (a fresh proof
+  // of possession per call, signed here on the same machine).
+  const asAgent = new Metadata();
+  asAgent.set("authorization", `Bearer ${token}`);
+  const dreq: DelegateRequest = { scopes: ["read:records:P-1042"], audiences: [], ttl: { seconds: 60, nanos: 0 }, allowTtlClamp: false, agentPublicKeyJwk: "" };
+  const keys = await generateKeyPair("ES256");
+  const { kty, crv, x, y } = await exportJWK(keys.publicKey);
+  const jwk = { kty, crv, x, y };
+  const bound = (await unary(client.issue.bind(client), { ...req, agentPublicKeyJwk: JSON.stringify(jwk) }, app) as { accessToken: string }).accessToken;
+  const ath = createHash("sha256").update(bound).digest("base64url");
+  const delegateWithProof = async () => {
+    const proof = await new SignJWT({ htm: "/baton.v1.BrokerService/Delegate", ath, jti: randomBytes(16).toString("base64url") })
+      .setProtectedHeader({ alg: "ES256", typ: "baton-proof+jwt", jwk })
+      .setIssuedAt()
+      .sign(keys.privateKey);
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${bound}`);
+    md.set("baton-proof", proof);
+    return unary(client.delegate.bind(client), dreq, md);
+  };
 
   console.log(`# Baton benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}, broker and client on one machine`);
   console.log(`# median of ${ROUNDS} rounds x ${SECONDS}s per row; PostgreSQL ${"embedded, fsync on"}`);
   console.log(["method".padEnd(9), "concurrency".padStart(11), "per second".padStart(10), "p50 ms".padStart(9), "p99 ms".padStart(9), "errors".padStart(7)].join(" "));
   await scenario("Issue", () => unary(client.issue.bind(client), req, app));
   await scenario("Validate", () => unary(client.validate.bind(client), { token, audience: "ehr-api", requiredScopes: [] }, app));
+  await scenario("Delegate", () => unary(client.delegate.bind(client), dreq, asAgent));
+  await scenario("Deleg+PoP", delegateWithProof);
   client.close();
   admin.close();
 } finally {
