@@ -1,0 +1,402 @@
+// BrokerClient: a thin, promise-based layer over the generated
+// BrokerServiceClient. Each call names who is calling (an app, an operator or
+// an agent), gets a deadline, sends the matching `authorization` metadata
+// (plus a fresh `baton-proof` when an agent's token is key-bound), and fails
+// with a BatonError.
+//
+// Credentials are given per call, not per client: one channel serves an
+// orchestrator and all the agents it runs, and an agent credential is just
+// its token and, when bound, its key.
+
+import { credentials as grpcCredentials, Metadata, status } from "@grpc/grpc-js";
+import type { CallOptions as GrpcCallOptions, ChannelCredentials, ClientOptions, ClientUnaryCall, ServiceError } from "@grpc/grpc-js";
+import type { JSONWebKeySet } from "jose";
+import {
+  BrokerServiceClient,
+  BrokerServiceService,
+  RevocationTarget,
+  type Revocation,
+  type TokenClaims,
+  type ValidateResponse,
+} from "./gen/baton/v1/broker.js";
+import type { Duration } from "./gen/google/protobuf/duration.js";
+import { BatonError, fromServiceError } from "./errors.js";
+import { PROOF_METADATA_KEY, type AgentKey } from "./proof.js";
+
+/** The deadline of a call when neither the client nor the call sets one, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** An app (orchestrator, or resource server registered as an app): sent as `authorization: Basic`. */
+export interface AppCredentials {
+  /** The app's client id (`app_...`). */
+  readonly clientId: string;
+  /** The app's client secret. */
+  readonly clientSecret: string;
+}
+
+/** An operator: its admin credential, sent as `authorization: Bearer`. */
+export interface OperatorCredentials {
+  /** The operator credential. */
+  readonly operatorToken: string;
+}
+
+/**
+ * An agent's own credential: its Baton token and, when the token is
+ * key-bound (`cnf.jkt`), the key it is bound to. With a key, every call made
+ * with the credential carries a fresh proof of possession.
+ */
+export interface AgentCredential {
+  /** The agent's Baton token. Treat as a secret. */
+  readonly token: string;
+  /** The key the token is bound to; required to use a key-bound token. */
+  readonly key?: AgentKey | undefined;
+}
+
+/** Who may validate or revoke: an app or an operator. */
+export type AppOrOperator = AppCredentials | OperatorCredentials;
+
+/** Options of {@link BrokerClient}. */
+export interface BrokerClientOptions {
+  /**
+   * Transport security, for example `credentials.createSsl(rootCa)`. Unset:
+   * plaintext, allowed only for a loopback address (127.0.0.0/8, ::1,
+   * localhost, a unix socket), since app secrets and agent tokens travel on
+   * every call. Anything else must use TLS, or pass
+   * `credentials.createInsecure()` deliberately (a TLS-terminating sidecar on
+   * the same host, for example).
+   */
+  readonly credentials?: ChannelCredentials;
+  /** The deadline of each unary call, in milliseconds, unless the call sets one. Default 5000; 0 for none. */
+  readonly timeoutMs?: number;
+  /** gRPC channel options (keepalive, message sizes, ...). */
+  readonly channelOptions?: Partial<ClientOptions>;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** This call's deadline in milliseconds; the client's by default. 0 for none. */
+  readonly timeoutMs?: number;
+  /** Cancels the call when aborted; it then fails with CANCELLED. */
+  readonly signal?: AbortSignal;
+  /** Sent as `x-request-id`, which the broker logs and audits (1 to 64 of `A-Z a-z 0-9 . _ -`). */
+  readonly requestId?: string;
+}
+
+/** What to bind a new token to: the agent's key, or only its public JWK when the key lives elsewhere. */
+interface KeyBinding {
+  /** The new agent's key; the returned credential then carries it. */
+  readonly agentKey?: AgentKey;
+  /** The new agent's public JWK (JSON), when its key is held elsewhere. Not with `agentKey`. */
+  readonly agentPublicKeyJwk?: string;
+}
+
+/** An Issue request. */
+export interface IssueRequest extends KeyBinding {
+  /** The task the agent works on, chosen by the app. */
+  readonly taskId: string;
+  /** The scopes the agent needs, each `action:resource:identifier`, within the app's ceiling. */
+  readonly scopes: readonly string[];
+  /** The resource servers the token is for, each in the app's audience list. */
+  readonly audiences: readonly string[];
+  /** The token's lifetime in seconds; the broker default (5 minutes) when unset. */
+  readonly ttlSeconds?: number;
+  /** Shorten a TTL above the app's maximum instead of failing. */
+  readonly allowTtlClamp?: boolean;
+  /** The orchestration run, for the audit trail. */
+  readonly orchestrationId?: string;
+  /** The human the work is done for (a user id). */
+  readonly humanPrincipal?: string;
+}
+
+/** A Delegate request: what the sub-agent's token may do. */
+export interface DelegateRequest extends KeyBinding {
+  /** The sub-agent's scopes, each covered by the caller's own. */
+  readonly scopes: readonly string[];
+  /** The child's audiences, each one of the caller's; the caller's when unset. */
+  readonly audiences?: readonly string[];
+  /** The child's lifetime in seconds; the broker default, shortened to the parent's remaining life, when unset. */
+  readonly ttlSeconds?: number;
+  /** Shorten a TTL beyond the parent's remaining life instead of failing. */
+  readonly allowTtlClamp?: boolean;
+}
+
+/** A Validate request. */
+export interface ValidateRequest {
+  /** The token to check. */
+  readonly token: string;
+  /** The resource server the caller validates for. */
+  readonly audience: string;
+  /** Scopes the token must cover. */
+  readonly requiredScopes?: readonly string[];
+}
+
+/** The kinds of revocation target, by name. */
+export type RevocationTargetName = "token" | "agent" | "task" | "chain" | "app";
+
+/** A Revoke request. */
+export interface RevokeRequest {
+  /** What `id` names: a RevocationTarget, or its name. */
+  readonly target: RevocationTarget | RevocationTargetName;
+  /** The token id (token, chain), agent id, task id or app id. */
+  readonly id: string;
+  /** The app a task belongs to; operators must give it for a task. */
+  readonly appId?: string;
+  /** Why, for the audit trail. */
+  readonly reason?: string;
+}
+
+/** A token just issued or delegated. */
+export interface IssuedToken {
+  /** The signed token. Treat as a secret. */
+  readonly accessToken: string;
+  /** Its claims, decoded by the broker. */
+  readonly claims: TokenClaims;
+  /** True when the TTL was shortened because the request allowed it. */
+  readonly ttlClamped: boolean;
+  /** The token with its key (when `agentKey` was given), ready for the agent's own calls. */
+  readonly credential: AgentCredential;
+}
+
+const TARGETS: Record<RevocationTargetName, RevocationTarget> = {
+  token: RevocationTarget.REVOCATION_TARGET_TOKEN,
+  agent: RevocationTarget.REVOCATION_TARGET_AGENT,
+  task: RevocationTarget.REVOCATION_TARGET_TASK,
+  chain: RevocationTarget.REVOCATION_TARGET_CHAIN,
+  app: RevocationTarget.REVOCATION_TARGET_APP,
+};
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<GrpcCallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+const LOOPBACK_TARGET = /^(?:dns:(?:\/\/[^/]*\/)?|ipv4:|ipv6:)?(?:\[(?<v6>[^\]]+)\]|(?<host>[^:/[\]]+))(?::\d+)?$/;
+
+/** Whether a gRPC target is on this host, where plaintext is acceptable. */
+export function isLoopbackTarget(address: string): boolean {
+  if (address.startsWith("unix:")) return true;
+  const m = LOOPBACK_TARGET.exec(address);
+  const host = (m?.groups?.v6 ?? m?.groups?.host ?? "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+function ttlOf(seconds: number | undefined): Duration | undefined {
+  if (seconds === undefined) return undefined;
+  const whole = Math.trunc(seconds);
+  return { seconds: whole, nanos: Math.round((seconds - whole) * 1e9) };
+}
+
+function publicKeyOf(b: KeyBinding): string {
+  if (b.agentKey && b.agentPublicKeyJwk !== undefined && b.agentPublicKeyJwk !== b.agentKey.publicJwk) {
+    throw new TypeError("give agentKey or agentPublicKeyJwk, not two different keys");
+  }
+  return b.agentKey?.publicJwk ?? b.agentPublicKeyJwk ?? "";
+}
+
+/** Printable ASCII: what grpc-js accepts in a text metadata value. */
+const METADATA_VALUE = /^[ -~]*$/;
+
+/**
+ * Sets a metadata value. grpc-js would reject a value with other characters
+ * (a token read from a file with its newline, say) with an error that quotes
+ * the value, so that check is made here first, naming only what was wrong.
+ */
+function setMetadata(md: Metadata, key: string, value: string, what: string): void {
+  if (!METADATA_VALUE.test(value)) throw new BatonError(status.INVALID_ARGUMENT, `${what} contains characters not allowed in gRPC metadata`);
+  md.set(key, value);
+}
+
+function callerMetadata(caller: AppOrOperator): Metadata {
+  const md = new Metadata();
+  if ("clientId" in caller) {
+    // Base64 is always printable.
+    md.set("authorization", `Basic ${Buffer.from(`${caller.clientId}:${caller.clientSecret}`, "utf8").toString("base64")}`);
+  } else {
+    setMetadata(md, "authorization", `Bearer ${caller.operatorToken}`, "the operator token");
+  }
+  return md;
+}
+
+/** A field the broker always sets on success; its absence is a broker fault. */
+function present<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new BatonError(status.INTERNAL, `the broker's answer has no ${what}`);
+  return value;
+}
+
+/**
+ * A connection to a Baton broker's BrokerService.
+ *
+ * @example
+ * ```ts
+ * const broker = new BrokerClient("127.0.0.1:7443");
+ * const key = await AgentKey.generate();
+ * const { credential } = await broker.issue(app, { taskId: "t-1", scopes: ["read:records:P-1"], audiences: ["ehr-api"], agentKey: key });
+ * const child = await broker.delegate(credential, { scopes: ["read:records:P-1"] });
+ * await broker.release(credential); // the child dies with it
+ * broker.close();
+ * ```
+ */
+export class BrokerClient {
+  readonly #client: BrokerServiceClient;
+  readonly #timeoutMs: number;
+
+  /**
+   * Opens a channel to the broker at `address` (`host:port` or a gRPC target
+   * URI). It connects lazily, on the first call.
+   *
+   * @throws TypeError when `address` is not a loopback address and no `credentials` are given
+   */
+  constructor(address: string, options: BrokerClientOptions = {}) {
+    let creds = options.credentials;
+    if (!creds) {
+      if (!isLoopbackTarget(address)) {
+        throw new TypeError(
+          "plaintext is only allowed on loopback: pass credentials (credentials.createSsl(...)), or credentials.createInsecure() deliberately",
+        );
+      }
+      creds = grpcCredentials.createInsecure();
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError("timeoutMs must be a non-negative number");
+    this.#timeoutMs = timeoutMs;
+    this.#client = new BrokerServiceClient(address, creds, options.channelOptions);
+  }
+
+  /**
+   * The generated client, for what this class does not wrap (the revocation
+   * stream, for example). Calls on it get neither credentials, deadline nor
+   * BatonError conversion.
+   */
+  get stub(): BrokerServiceClient {
+    return this.#client;
+  }
+
+  /** Issues a token for one new agent of one task. Called by an app. */
+  async issue(app: AppCredentials, request: IssueRequest, options?: CallOptions): Promise<IssuedToken> {
+    const res = await this.#unary(
+      this.#client.issue,
+      {
+        taskId: request.taskId,
+        orchestrationId: request.orchestrationId ?? "",
+        humanPrincipal: request.humanPrincipal ?? "",
+        scopes: [...request.scopes],
+        audiences: [...request.audiences],
+        ttl: ttlOf(request.ttlSeconds),
+        allowTtlClamp: request.allowTtlClamp ?? false,
+        agentPublicKeyJwk: publicKeyOf(request),
+      },
+      callerMetadata(app),
+      options,
+    );
+    return this.#issued(res.accessToken, res.claims, res.ttlClamped, request.agentKey);
+  }
+
+  /**
+   * Delegates: asks for a token for a sub-agent with the same or less
+   * authority than the caller's own. Called by an agent with its credential;
+   * a proof of possession is attached when the credential has a key.
+   */
+  async delegate(agent: AgentCredential, request: DelegateRequest, options?: CallOptions): Promise<IssuedToken> {
+    const agentPublicKeyJwk = publicKeyOf(request);
+    const md = await this.#agentMetadata(agent, BrokerServiceService.delegate.path);
+    const res = await this.#unary(
+      this.#client.delegate,
+      {
+        scopes: [...request.scopes],
+        audiences: [...(request.audiences ?? [])],
+        ttl: ttlOf(request.ttlSeconds),
+        allowTtlClamp: request.allowTtlClamp ?? false,
+        agentPublicKeyJwk,
+      },
+      md,
+      options,
+    );
+    return this.#issued(res.accessToken, res.claims, res.ttlClamped, request.agentKey);
+  }
+
+  /**
+   * Releases the agent's own token: revokes it and every token delegated
+   * from it, at once. Called by the agent when its work is done.
+   */
+  async release(agent: AgentCredential, options?: CallOptions & { readonly reason?: string }): Promise<Revocation> {
+    const md = await this.#agentMetadata(agent, BrokerServiceService.revoke.path);
+    // TOKEN with an empty id: "the token I am calling with".
+    const req = { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: "", appId: "", reason: options?.reason ?? "" };
+    const res = await this.#unary(this.#client.revoke, req, md, options);
+    return present(res.revocation, "revocation");
+  }
+
+  /**
+   * Checks a token online for one audience. An invalid token is an answer
+   * (`valid` false and a `status` saying why), not an error. Called by an
+   * app or an operator.
+   */
+  async validate(caller: AppOrOperator, request: ValidateRequest, options?: CallOptions): Promise<ValidateResponse> {
+    return this.#unary(
+      this.#client.validate,
+      { token: request.token, audience: request.audience, requiredScopes: [...(request.requiredScopes ?? [])] },
+      callerMetadata(caller),
+      options,
+    );
+  }
+
+  /**
+   * Revokes a token, an agent, a task, a delegation chain or an app; effective
+   * when the promise resolves. An app may revoke only what it issued.
+   */
+  async revoke(caller: AppOrOperator, request: RevokeRequest, options?: CallOptions): Promise<Revocation> {
+    const target = typeof request.target === "string" ? TARGETS[request.target] : request.target;
+    if (target === undefined) throw new TypeError(`unknown revocation target: ${String(request.target)}`);
+    const res = await this.#unary(
+      this.#client.revoke,
+      { target, id: request.id, appId: request.appId ?? "", reason: request.reason ?? "" },
+      callerMetadata(caller),
+      options,
+    );
+    return present(res.revocation, "revocation");
+  }
+
+  /** The public keys that verify Baton tokens, as a JWK set (for jose's `createLocalJWKSet`). Needs no credentials. */
+  async getKeySet(options?: CallOptions): Promise<JSONWebKeySet> {
+    const res = await this.#unary(this.#client.getKeySet, {}, new Metadata(), options);
+    return JSON.parse(res.jwksJson) as JSONWebKeySet;
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED. */
+  close(): void {
+    this.#client.close();
+  }
+
+  #issued(accessToken: string, claims: TokenClaims | undefined, ttlClamped: boolean, key: AgentKey | undefined): IssuedToken {
+    return { accessToken, claims: present(claims, "claims"), ttlClamped, credential: key ? { token: accessToken, key } : { token: accessToken } };
+  }
+
+  async #agentMetadata(agent: AgentCredential, method: string): Promise<Metadata> {
+    const md = new Metadata();
+    setMetadata(md, "authorization", `Bearer ${agent.token}`, "the agent token");
+    if (agent.key) md.set(PROOF_METADATA_KEY, await agent.key.createProof(method, agent.token));
+    return md;
+  }
+
+  #unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, options: CallOptions = {}): Promise<Res> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const callOptions: Partial<GrpcCallOptions> = timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
+    if (options.requestId !== undefined) setMetadata(metadata, "x-request-id", options.requestId, "the request id");
+    const { signal } = options;
+    return new Promise<Res>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new BatonError(status.CANCELLED, "cancelled before the call started"));
+        return;
+      }
+      const onAbort = (): void => call.cancel();
+      const call = method.call(this.#client, request, metadata, callOptions, (err, res) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (err) reject(fromServiceError(err));
+        else resolve(res);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,110 @@
+// Typed errors for Baton calls. Every error the broker returns carries a
+// `grpc-status-details-bin` trailer: a google.rpc.Status whose details hold
+// one google.rpc.ErrorInfo with domain "baton.dev", a reason (an ErrorReason
+// value name without the `ERROR_REASON_` prefix) and metadata naming the
+// offending input. `fromServiceError` turns a failed call into a BatonError
+// that exposes them; errors raised by gRPC itself (deadline, unreachable
+// broker) become BatonErrors with an empty reason.
+
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { ErrorReason } from "./gen/baton/v1/errors.js";
+import { ErrorInfo } from "./gen/google/rpc/error_details.js";
+import { Status } from "./gen/google/rpc/status.js";
+
+/** The `google.rpc.ErrorInfo` domain of Baton's errors. */
+export const ERROR_DOMAIN = "baton.dev";
+
+const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
+const REASON_PREFIX = "ERROR_REASON_";
+
+/**
+ * An error returned by the broker, or by gRPC on the way to it.
+ *
+ * Messages and metadata come from the broker, which never puts a token, a
+ * secret or a key in them; the SDK adds none either.
+ */
+export class BatonError extends Error {
+  /** The gRPC status code, for example `status.PERMISSION_DENIED`. */
+  readonly code: status;
+  /**
+   * The ErrorInfo reason, for example `"SCOPE_NOT_COVERED"`. Empty when the
+   * error carries no Baton ErrorInfo, as for a deadline exceeded or a broker
+   * that cannot be reached.
+   */
+  readonly reason: string;
+  /** The ErrorInfo metadata naming the offending input (for example `excess_scopes`). */
+  readonly metadata: Readonly<Record<string, string>>;
+
+  /**
+   * @param code - the gRPC status code
+   * @param message - the status message, short and for people
+   * @param reason - the ErrorInfo reason, or `""`
+   * @param metadata - the ErrorInfo metadata
+   */
+  constructor(code: status, message: string, reason = "", metadata: Record<string, string> = {}) {
+    super(message);
+    this.name = "BatonError";
+    this.code = code;
+    this.reason = reason;
+    this.metadata = Object.freeze({ ...metadata });
+  }
+
+  /** The gRPC status code's name, for example `"PERMISSION_DENIED"`. */
+  get codeName(): string {
+    return status[this.code] ?? String(this.code);
+  }
+
+  /** `reason` as an ErrorReason, or `ERROR_REASON_UNSPECIFIED` when empty or unknown to this SDK. */
+  get errorReason(): ErrorReason {
+    const value = (ErrorReason as unknown as Record<string, unknown>)[REASON_PREFIX + this.reason];
+    return typeof value === "number" ? (value as ErrorReason) : ErrorReason.ERROR_REASON_UNSPECIFIED;
+  }
+
+  /** `BatonError: PERMISSION_DENIED SCOPE_NOT_COVERED: <message>`. */
+  override toString(): string {
+    return `${this.name}: ${this.codeName}${this.reason ? ` ${this.reason}` : ""}: ${this.message}`;
+  }
+}
+
+/** The ErrorInfo reason string of an ErrorReason, for comparing with {@link BatonError.reason}. */
+export function reasonOf(reason: ErrorReason): string {
+  const name = (ErrorReason as unknown as Record<number, string>)[reason] ?? "";
+  return name.startsWith(REASON_PREFIX) ? name.slice(REASON_PREFIX.length) : name;
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "number" && "details" in err;
+}
+
+/** The Baton ErrorInfo in a status's trailers, if any; undecodable bytes count as none. */
+function errorInfoOf(metadata: Metadata | undefined): ErrorInfo | null {
+  const bin = metadata?.get("grpc-status-details-bin")[0];
+  if (!(bin instanceof Buffer)) return null;
+  try {
+    const st = Status.decode(bin);
+    for (const detail of st.details) {
+      if (detail.typeUrl !== ERROR_INFO_TYPE) continue;
+      const info = ErrorInfo.decode(detail.value);
+      if (info.domain === ERROR_DOMAIN) return info;
+    }
+  } catch {
+    // A malformed trailer is treated as no detail: the status code still stands.
+  }
+  return null;
+}
+
+/**
+ * Converts the error of a failed gRPC call to a BatonError. A BatonError is
+ * returned as is; anything that is not a gRPC ServiceError becomes UNKNOWN
+ * with its message.
+ */
+export function fromServiceError(err: unknown): BatonError {
+  if (err instanceof BatonError) return err;
+  if (!isServiceError(err)) {
+    const message = err instanceof Error ? err.message : "unexpected error";
+    return new BatonError(status.UNKNOWN, message);
+  }
+  const info = errorInfoOf(err.metadata);
+  const message = err.details || (status[err.code] ?? "error");
+  return new BatonError(err.code, message, info?.reason ?? "", info?.metadata ?? {});
+}
