@@ -21,6 +21,10 @@ export interface Config {
   readonly defaultTtlSeconds: number;
   readonly leewaySeconds: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
+  /** How often an idle revocation stream gets a Checkpoint. */
+  readonly streamCheckpointSeconds: number;
+  /** Live events a revocation stream may hold for a slow subscriber. */
+  readonly streamBufferEvents: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
 }
 
@@ -102,6 +106,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     defaultTtlSeconds: int("BATON_DEFAULT_TTL_SECONDS", 300, 1, 86_400),
     leewaySeconds: int("BATON_LEEWAY_SECONDS", 30, 0, 300),
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
+    streamCheckpointSeconds: int("BATON_STREAM_CHECKPOINT_SECONDS", 5, 1, 300),
+    streamBufferEvents: int("BATON_STREAM_BUFFER_EVENTS", 10_000, 10, 1_000_000),
     tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
   });
   if (problems.length > 0) throw new ConfigError(problems);

@@ -12,6 +12,10 @@ import { Broker } from "./service/broker.js";
 import { KeyManager } from "./service/keys.js";
 import { hashOperatorToken } from "./service/principals.js";
 import { RevocationState } from "./service/revocation-state.js";
+import { RevocationStreams } from "./service/revocation-streams.js";
+import { KEYS_CHANNEL } from "./storage/keys.js";
+import { Listener } from "./storage/listener.js";
+import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
 import { createPool, type Db } from "./storage/db.js";
 import { type EmbeddedDatabase, startEmbedded } from "./storage/embedded.js";
 import { migrate } from "./storage/migrate.js";
@@ -31,8 +35,9 @@ export interface RunningBroker {
 }
 
 const PRUNE_INTERVAL_MS = 30_000;
-// Revocations made through other replicas arrive by this poll.
-const CATCH_UP_INTERVAL_MS = 500;
+// Other replicas' revocations arrive by LISTEN/NOTIFY; this poll covers a
+// lost notification or a dropped LISTEN connection.
+const CATCH_UP_INTERVAL_MS = 1_000;
 const KEY_RELOAD_INTERVAL_MS = 30_000;
 
 /** Reads a secret file in the data directory, creating it (mode 0600) on first start. */
@@ -74,10 +79,16 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const metrics = new Metrics();
     const revocations = new RevocationState(db, now);
     await revocations.load();
+    const streams = new RevocationStreams(db, revocations, {
+      checkpointIntervalMs: config.streamCheckpointSeconds * 1000,
+      maxBufferedEvents: config.streamBufferEvents,
+      now,
+    });
     const keys = new KeyManager(db, masterKey, {
       algorithm: config.signingAlgorithm,
       retiredKeyLifetimeMs: MAX_APP_TTL_SECONDS * 1000 + leewayMs,
       now: () => new Date(),
+      onChange: (ring) => streams.keySetChanged(ring.jwksJson),
     });
     await keys.start();
     const broker = new Broker(db, keys, revocations, {
@@ -91,10 +102,34 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => broker.forgetApp(id));
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
+    metrics.gauge("baton_revocation_streams", () => streams.count);
 
-    const grpcServer = new GrpcServer({ broker, apps, keys, db, logger, metrics });
+    const catchUp = (): void => {
+      revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));
+    };
+    const reloadKeys = (): void => {
+      keys.reload().catch((err: unknown) => logger.warn("key reload failed", { error: err }));
+    };
+    const listener = new Listener(databaseUrl, [REVOCATIONS_CHANNEL, KEYS_CHANNEL], {
+      onNotify: (channel) => (channel === KEYS_CHANNEL ? reloadKeys() : catchUp()),
+      // Whatever was notified while nobody listened is in the tables.
+      onConnected: () => {
+        catchUp();
+        reloadKeys();
+      },
+      onError: (err) => logger.warn("LISTEN connection lost; reconnecting", { error: err }),
+    });
+    await listener.start();
+    cleanups.push(() => listener.stop());
+
+    const grpcServer = new GrpcServer({ broker, apps, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
-    cleanups.push(() => grpcServer.shutdown(5_000));
+    cleanups.push(async () => {
+      // Streams end first, with SHUTTING_DOWN and their cursor, so their
+      // clients resume on another replica.
+      streams.closeAll();
+      await grpcServer.shutdown(5_000);
+    });
 
     let http: HttpServer | null = null;
     let httpPort: number | null = null;
@@ -118,12 +153,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
         revocations.prune(MAX_APP_TTL_SECONDS * 1000).catch((err: unknown) => logger.warn("revocation prune failed", { error: err }));
         deleteExpiredProofs(db, new Date()).catch((err: unknown) => logger.warn("proof prune failed", { error: err }));
       }, PRUNE_INTERVAL_MS),
-      setInterval(() => {
-        revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));
-      }, CATCH_UP_INTERVAL_MS),
-      setInterval(() => {
-        keys.reload().catch((err: unknown) => logger.warn("key reload failed", { error: err }));
-      }, KEY_RELOAD_INTERVAL_MS),
+      setInterval(catchUp, CATCH_UP_INTERVAL_MS),
+      setInterval(reloadKeys, KEY_RELOAD_INTERVAL_MS),
     ];
     for (const t of timers) t.unref();
     cleanups.push(() => timers.forEach(clearInterval));

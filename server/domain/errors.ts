@@ -173,8 +173,27 @@ export class UnavailableError extends BatonError {
 }
 
 export class ShuttingDownError extends BatonError {
+  /** `cursor`: on a stream, the last one delivered, to resume from. */
+  constructor(cursor: bigint | null = null) {
+    super("SHUTTING_DOWN", "the broker is shutting down; retry on another replica", cursor === null ? {} : { cursor: cursor.toString() });
+  }
+}
+
+export class CursorInvalidError extends BatonError {
   constructor() {
-    super("SHUTTING_DOWN", "the broker is shutting down; retry on another replica");
+    super("CURSOR_INVALID", "the stream cursor is not one this broker issued");
+  }
+}
+
+export class CursorExpiredError extends BatonError {
+  constructor() {
+    super("CURSOR_EXPIRED", "the stream cursor is older than the retention window; reconnect without a cursor for a fresh snapshot");
+  }
+}
+
+export class SubscriberTooSlowError extends BatonError {
+  constructor(cursor: bigint) {
+    super("SUBSCRIBER_TOO_SLOW", "the subscriber fell too far behind; resume from the cursor in the metadata", { cursor: cursor.toString() });
   }
 }
 

@@ -8,7 +8,7 @@ import type { MasterKey } from "../crypto/master-key.js";
 import { appendAudit } from "../storage/audit.js";
 import type { Db } from "../storage/db.js";
 import { withTransaction } from "../storage/db.js";
-import { activateKey, insertKey, keysInState, lockKeys, publishedKeys, retireKey } from "../storage/keys.js";
+import { activateKey, insertKey, keysInState, lockKeys, notifyKeysChanged, publishedKeys, retireKey } from "../storage/keys.js";
 
 export interface KeyManagerOptions {
   readonly algorithm: SigningAlgorithm;
@@ -97,6 +97,7 @@ export class KeyManager {
       await activateKey(tx, next.keyId, now);
       const fresh = await generateSigningKey(this.opts.algorithm, this.master, "next", now);
       await insertKey(tx, fresh);
+      await notifyKeysChanged(tx);
       await appendAudit(tx, [
         {
           kind: "key.rotated",

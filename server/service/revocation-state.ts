@@ -1,15 +1,24 @@
 // This broker's view of the live revocations: loaded from the database at
-// start, updated by every revocation this broker commits, and pruned as
-// entries expire so the set stays proportional to recent revocations.
+// start, updated by every revocation this broker commits, kept current with
+// other replicas' revocations by catching up on the table (woken by
+// LISTEN/NOTIFY, and on a timer in case a notification is lost), and pruned
+// as entries expire so the set stays proportional to recent revocations.
+// Streams subscribe here: they see every revocation once, in cursor order.
 
 import { type Revocation, RevocationSet } from "../domain/revocations.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import type { Db } from "../storage/db.js";
 import { deleteExpiredRevocations, liveRevocations, revocationsAfter } from "../storage/revocations.js";
 
+export type RevocationListener = (r: Revocation) => void;
+
 export class RevocationState {
   private set = new RevocationSet();
   private lastCursor_ = 0n;
+  private lastSyncMs_ = 0;
+  private readonly listeners = new Set<RevocationListener>();
+  private running: Promise<number> | null = null;
+  private again = false;
 
   constructor(
     private readonly db: Db,
@@ -18,6 +27,11 @@ export class RevocationState {
 
   get lastCursor(): bigint {
     return this.lastCursor_;
+  }
+
+  /** When the state last matched the database (the start of the last successful read). */
+  get lastSyncMs(): number {
+    return this.lastSyncMs_;
   }
 
   get size(): number {
@@ -33,6 +47,17 @@ export class RevocationState {
     }
     this.set = fresh;
     if (last > this.lastCursor_) this.lastCursor_ = last;
+    this.lastSyncMs_ = this.now();
+  }
+
+  /** Calls `fn` with every revocation read from the table from now on, in cursor order. */
+  subscribe(fn: RevocationListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
   }
 
   /**
@@ -41,17 +66,42 @@ export class RevocationState {
    * cursor seen can appear later: reading "after lastCursor" loses nothing.
    * Returns how many were new.
    */
-  async catchUp(batch = 1000): Promise<number> {
+  catchUp(): Promise<number> {
+    // One reader at a time, so listeners see cursor order; a call while a
+    // read runs asks for one more read after it.
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    const run = async (): Promise<number> => {
+      let n = 0;
+      do {
+        this.again = false;
+        n += await this.readNew();
+      } while (this.again);
+      return n;
+    };
+    this.running = run().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async readNew(batch = 1000): Promise<number> {
+    const started = this.now();
     let n = 0;
     for (;;) {
       const rows = await revocationsAfter(this.db, this.lastCursor_, batch);
       for (const r of rows) {
         this.set.add(r);
         this.lastCursor_ = r.cursor;
+        for (const fn of this.listeners) fn(r);
       }
       n += rows.length;
-      if (rows.length < batch) return n;
+      if (rows.length < batch) break;
     }
+    this.lastSyncMs_ = started;
+    return n;
   }
 
   /**

@@ -59,6 +59,14 @@ export async function insertKey(db: Queryable, k: KeyRecord): Promise<void> {
 }
 
 /** Locks the keys table against concurrent rotation (in a transaction). */
+/** The channel that tells replicas the key table changed. */
+export const KEYS_CHANNEL = "baton_keys";
+
+/** Wakes every replica to reload the key set once this transaction commits. */
+export async function notifyKeysChanged(tx: Queryable): Promise<void> {
+  await tx.query("SELECT pg_notify($1, '')", [KEYS_CHANNEL]);
+}
+
 export async function lockKeys(db: Queryable): Promise<void> {
   await db.query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE");
 }

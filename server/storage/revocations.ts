@@ -1,7 +1,10 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
 import type { Revocation, RevocationTarget } from "../domain/revocations.js";
-import type { Queryable, Tx } from "./db.js";
+import type { Db, Queryable, Tx } from "./db.js";
+
+/** The channel that wakes replicas when a revocation commits (payload: cursor). */
+export const REVOCATIONS_CHANNEL = "baton_revocations";
 
 interface Row {
   cursor: string;
@@ -32,6 +35,9 @@ export async function insertRevocation(tx: Tx, r: Omit<Revocation, "cursor">, re
     "INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     [cursor.toString(), r.target, r.id, r.appId, new Date(r.revokedAtMs), new Date(r.expiresAtMs), reason],
   );
+  // Delivered at commit, to every replica listening: a wake-up only; the
+  // table stays the truth.
+  await tx.query("SELECT pg_notify($1, $2)", [REVOCATIONS_CHANNEL, cursor.toString()]);
   return { ...r, cursor };
 }
 
@@ -53,8 +59,48 @@ export async function revocationsAfter(db: Queryable, cursor: bigint, limit: num
   return rows.map(fromRow);
 }
 
-/** Deletes revocations that expired before `beforeMs`; returns how many. */
+/**
+ * Deletes revocations that expired before `beforeMs` and raises the stream's
+ * replay floor past them, in one statement; returns how many were deleted.
+ */
 export async function deleteExpiredRevocations(db: Queryable, beforeMs: number): Promise<number> {
-  const res = await db.query("DELETE FROM revocations WHERE expire_time < $1", [new Date(beforeMs)]);
-  return res.rowCount ?? 0;
+  const { rows } = await db.query<{ n: string }>(
+    `WITH d AS (DELETE FROM revocations WHERE expire_time < $1 RETURNING cursor)
+     UPDATE revocation_cursor SET pruned_through = GREATEST(pruned_through, COALESCE((SELECT max(cursor) FROM d), 0))
+     WHERE id = 1 RETURNING (SELECT count(*) FROM d) AS n`,
+    [new Date(beforeMs)],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+export interface CursorBounds {
+  /** The newest committed cursor. */
+  readonly latest: bigint;
+  /** Revocations up to here may have been deleted: resuming below it loses events. */
+  readonly prunedThrough: bigint;
+}
+
+export async function cursorBounds(db: Queryable): Promise<CursorBounds> {
+  const { rows } = await db.query<{ value: string; pruned_through: string }>("SELECT value, pruned_through FROM revocation_cursor WHERE id = 1");
+  return { latest: BigInt(rows[0]!.value), prunedThrough: BigInt(rows[0]!.pruned_through) };
+}
+
+/**
+ * Every revocation that may still match a live token, and the cursor they
+ * are complete up to, read in one snapshot.
+ */
+export async function revocationSnapshot(db: Db, nowMs: number): Promise<{ revocations: Revocation[]; cursor: bigint }> {
+  const client = await db.connect();
+  try {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const bounds = await cursorBounds(client);
+    const revocations = await liveRevocations(client, nowMs);
+    await client.query("COMMIT");
+    return { revocations, cursor: bounds.latest };
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }

@@ -6,7 +6,8 @@ import type { TokenClaims as DomainClaims, TokenStatus as DomainStatus } from ".
 import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
 import { type App, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
-import { type Revocation, RevocationTarget, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
+import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
+import type { StreamEvent } from "../service/revocation-streams.js";
 import type { Duration } from "../gen/google/protobuf/duration.js";
 
 /** Seconds of a Duration; null when unset. Negative or fractional spans are refused. */
@@ -80,6 +81,19 @@ export function revocationToProto(r: DomainRevocation): Revocation {
     expireTime: new Date(r.expiresAtMs),
     cursor: r.cursor.toString(),
   };
+}
+
+export function streamEventToProto(e: StreamEvent): StreamRevocationsResponse {
+  switch (e.kind) {
+    case "revocation":
+      return { revocation: revocationToProto(e.revocation) };
+    case "snapshotComplete":
+      return { snapshotComplete: { cursor: e.cursor.toString() } };
+    case "checkpoint":
+      return { checkpoint: { cursor: e.cursor.toString(), observeTime: new Date(e.observeMs) } };
+    case "keySetChanged":
+      return { keySetChanged: { jwksJson: e.jwksJson } };
+  }
 }
 
 export function appToProto(a: AppRecord): App {

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
+import { InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
 import type { Broker } from "../service/broker.js";
 import type { KeyManager } from "../service/keys.js";
@@ -21,7 +21,13 @@ import type { Metrics } from "../telemetry/metrics.js";
 import { verifyAudit } from "../storage/audit.js";
 import type { Db } from "../storage/db.js";
 import { AdminServiceService, type AdminServiceServer } from "../gen/baton/v1/admin.js";
-import { BrokerServiceService, type BrokerServiceServer } from "../gen/baton/v1/broker.js";
+import {
+  BrokerServiceService,
+  type BrokerServiceServer,
+  type StreamRevocationsRequest,
+  type StreamRevocationsResponse,
+} from "../gen/baton/v1/broker.js";
+import type { RevocationStreams, StreamSink } from "../service/revocation-streams.js";
 import { credentialsFrom } from "./auth.js";
 import {
   appToProto,
@@ -30,6 +36,7 @@ import {
   keyToProto,
   revocationToProto,
   statusToProto,
+  streamEventToProto,
   targetFromProto,
 } from "./convert.js";
 import { mapError, toServiceError } from "./errors.js";
@@ -67,6 +74,7 @@ export interface GrpcDeps {
   readonly broker: Broker;
   readonly apps: AppAdmin;
   readonly keys: KeyManager;
+  readonly streams: RevocationStreams;
   readonly db: Db;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -227,12 +235,53 @@ export class GrpcServer {
         );
         return { revocation: revocationToProto(r) };
       }),
-      streamRevocations: (call) => {
-        const m = mapError(new NotImplementedError("StreamRevocations"), "");
-        call.emit("error", toServiceError(m));
-      },
+      streamRevocations: (call) => this.streamRevocations(call),
       getKeySet: this.unary("BrokerService", "GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
     };
+  }
+
+  /** A server stream: authenticate, then hand the call to the stream service as a sink. */
+  private streamRevocations(call: grpc.ServerWritableStream<StreamRevocationsRequest, StreamRevocationsResponse>): void {
+    const { broker, streams, logger, metrics } = this.deps;
+    const given = call.metadata.get("x-request-id")[0];
+    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    let stop: (() => void) | null = null;
+    let ended = false;
+    const finish = (code: grpc.status): void => {
+      if (ended) return;
+      ended = true;
+      metrics.observeRpc("StreamRevocations", grpc.status[code] ?? String(code), 0);
+    };
+    const fail = (err: unknown): void => {
+      const m = mapError(err, requestId);
+      if (m.unexpected) logger.error("stream failed", { method: "StreamRevocations", request_id: requestId, error: err });
+      finish(m.code);
+      call.emit("error", toServiceError(m));
+    };
+    call.on("cancelled", () => {
+      finish(grpc.status.CANCELLED);
+      stop?.();
+    });
+    const sink: StreamSink = {
+      write: (e) => call.write(streamEventToProto(e)),
+      onceDrained: (fn) => call.once("drain", fn),
+      end: (err) => {
+        if (err) fail(err);
+        else {
+          finish(grpc.status.OK);
+          call.end();
+        }
+      },
+    };
+    (async () => {
+      if (this.shuttingDown) throw new ShuttingDownError();
+      await authenticate(broker, credentialsFrom(call.metadata), ["app", "operator"], "/baton.v1.BrokerService/StreamRevocations");
+      const req = call.request as StreamRevocationsRequest | typeof UNDECODABLE;
+      if (req === UNDECODABLE) throw new InvalidRequestError("request", "the request message does not decode");
+      const s = await streams.open(req.cursor, sink);
+      if (ended) s();
+      else stop = s;
+    })().catch(fail);
   }
 
   private adminHandlers(): AdminServiceServer {

@@ -1,0 +1,202 @@
+// StreamRevocations, without gRPC (DESIGN §7). Each subscriber gets:
+//   no cursor:  a snapshot of the live revocations, SnapshotComplete, then live events;
+//   a cursor:   every revocation after it, then live events;
+// in cursor (= commit) order, each exactly once; Checkpoints on an interval
+// when idle; KeySetChanged when the key set changes. Live events wait in a
+// bounded buffer while the transport is full; past the bound the stream ends
+// with SUBSCRIBER_TOO_SLOW carrying the last delivered cursor.
+//
+// No gap, no duplicate: a session subscribes to the revocation state before
+// it reads the table, and drops live events at or below what the read
+// covered. The state emits every cursor in order, so whatever the read did
+// not cover arrives live.
+
+import {
+  type BatonError,
+  CursorExpiredError,
+  CursorInvalidError,
+  ShuttingDownError,
+  SubscriberTooSlowError,
+} from "../domain/errors.js";
+import type { Revocation } from "../domain/revocations.js";
+import type { Db } from "../storage/db.js";
+import { cursorBounds, revocationsAfter, revocationSnapshot } from "../storage/revocations.js";
+import type { RevocationState } from "./revocation-state.js";
+
+export type StreamEvent =
+  | { readonly kind: "revocation"; readonly revocation: Revocation }
+  | { readonly kind: "snapshotComplete"; readonly cursor: bigint }
+  | { readonly kind: "checkpoint"; readonly cursor: bigint; readonly observeMs: number }
+  | { readonly kind: "keySetChanged"; readonly jwksJson: string };
+
+/** What a session writes to: a gRPC server stream in production. */
+export interface StreamSink {
+  /** Writes one event; false when the transport's buffer is full. */
+  write(e: StreamEvent): boolean;
+  /** Calls `fn` once the transport can take more. */
+  onceDrained(fn: () => void): void;
+  /** Ends the stream: cleanly (null) or with an error. */
+  end(err: BatonError | null): void;
+}
+
+export interface StreamSettings {
+  readonly checkpointIntervalMs: number;
+  /** Live events a session may hold while its transport is full. */
+  readonly maxBufferedEvents: number;
+  readonly now: () => number;
+}
+
+const CURSOR = /^[0-9]{1,19}$/;
+const REPLAY_PAGE = 1000;
+
+export class RevocationStreams {
+  private readonly sessions = new Set<Session>();
+  private closing = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly state: RevocationState,
+    private readonly settings: StreamSettings,
+  ) {}
+
+  get count(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Starts a stream. Throws CURSOR_INVALID or CURSOR_EXPIRED before anything
+   * is sent. Returns a function that stops the session (on cancellation).
+   */
+  async open(cursorText: string, sink: StreamSink): Promise<() => void> {
+    if (this.closing) throw new ShuttingDownError();
+    let from: bigint | null = null;
+    if (cursorText !== "") {
+      if (!CURSOR.test(cursorText)) throw new CursorInvalidError();
+      from = BigInt(cursorText);
+    }
+    const session = new Session(sink, this.state, this.settings, () => this.sessions.delete(session));
+    this.sessions.add(session);
+    try {
+      if (from === null) {
+        const snap = await revocationSnapshot(this.db, this.settings.now());
+        await session.start(snap.revocations, snap.cursor, true);
+      } else {
+        const bounds = await cursorBounds(this.db);
+        if (from > bounds.latest) throw new CursorInvalidError();
+        if (from < bounds.prunedThrough) throw new CursorExpiredError();
+        const replay: Revocation[] = [];
+        let after = from;
+        for (;;) {
+          const rows = await revocationsAfter(this.db, after, REPLAY_PAGE);
+          replay.push(...rows);
+          if (rows.length < REPLAY_PAGE) break;
+          after = rows.at(-1)!.cursor;
+        }
+        await session.start(replay, replay.at(-1)?.cursor ?? from, false);
+      }
+    } catch (err) {
+      session.stop();
+      throw err;
+    }
+    return () => session.stop();
+  }
+
+  /** Sends the new key set on every stream. */
+  keySetChanged(jwksJson: string): void {
+    for (const s of this.sessions) s.send({ kind: "keySetChanged", jwksJson });
+  }
+
+  /** Ends every stream with SHUTTING_DOWN (and its cursor), so clients resume elsewhere. */
+  closeAll(): void {
+    this.closing = true;
+    for (const s of [...this.sessions]) s.fail((cursor) => new ShuttingDownError(cursor));
+  }
+}
+
+class Session {
+  /** Live events waiting for the transport, or for the initial read to finish. */
+  private queue: StreamEvent[] = [];
+  private live = false;
+  private blocked = false;
+  private stopped = false;
+  /** Live revocations at or below this were covered by the initial read. */
+  private floor = -1n;
+  /** The last cursor handed to the transport. */
+  private delivered = 0n;
+  private readonly unsubscribe: () => void;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly sink: StreamSink,
+    private readonly state: RevocationState,
+    private readonly settings: StreamSettings,
+    private readonly onStop: () => void,
+  ) {
+    this.unsubscribe = state.subscribe((r) => this.send({ kind: "revocation", revocation: r }));
+  }
+
+  /** Sends the initial read (waiting on the transport as needed), then goes live. */
+  async start(initial: readonly Revocation[], coveredThrough: bigint, snapshot: boolean): Promise<void> {
+    this.floor = coveredThrough;
+    this.delivered = coveredThrough;
+    for (const r of initial) {
+      if (this.stopped) return;
+      if (!this.sink.write({ kind: "revocation", revocation: r })) await new Promise<void>((res) => this.sink.onceDrained(res));
+    }
+    if (this.stopped) return;
+    if (snapshot) this.blocked = !this.sink.write({ kind: "snapshotComplete", cursor: coveredThrough });
+    this.queue = this.queue.filter((e) => e.kind !== "revocation" || e.revocation.cursor > this.floor);
+    this.live = true;
+    this.timer = setInterval(() => this.checkpoint(), this.settings.checkpointIntervalMs);
+    this.timer.unref();
+    if (this.blocked) this.sink.onceDrained(() => this.flush());
+    else this.flush();
+  }
+
+  send(e: StreamEvent): void {
+    if (this.stopped) return;
+    if (e.kind === "revocation" && this.live && e.revocation.cursor <= this.floor) return;
+    this.queue.push(e);
+    if (this.queue.length > this.settings.maxBufferedEvents) {
+      this.fail((cursor) => new SubscriberTooSlowError(cursor));
+      return;
+    }
+    if (this.live && !this.blocked) this.flush();
+  }
+
+  private flush(): void {
+    this.blocked = false;
+    while (!this.stopped && this.queue.length > 0) {
+      const e = this.queue.shift()!;
+      if (e.kind === "revocation") this.delivered = e.revocation.cursor;
+      if (!this.sink.write(e)) {
+        this.blocked = true;
+        this.sink.onceDrained(() => this.flush());
+        return;
+      }
+    }
+  }
+
+  /** Idle and caught up: everything up to the state's cursor has been handed over. */
+  private checkpoint(): void {
+    if (this.stopped || this.blocked || this.queue.length > 0) return;
+    const cursor = [this.delivered, this.state.lastCursor].reduce((a, b) => (a > b ? a : b));
+    this.sink.write({ kind: "checkpoint", cursor, observeMs: this.state.lastSyncMs });
+  }
+
+  fail(error: (deliveredCursor: bigint) => BatonError): void {
+    if (this.stopped) return;
+    const err = error(this.delivered);
+    this.stop();
+    this.sink.end(err);
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe();
+    if (this.timer) clearInterval(this.timer);
+    this.queue = [];
+    this.onStop();
+  }
+}
