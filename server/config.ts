@@ -34,7 +34,13 @@ export class ConfigError extends Error {
   }
 }
 
-const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** host:port with a port from 0 (any free port) to 65535. */
+const isHostPort = (v: string): boolean => {
+  const m = HOST_PORT.exec(v);
+  return m !== null && Number(m[2]) <= 65_535;
+};
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const problems: string[] = [];
@@ -45,7 +51,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const int = (name: string, fallback: number, min: number, max: number): number => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
-    const n = Number(raw);
+    const n = /^[0-9]{1,9}$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) {
       problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw.slice(0, 32)}")`);
       return fallback;
@@ -62,9 +68,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 
   const grpcListen = str("BATON_GRPC_LISTEN", "127.0.0.1:50051");
-  if (!HOST_PORT.test(grpcListen)) problems.push(`BATON_GRPC_LISTEN must be host:port (got "${grpcListen.slice(0, 64)}")`);
+  if (!isHostPort(grpcListen)) problems.push(`BATON_GRPC_LISTEN must be host:port (got "${grpcListen.slice(0, 64)}")`);
   const httpListen = env.BATON_HTTP_LISTEN ?? "127.0.0.1:8080";
-  if (httpListen !== "" && !HOST_PORT.test(httpListen)) {
+  if (httpListen !== "" && !isHostPort(httpListen)) {
     problems.push(`BATON_HTTP_LISTEN must be host:port or empty (got "${httpListen.slice(0, 64)}")`);
   }
   const databaseUrl = str("DATABASE_URL", "") || null;

@@ -21,10 +21,14 @@ export function verifyCompact(token: string, key: KeyObject, alg: SigningAlgorit
   const dot1 = token.indexOf(".");
   const dot2 = token.lastIndexOf(".");
   if (dot1 <= 0 || dot2 === dot1) return null;
+  // P-256 signatures are exactly 64 bytes (r || s), Ed25519 likewise: 86
+  // base64url characters, the last one with its two unused bits zero.
+  // Node's decoder is lenient ('+', '=', stray bits), so only the one
+  // canonical spelling is accepted: a token has exactly one string form.
+  const sigText = token.slice(dot2 + 1);
+  if (!/^[A-Za-z0-9_-]{85}[AQgw]$/.test(sigText)) return null;
   const data = Buffer.from(token.slice(0, dot2));
-  const sig = Buffer.from(token.slice(dot2 + 1), "base64url");
-  // P-256 signatures are exactly 64 bytes (r || s), Ed25519 likewise.
-  if (sig.length !== 64) return null;
+  const sig = Buffer.from(sigText, "base64url");
   try {
     const ok = alg === "ES256" ? verify("sha256", data, { key, ...ES256 }, sig) : verify(null, data, key, sig);
     return ok ? Buffer.from(token.slice(dot1 + 1, dot2), "base64url") : null;
