@@ -1,27 +1,20 @@
 // `npm run bench`: starts an embedded PostgreSQL (fsync on, as in
-// production) and a broker in a child process, then drives Issue and
-// Validate through the generated client over loopback at several
-// concurrencies. Prints throughput and p50/p99 latency: the median of
+// production) and a broker in a child process, then drives Issue, Validate
+// and Delegate (plain, and key-bound with a proof per call) through the
+// generated client over loopback at several concurrencies. Prints throughput and p50/p99 latency: the median of
 // BENCH_ROUNDS rounds of BENCH_SECONDS each.
 //
 //   BENCH_SECONDS=3 BENCH_ROUNDS=3 BENCH_CONCURRENCY=1,16,64 npm run bench
 
-import { credentials, Metadata } from "@grpc/grpc-js";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
-import { MasterKey } from "../server/crypto/master-key.js";
-import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
-import { BrokerServiceClient, type DelegateRequest, type IssueRequest } from "../server/gen/baton/v1/broker.js";
+import { Metadata } from "@grpc/grpc-js";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { createHash, randomBytes } from "node:crypto";
-import { freePort, startEmbedded } from "../server/storage/embedded.js";
+import { type DelegateRequest, type IssueRequest } from "../server/gen/baton/v1/broker.js";
+import { machine, median, pct, startBench, unary } from "./harness.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number);
-const OPERATOR = `bop_${"b".repeat(40)}`;
 
 type Call = () => Promise<unknown>;
 
@@ -32,8 +25,6 @@ interface Round {
   readonly errors: number;
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function round(fn: Call, concurrency: number, seconds: number): Promise<Round> {
   const latencies: number[] = [];
@@ -74,48 +65,13 @@ async function scenario(name: string, fn: Call): Promise<void> {
   }
 }
 
-function unary<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | null, res: Res) => void) => unknown, req: Req, md: Metadata): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res))));
-}
-
-const dir = mkdtempSync(join(tmpdir(), "baton-bench-"));
-const pg = await startEmbedded({ dataDir: dir, persistent: false });
-const port = await freePort();
-// BENCH_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
-const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-const broker = spawn(process.execPath, [...profile, "bin/baton.mjs", "serve"], {
-  env: {
-    ...process.env,
-    DATABASE_URL: pg.url("postgres"),
-    BATON_MASTER_KEY: MasterKey.generate(),
-    BATON_OPERATOR_TOKEN: OPERATOR,
-    BATON_GRPC_LISTEN: `127.0.0.1:${port}`,
-    BATON_HTTP_LISTEN: "",
-    BATON_LOG_LEVEL: "warn",
-    BATON_DATABASE_POOL_SIZE: "10",
-  },
-  stdio: ["ignore", "inherit", "inherit"],
-});
+const bench = await startBench();
 try {
-  const addr = `127.0.0.1:${port}`;
-  const admin = new AdminServiceClient(addr, credentials.createInsecure());
-  const client = new BrokerServiceClient(addr, credentials.createInsecure());
-  const op = new Metadata();
-  op.set("authorization", `Bearer ${OPERATOR}`);
-  // Wait for the broker to listen.
-  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 30_000, (e) => (e ? reject(e) : resolve())));
-  let created: { appId: string; secret: string } | undefined;
-  for (let i = 0; !created; i++) {
-    try {
-      const r: { app?: { appId: string }; clientSecret: string } = await unary(admin.createApp.bind(admin), { name: "bench", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 }, op);
-      created = { appId: r.app!.appId, secret: r.clientSecret };
-    } catch (err) {
-      if (i > 50) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  const app = new Metadata();
-  app.set("authorization", `Basic ${Buffer.from(`${created.appId}:${created.secret}`).toString("base64")}`);
+  // BENCH_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
+  const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const broker = await bench.broker({}, profile);
+  const client = broker.client;
+  const app = await bench.createApp(broker, ["read:records:*"], ["ehr-api"]);
   const req: IssueRequest = {
     taskId: "bench-task", orchestrationId: "", humanPrincipal: "user:bench", scopes: ["read:records:P-1042"],
     audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
@@ -142,18 +98,13 @@ try {
     return unary(client.delegate.bind(client), dreq, md);
   };
 
-  console.log(`# Baton benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}, broker and client on one machine`);
+  console.log(`# Baton benchmark: ${machine()}, broker and client on one machine`);
   console.log(`# median of ${ROUNDS} rounds x ${SECONDS}s per row; PostgreSQL ${"embedded, fsync on"}`);
   console.log(["method".padEnd(9), "concurrency".padStart(11), "per second".padStart(10), "p50 ms".padStart(9), "p99 ms".padStart(9), "errors".padStart(7)].join(" "));
   await scenario("Issue", () => unary(client.issue.bind(client), req, app));
   await scenario("Validate", () => unary(client.validate.bind(client), { token, audience: "ehr-api", requiredScopes: [] }, app));
   await scenario("Delegate", () => unary(client.delegate.bind(client), dreq, asAgent));
   await scenario("Deleg+PoP", delegateWithProof);
-  client.close();
-  admin.close();
 } finally {
-  broker.kill("SIGTERM");
-  await new Promise((r) => broker.once("exit", r));
-  await pg.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bench.stop();
 }
