@@ -192,8 +192,15 @@ export class CursorExpiredError extends BatonError {
 }
 
 export class SubscriberTooSlowError extends BatonError {
-  constructor(cursor: bigint) {
-    super("SUBSCRIBER_TOO_SLOW", "the subscriber fell too far behind; resume from the cursor in the metadata", { cursor: cursor.toString() });
+  /** `cursor`: the last one delivered; null when the snapshot was not complete (take a new one). */
+  constructor(cursor: bigint | null) {
+    super(
+      "SUBSCRIBER_TOO_SLOW",
+      cursor === null
+        ? "the subscriber fell too far behind during its snapshot; reconnect without a cursor"
+        : "the subscriber fell too far behind; resume from the cursor in the metadata",
+      cursor === null ? {} : { cursor: cursor.toString() },
+    );
   }
 }
 

@@ -79,7 +79,7 @@ export class RevocationStreams {
     try {
       if (from === null) {
         const snap = await revocationSnapshot(this.db, this.settings.now());
-        await session.start(snap.revocations, snap.cursor, true);
+        await session.start(snap.revocations, snap.cursor, null);
       } else {
         const bounds = await cursorBounds(this.db);
         if (from > bounds.latest) throw new CursorInvalidError();
@@ -92,7 +92,7 @@ export class RevocationStreams {
           if (rows.length < REPLAY_PAGE) break;
           after = rows.at(-1)!.cursor;
         }
-        await session.start(replay, replay.at(-1)?.cursor ?? from, false);
+        await session.start(replay, replay.at(-1)?.cursor ?? from, from);
       }
     } catch (err) {
       session.stop();
@@ -121,8 +121,11 @@ class Session {
   private stopped = false;
   /** Live revocations at or below this were covered by the initial read. */
   private floor = -1n;
-  /** The last cursor handed to the transport. */
-  private delivered = 0n;
+  /**
+   * The last cursor handed to the transport: where the subscriber can
+   * resume. Null until a snapshot is complete (nothing to resume from yet).
+   */
+  private delivered: bigint | null = null;
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | null = null;
 
@@ -136,15 +139,20 @@ class Session {
   }
 
   /** Sends the initial read (waiting on the transport as needed), then goes live. */
-  async start(initial: readonly Revocation[], coveredThrough: bigint, snapshot: boolean): Promise<void> {
+  async start(initial: readonly Revocation[], coveredThrough: bigint, resumedFrom: bigint | null): Promise<void> {
     this.floor = coveredThrough;
-    this.delivered = coveredThrough;
+    this.delivered = resumedFrom;
     for (const r of initial) {
       if (this.stopped) return;
-      if (!this.sink.write({ kind: "revocation", revocation: r })) await new Promise<void>((res) => this.sink.onceDrained(res));
+      const more = this.sink.write({ kind: "revocation", revocation: r });
+      if (resumedFrom !== null) this.delivered = r.cursor;
+      if (!more) await new Promise<void>((res) => this.sink.onceDrained(res));
     }
     if (this.stopped) return;
-    if (snapshot) this.blocked = !this.sink.write({ kind: "snapshotComplete", cursor: coveredThrough });
+    if (resumedFrom === null) {
+      this.blocked = !this.sink.write({ kind: "snapshotComplete", cursor: coveredThrough });
+      this.delivered = coveredThrough;
+    }
     this.queue = this.queue.filter((e) => e.kind !== "revocation" || e.revocation.cursor > this.floor);
     this.live = true;
     this.timer = setInterval(() => this.checkpoint(), this.settings.checkpointIntervalMs);
@@ -179,12 +187,12 @@ class Session {
 
   /** Idle and caught up: everything up to the state's cursor has been handed over. */
   private checkpoint(): void {
-    if (this.stopped || this.blocked || this.queue.length > 0) return;
-    const cursor = [this.delivered, this.state.lastCursor].reduce((a, b) => (a > b ? a : b));
+    if (this.stopped || this.blocked || this.queue.length > 0 || this.delivered === null) return;
+    const cursor = this.delivered > this.state.lastCursor ? this.delivered : this.state.lastCursor;
     this.sink.write({ kind: "checkpoint", cursor, observeMs: this.state.lastSyncMs });
   }
 
-  fail(error: (deliveredCursor: bigint) => BatonError): void {
+  fail(error: (deliveredCursor: bigint | null) => BatonError): void {
     if (this.stopped) return;
     const err = error(this.delivered);
     this.stop();
