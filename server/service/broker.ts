@@ -35,7 +35,8 @@ import { parseAgentKey } from "../crypto/agent-keys.js";
 import { randomId } from "../crypto/secrets.js";
 import { signToken, verifyToken } from "../crypto/tokens.js";
 import { verifyProof } from "../crypto/proofs.js";
-import { useProof } from "../storage/proofs.js";
+import { type ProofUse, useProofs } from "../storage/proofs.js";
+import { Batcher } from "./batcher.js";
 import { createHash } from "node:crypto";
 import type { AppRecord } from "../storage/apps.js";
 import { getApp } from "../storage/apps.js";
@@ -113,6 +114,8 @@ const PROOF_MIN_WINDOW_MS = 5_000;
 
 export class Broker implements Authenticator {
   private readonly writer: GrantWriter;
+  /** Proof ids, recorded once each across replicas, in group commits. */
+  private readonly proofLedger: Batcher<ProofUse, boolean>;
   private readonly appCache = new Map<string, { app: AppRecord; at: number }>();
   readonly operatorTokenHash: Buffer;
 
@@ -123,6 +126,7 @@ export class Broker implements Authenticator {
     private readonly settings: BrokerSettings,
   ) {
     this.writer = new GrantWriter(db);
+    this.proofLedger = new Batcher((uses) => useProofs(db, uses));
     this.operatorTokenHash = settings.operatorTokenHash;
   }
 
@@ -166,7 +170,7 @@ export class Broker implements Authenticator {
       const p = await verifyProof(proof, { method, token, thumbprint: v.claims.keyThumbprint, nowMs, windowMs });
       // Once only, across replicas: the id is kept until the proof is stale.
       const jtiHash = createHash("sha256").update(`${v.claims.keyThumbprint}\u0000${p.jti}`).digest();
-      if (!(await useProof(this.db, jtiHash, new Date(p.issuedAtMs + windowMs)))) throw new ProofReplayedError();
+      if (!(await this.proofLedger.submit({ jtiHash, expireTime: new Date(p.issuedAtMs + windowMs) }))) throw new ProofReplayedError();
     }
     return v.claims;
   }

@@ -2,10 +2,23 @@
 
 import type { Queryable } from "./db.js";
 
-/** Records a proof id; false when it was already used. */
-export async function useProof(db: Queryable, jtiHash: Buffer, expireTime: Date): Promise<boolean> {
-  const res = await db.query("INSERT INTO used_proofs (jti_hash, expire_time) VALUES ($1, $2) ON CONFLICT DO NOTHING", [jtiHash, expireTime]);
-  return res.rowCount === 1;
+export interface ProofUse {
+  readonly jtiHash: Buffer;
+  readonly expireTime: Date;
+}
+
+/**
+ * Records proof ids in one statement; answers, for each, whether it was new.
+ * A repeat within the batch counts as used (the first one wins).
+ */
+export async function useProofs(db: Queryable, uses: readonly ProofUse[]): Promise<boolean[]> {
+  const { rows } = await db.query<{ jti_hash: Buffer }>(
+    `INSERT INTO used_proofs (jti_hash, expire_time)
+     SELECT * FROM unnest($1::bytea[], $2::timestamptz[]) ON CONFLICT DO NOTHING RETURNING jti_hash`,
+    [uses.map((u) => u.jtiHash), uses.map((u) => u.expireTime)],
+  );
+  const fresh = new Set(rows.map((r) => r.jti_hash.toString("hex")));
+  return uses.map((u) => fresh.delete(u.jtiHash.toString("hex")));
 }
 
 export async function deleteExpiredProofs(db: Queryable, before: Date): Promise<number> {

@@ -159,3 +159,15 @@ describe("revocation store", () => {
     expect(set.size).toBe(0);
   });
 });
+
+describe("proof ids", () => {
+  it("each is accepted once, also when a batch holds it twice, and is pruned once stale", async () => {
+    const { useProofs, deleteExpiredProofs } = await import("../../server/storage/proofs.js");
+    const id = (s: string) => Buffer.from(s.padEnd(32, "-"));
+    const soon = new Date(Date.now() + 60_000);
+    expect(await useProofs(b.broker.db, [{ jtiHash: id("a"), expireTime: soon }, { jtiHash: id("a"), expireTime: soon }, { jtiHash: id("b"), expireTime: soon }])).toEqual([true, false, true]);
+    expect(await useProofs(b.broker.db, [{ jtiHash: id("b"), expireTime: soon }, { jtiHash: id("c"), expireTime: new Date(Date.now() - 1000) }])).toEqual([false, true]);
+    expect(await deleteExpiredProofs(b.broker.db, new Date())).toBe(1);
+    expect(await useProofs(b.broker.db, [{ jtiHash: id("a"), expireTime: soon }])).toEqual([false]);
+  });
+});
