@@ -8,6 +8,7 @@ import type { AppRecord } from "../storage/apps.js";
 import { type App, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
+import type { DelegateInput, IssuedToken } from "../service/broker.js";
 import type { Duration } from "../gen/google/protobuf/duration.js";
 
 /** Seconds of a Duration; null when unset. Negative or fractional spans are refused. */
@@ -81,6 +82,27 @@ export function revocationToProto(r: DomainRevocation): Revocation {
     expireTime: new Date(r.expiresAtMs),
     cursor: r.cursor.toString(),
   };
+}
+
+/** What Issue and Delegate requests share: the authority asked for. */
+export function grantFromProto(req: {
+  scopes: string[];
+  audiences: string[];
+  ttl?: Duration | undefined;
+  allowTtlClamp: boolean;
+  agentPublicKeyJwk: string;
+}): DelegateInput {
+  return {
+    scopes: req.scopes,
+    audiences: req.audiences,
+    ttlSeconds: durationSeconds("ttl", req.ttl),
+    allowTtlClamp: req.allowTtlClamp,
+    agentPublicKeyJwk: req.agentPublicKeyJwk,
+  };
+}
+
+export function issuedToProto(r: IssuedToken): { accessToken: string; claims: TokenClaims; ttlClamped: boolean } {
+  return { accessToken: r.token, claims: claimsToProto(r.claims), ttlClamped: r.ttlClamped };
 }
 
 export function streamEventToProto(e: StreamEvent): StreamRevocationsResponse {

@@ -33,6 +33,8 @@ import {
   appToProto,
   claimsToProto,
   durationSeconds,
+  grantFromProto,
+  issuedToProto,
   keyToProto,
   revocationToProto,
   statusToProto,
@@ -187,34 +189,14 @@ export class GrpcServer {
         const caller = await ctx.caller(["app"]);
         const r = await broker.issue(
           caller,
-          {
-            taskId: req.taskId,
-            orchestrationId: req.orchestrationId,
-            humanPrincipal: req.humanPrincipal,
-            scopes: req.scopes,
-            audiences: req.audiences,
-            ttlSeconds: durationSeconds("ttl", req.ttl),
-            allowTtlClamp: req.allowTtlClamp,
-            agentPublicKeyJwk: req.agentPublicKeyJwk,
-          },
+          { taskId: req.taskId, orchestrationId: req.orchestrationId, humanPrincipal: req.humanPrincipal, ...grantFromProto(req) },
           ctx,
         );
-        return { accessToken: r.token, claims: claimsToProto(r.claims), ttlClamped: r.ttlClamped };
+        return issuedToProto(r);
       }),
       delegate: this.unary("BrokerService", "Delegate", async (req, ctx) => {
         const caller = await ctx.caller(["agent"]);
-        const r = await broker.delegate(
-          caller,
-          {
-            scopes: req.scopes,
-            audiences: req.audiences,
-            ttlSeconds: durationSeconds("ttl", req.ttl),
-            allowTtlClamp: req.allowTtlClamp,
-            agentPublicKeyJwk: req.agentPublicKeyJwk,
-          },
-          ctx,
-        );
-        return { accessToken: r.token, claims: claimsToProto(r.claims), ttlClamped: r.ttlClamped };
+        return issuedToProto(await broker.delegate(caller, grantFromProto(req), ctx));
       }),
       validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
         const caller = await ctx.caller(["app", "operator"]);
