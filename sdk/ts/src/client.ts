@@ -208,7 +208,8 @@ function setMetadata(md: Metadata, key: string, value: string, what: string): vo
   md.set(key, value);
 }
 
-function callerMetadata(caller: AppOrOperator): Metadata {
+/** The `authorization` metadata of an app (Basic) or an operator (Bearer). */
+export function callerMetadata(caller: AppOrOperator): Metadata {
   const md = new Metadata();
   if ("clientId" in caller) {
     // Base64 is always printable.

@@ -1,6 +1,8 @@
 // The public API of Baton's TypeScript SDK for agents and the apps that run
 // them: the broker client, agent keys and proofs of possession, typed errors,
-// and the generated contract types callers see in answers.
+// and the generated contract types callers see in answers; and for resource
+// servers: the revocation subscriber, the offline token verifier and the
+// gRPC / HTTP middleware built on them.
 
 export {
   BrokerClient,
@@ -21,6 +23,34 @@ export {
 } from "./client.js";
 export { BatonError, ERROR_DOMAIN, fromServiceError, reasonOf } from "./errors.js";
 export { AgentKey, PROOF_METADATA_KEY, PROOF_TYPE, tokenHash, type AgentKeyAlgorithm } from "./proof.js";
+export {
+  RevocationSet,
+  RevocationSubscriber,
+  type LineageFacts,
+  type RevocationEventInfo,
+  type RevocationFacts,
+  type RevocationSubscriberOptions,
+  type SubscriberState,
+} from "./subscriber.js";
+export {
+  TokenVerifier,
+  type RevocationView,
+  type TokenVerifierOptions,
+  type VerifiedClaims,
+  type VerifyFailureReason,
+  type VerifyOptions,
+  type VerifyResult,
+} from "./verifier.js";
+export {
+  batonHttpMiddleware,
+  batonServerInterceptor,
+  grpcClaims,
+  httpClaims,
+  httpHtm,
+  PROOF_HEADER,
+  type GrpcAuthOptions,
+  type HttpAuthOptions,
+} from "./middleware.js";
 export { ErrorReason } from "./gen/baton/v1/errors.js";
 export {
   BrokerServiceClient,
