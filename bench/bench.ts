@@ -71,7 +71,7 @@ try {
   const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   const broker = await bench.broker({}, profile);
   const client = broker.client;
-  const app = await bench.createApp(broker, ["read:records:*"], ["ehr-api"]);
+  const { md: app } = await bench.createApp(broker, ["read:records:*"], ["ehr-api"]);
   const req: IssueRequest = {
     taskId: "bench-task", orchestrationId: "", humanPrincipal: "user:bench", scopes: ["read:records:P-1042"],
     audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",

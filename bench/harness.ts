@@ -29,8 +29,15 @@ export interface Bench {
   readonly operatorMd: Metadata;
   /** Starts a broker process; resolves once it answers. */
   broker(extraEnv?: Record<string, string>, nodeArgs?: string[]): Promise<BenchBroker>;
-  createApp(b: BenchBroker, scopeCeiling: string[], audiences: string[]): Promise<Metadata>;
+  createApp(b: BenchBroker, scopeCeiling: string[], audiences: string[]): Promise<BenchApp>;
   stop(): Promise<void>;
+}
+
+export interface BenchApp {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** Basic credentials for generated-client calls. */
+  readonly md: Metadata;
 }
 
 export interface BenchBroker {
@@ -91,7 +98,7 @@ export async function startBench(): Promise<Bench> {
             const r: { app?: { appId: string }; clientSecret: string } = await unary(admin.createApp.bind(admin), { name: `bench-${i}-${Date.now()}`, scopeCeiling, audiences, maxTtl: undefined, maxDelegationDepth: 0 }, operatorMd);
             const md = new Metadata();
             md.set("authorization", `Basic ${Buffer.from(`${r.app!.appId}:${r.clientSecret}`).toString("base64")}`);
-            return md;
+            return { clientId: r.app!.appId, clientSecret: r.clientSecret, md };
           } catch (err) {
             if (i > 50) throw err;
             await sleep(200);

@@ -6,10 +6,16 @@
 // event, and prints p50/p99. Subscribers, brokers and PostgreSQL share this
 // machine's cores, so the figures include their contention.
 //
+// Then, with the SDK: the residual exposure after release — from an agent's
+// release() through replica A returning to a TokenVerifier fed by replica B
+// rejecting that token (BENCH_RELEASES samples) — and offline verifications
+// per second on one core (one thread, for BENCH_VERIFY_SECONDS).
+//
 //   BENCH_SUBSCRIBERS=1000 BENCH_RATES=10,50 BENCH_SECONDS=10 npm run bench:stream
 
 import { credentials } from "@grpc/grpc-js";
 import { BrokerServiceClient, RevocationTarget, type RevokeResponse, type StreamRevocationsResponse } from "../server/gen/baton/v1/broker.js";
+import { BrokerClient, RevocationSubscriber, TokenVerifier } from "../sdk/ts/src/index.js";
 import { machine, pct, sleep, startBench, unary } from "./harness.js";
 
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 1000);
@@ -17,6 +23,8 @@ const RATES = (process.env.BENCH_RATES ?? "10,50").split(",").map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Streams per HTTP/2 connection. */
 const PER_CONNECTION = 50;
+const RELEASES = Number(process.env.BENCH_RELEASES ?? 200);
+const VERIFY_SECONDS = Number(process.env.BENCH_VERIFY_SECONDS ?? 3);
 
 const bench = await startBench();
 const channels: InstanceType<typeof BrokerServiceClient>[] = [];
@@ -59,7 +67,7 @@ try {
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
       calls.push(
-        unary(a.client.revoke.bind(a.client), { target: RevocationTarget.REVOCATION_TARGET_TASK, id: `prop-${rate}-${i}`, appId: "", reason: "" }, app).then(
+        unary(a.client.revoke.bind(a.client), { target: RevocationTarget.REVOCATION_TARGET_TASK, id: `prop-${rate}-${i}`, appId: "", reason: "" }, app.md).then(
           (r) => {
             returned.set((r as RevokeResponse).revocation!.cursor, performance.now());
           },
@@ -89,6 +97,59 @@ try {
       String(missing).padStart(8),
     ].join(" "));
   }
+  for (const c of channels) c.close();
+  channels.length = 0;
+  await sleep(500);
+
+  // Residual exposure after release, through the SDK.
+  const brokerA = new BrokerClient(a.address);
+  const brokerB = new BrokerClient(b.address);
+  const caller = { clientId: app.clientId, clientSecret: app.clientSecret };
+  const subscriber = new RevocationSubscriber({ target: b.address, caller });
+  subscriber.start();
+  await subscriber.ready();
+  const verifier = new TokenVerifier({ audience: "ehr-api", issuer: "https://baton.local", keys: brokerB, revocations: subscriber, maxStalenessMs: 15_000 });
+  await verifier.loadKeys();
+  const exposure: number[] = [];
+  let notRejected = 0;
+  for (let i = 0; i < RELEASES; i++) {
+    const issued = await brokerA.issue(caller, { taskId: `release-${i}`, scopes: ["read:records:P-1"], audiences: ["ehr-api"] });
+    const before = await verifier.verify(issued.accessToken);
+    if (!before.ok) throw new Error(`fresh token refused: ${before.reason}`);
+    await brokerA.release(issued.credential);
+    const released = performance.now();
+    for (;;) {
+      const r = await verifier.verify(issued.accessToken);
+      if (!r.ok && r.reason === "REVOKED") {
+        exposure.push(performance.now() - released);
+        break;
+      }
+      if (performance.now() - released > 5000) {
+        notRejected++;
+        break;
+      }
+      await new Promise((r) => setImmediate(r)); // let the stream's events in
+    }
+  }
+  exposure.sort((x, y) => x - y);
+  console.log(`\n# residual exposure: release() through replica A returning -> TokenVerifier (stream from replica B) rejects the token`);
+  console.log(`releases ${RELEASES}  p50 ${pct(exposure, 0.5).toFixed(2)} ms  p99 ${pct(exposure, 0.99).toFixed(2)} ms  max ${(exposure.at(-1) ?? NaN).toFixed(2)} ms  not rejected within 5 s: ${notRejected}`);
+
+  // Offline verification throughput on one core.
+  const valid = await brokerA.issue(caller, { taskId: "verify-rate", scopes: ["read:records:P-1"], audiences: ["ehr-api"] });
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < VERIFY_SECONDS * 1000) {
+    const r = await verifier.verify(valid.accessToken, { requiredScopes: ["read:records:P-1"] });
+    if (!r.ok) throw new Error(`valid token refused: ${r.reason}`);
+    n++;
+  }
+  console.log(`\n# offline verification (TokenVerifier.verify, ES256, lineage + scope checks), one thread`);
+  console.log(`verifications/s per core: ${(n / ((performance.now() - t0) / 1000)).toFixed(0)}`);
+  subscriber.close();
+  verifier.close();
+  brokerA.close();
+  brokerB.close();
 } finally {
   for (const c of channels) c.close();
   await bench.stop();
