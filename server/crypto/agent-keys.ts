@@ -1,7 +1,8 @@
 // Agent public keys (JWK) given at issuance: checked to be a real public key
 // of an allowed type, and reduced to their RFC 7638 thumbprint (`cnf.jkt`).
 
-import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
+import { importJWK, type JWK } from "jose";
+import { createHash } from "node:crypto";
 import { InvalidRequestError } from "../domain/errors.js";
 import { MAX_JWK_LENGTH } from "../domain/limits.js";
 
@@ -12,6 +13,16 @@ export interface AgentKey {
 }
 
 const FIELD = "agent_public_key_jwk";
+
+/** RFC 7638 SHA-256 thumbprint of an EC P-256 or OKP Ed25519 public key. */
+export function jwkThumbprint(jwk: { kty?: unknown; crv?: unknown; x?: unknown; y?: unknown }): string {
+  // The required members only, in lexicographic order, no whitespace.
+  const canonical =
+    jwk.kty === "EC"
+      ? JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
+      : JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x });
+  return createHash("sha256").update(canonical).digest("base64url");
+}
 
 export async function parseAgentKey(text: string): Promise<AgentKey> {
   if (text.length > MAX_JWK_LENGTH) throw new InvalidRequestError(FIELD, `must be at most ${MAX_JWK_LENGTH} characters`);
@@ -42,5 +53,5 @@ export async function parseAgentKey(text: string): Promise<AgentKey> {
   } catch {
     throw new InvalidRequestError(FIELD, "is not a valid public key");
   }
-  return { jwk, thumbprint: await calculateJwkThumbprint(jwk, "sha256"), algorithm };
+  return { jwk, thumbprint: jwkThumbprint(jwk), algorithm };
 }

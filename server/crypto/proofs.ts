@@ -9,13 +9,18 @@
 // and binds that proof to one method, one token and one moment. Replay is the
 // caller's to check with `jti` (see service/proofs.ts).
 
-import { calculateJwkThumbprint, type JWK } from "jose";
-import { createHash, createPublicKey } from "node:crypto";
+import type { JWK } from "jose";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { jwkThumbprint } from "./agent-keys.js";
 import { ProofInvalidError } from "../domain/errors.js";
 import { verifyCompact } from "./jws.js";
 
 export const PROOF_TYPE = "baton-proof+jwt";
 const MAX_PROOF_LENGTH = 4096;
+
+/** Parsed agent public keys by thumbprint: the same agent proves many times. */
+const keyCache = new Map<string, KeyObject>();
+const KEY_CACHE_SIZE = 10_000;
 
 export interface ProofCheck {
   readonly method: string;
@@ -60,15 +65,22 @@ export async function verifyProof(proof: string, c: ProofCheck): Promise<Verifie
   const expectedKty = alg === "ES256" ? { kty: "EC", crv: "P-256" } : { kty: "OKP", crv: "Ed25519" };
   if (jwk.kty !== expectedKty.kty || jwk.crv !== expectedKty.crv) throw new ProofInvalidError("jwk does not match alg");
   const publicJwk: JWK = alg === "ES256" ? { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y } : { kty: "OKP", crv: "Ed25519", x: jwk.x };
-  let thumbprint: string;
-  let key;
-  try {
-    thumbprint = await calculateJwkThumbprint(publicJwk, "sha256");
-    key = createPublicKey({ key: publicJwk as import("node:crypto").JsonWebKey, format: "jwk" });
-  } catch {
+  if (typeof publicJwk.x !== "string" || (alg === "ES256" && typeof publicJwk.y !== "string")) {
     throw new ProofInvalidError("jwk is not a valid public key");
   }
+  // Only the key the token is bound to is ever parsed.
+  const thumbprint = jwkThumbprint(publicJwk);
   if (thumbprint !== c.thumbprint) throw new ProofInvalidError("signed by a key other than the one the token is bound to");
+  let key = keyCache.get(thumbprint);
+  if (!key) {
+    try {
+      key = createPublicKey({ key: publicJwk as import("node:crypto").JsonWebKey, format: "jwk" });
+    } catch {
+      throw new ProofInvalidError("jwk is not a valid public key");
+    }
+    if (keyCache.size >= KEY_CACHE_SIZE) keyCache.clear();
+    keyCache.set(thumbprint, key);
+  }
   if (!verifyCompact(proof, key, alg)) throw new ProofInvalidError("bad signature");
   if (claims.htm !== c.method) throw new ProofInvalidError("made for another method");
   if (claims.ath !== tokenHash(c.token)) throw new ProofInvalidError("made for another token");
