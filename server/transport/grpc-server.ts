@@ -25,9 +25,9 @@ import {
   BrokerServiceService,
   type BrokerServiceServer,
   type StreamRevocationsRequest,
-  type StreamRevocationsResponse,
+  StreamRevocationsResponse,
 } from "../gen/baton/v1/broker.js";
-import type { RevocationStreams, StreamSink } from "../service/revocation-streams.js";
+import type { RevocationStreams, StreamEvent, StreamSink } from "../service/revocation-streams.js";
 import { credentialsFrom } from "./auth.js";
 import {
   appToProto,
@@ -45,6 +45,17 @@ import { mapError, toServiceError } from "./errors.js";
 
 const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Encoded revocation events, shared by every stream that sends them. */
+const encodedRevocations = new WeakMap<object, Buffer>();
+
+function encodeStreamEvent(e: StreamEvent): Buffer {
+  const shared = e.kind === "revocation" ? encodedRevocations.get(e.revocation) : undefined;
+  if (shared) return shared;
+  const bytes = Buffer.from(StreamRevocationsResponse.encode(streamEventToProto(e)).finish());
+  if (e.kind === "revocation") encodedRevocations.set(e.revocation, bytes);
+  return bytes;
+}
 /** Requests above this are refused by grpc-js before any handler runs. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -54,12 +65,17 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
  */
 const UNDECODABLE = Object.freeze({ undecodable: true }) as never;
 
-/** The service definition with deserializers that never throw. */
+/**
+ * The service definition with deserializers that never throw, and
+ * serializers that pass already-encoded messages through (a revocation sent
+ * to a thousand streams is encoded once).
+ */
 function tolerant<S extends grpc.ServiceDefinition>(service: S): S {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, m] of Object.entries(service)) {
     out[name] = {
       ...m,
+      responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : m.responseSerialize(value)),
       requestDeserialize: (bytes: Buffer) => {
         try {
           return m.requestDeserialize(bytes);
@@ -245,7 +261,8 @@ export class GrpcServer {
       stop?.();
     });
     const sink: StreamSink = {
-      write: (e) => call.write(streamEventToProto(e)),
+      // Pre-encoded bytes: the tolerant serializer passes them through.
+      write: (e) => call.write(encodeStreamEvent(e) as unknown as StreamRevocationsResponse),
       onceDrained: (fn) => call.once("drain", fn),
       end: (err) => {
         if (err) fail(err);
