@@ -5,6 +5,7 @@
 // BENCH_ROUNDS rounds of BENCH_SECONDS each.
 //
 //   BENCH_SECONDS=3 BENCH_ROUNDS=3 BENCH_CONCURRENCY=1,16,64 npm run bench
+//   BENCH_METHODS=Issue,Validate npm run bench     (only these rows)
 
 import { Metadata } from "@grpc/grpc-js";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -15,6 +16,7 @@ import { machine, median, pct, startBench, unary } from "./harness.js";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number);
+const METHODS = process.env.BENCH_METHODS?.split(",") ?? null;
 
 type Call = () => Promise<unknown>;
 
@@ -49,6 +51,7 @@ async function round(fn: Call, concurrency: number, seconds: number): Promise<Ro
 }
 
 async function scenario(name: string, fn: Call): Promise<void> {
+  if (METHODS && !METHODS.includes(name)) return;
   await round(fn, 16, 1); // warm-up: JIT, connection pool, plans
   for (const c of CONCURRENCY) {
     const rounds: Round[] = [];
