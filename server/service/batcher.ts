@@ -10,23 +10,28 @@ interface Pending<In, Out> {
 
 export class Batcher<In, Out> {
   private queue: Pending<In, Out>[] = [];
-  private running = false;
+  private inFlight = 0;
 
-  /** `write` answers each input of a batch, in order, or throws for all. */
+  /**
+   * `write` answers each input of a batch, in order, or throws for all.
+   * `maxInFlight` batches may be written at once: a second one can do its
+   * work while the first waits on its commit.
+   */
   constructor(
     private readonly write: (batch: readonly In[]) => Promise<readonly Out[]>,
     private readonly maxBatch = 256,
+    private readonly maxInFlight = 1,
   ) {}
 
   submit(input: In): Promise<Out> {
     return new Promise((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
-      if (!this.running) void this.drain();
+      if (this.inFlight < this.maxInFlight) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
+    this.inFlight++;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
@@ -38,7 +43,7 @@ export class Batcher<In, Out> {
         }
       }
     } finally {
-      this.running = false;
+      this.inFlight--;
     }
   }
 }

@@ -1,6 +1,6 @@
 // Writes grants and their audit events. Issuance is the hot path, and every
 // audit event takes the chain's head lock, so concurrent issuances are
-// written in batches (see batcher.ts). Each grant is still stored with its
+// written in batches (see batcher.ts), two at a time. Each grant is still stored with its
 // audit event in one transaction before its token is returned.
 
 import type { AuditEvent } from "../storage/audit.js";
@@ -27,6 +27,11 @@ export class GrantWriter {
         await appendAudit(tx, batch.filter((p) => ids.has(p.grant.tokenId)).map((p) => p.event));
         return batch.map((p) => ids.has(p.grant.tokenId));
       }),
+      256,
+      // Two batches in flight: the next one inserts its grants while the
+      // previous waits on its commit; the audit chain's head lock still
+      // orders their events.
+      2,
     );
   }
 

@@ -25,7 +25,7 @@ const req: IssueRequest = {
   taskId: "task-s", orchestrationId: "", humanPrincipal: "user:bob", scopes: ["read:records:P-9"], audiences: ["ehr-api"],
   ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
 };
-const issue = () => call(b.client.issue, b.client, req, app.md);
+const issue = (over: Partial<IssueRequest> = {}) => call(b.client.issue, b.client, { ...req, ...over }, app.md);
 const statusOf = async (token: string) =>
   (await call(b.client.validate, b.client, { token, audience: "ehr-api", requiredScopes: [] }, app.md)).status;
 
@@ -93,6 +93,20 @@ describe("audit", () => {
     const v = await call(b.admin.verifyAuditLog, b.admin, {}, operatorMd());
     expect(v).toMatchObject({ intact: true, firstBrokenSeq: 0 });
     expect(v.eventCount).toBe(rows.length);
+  });
+
+  it("under 200 concurrent issuances and revocations, each grant has exactly one event and the chain stays intact", async () => {
+    const before = await b.database.db.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_events WHERE kind = 'token.issued'");
+    const issued = await Promise.all(Array.from({ length: 200 }, (_, i) => issue({ taskId: `burst-${i}` })));
+    await Promise.all(issued.slice(0, 50).map((t) =>
+      call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: t.claims!.tokenId, appId: "", reason: "" }, app.md)));
+    const { rows } = await b.database.db.query<{ payload: string }>("SELECT payload FROM audit_events WHERE kind = 'token.issued'");
+    expect(rows.length - before.rows[0]!.n).toBe(200);
+    const ids = rows.map((r) => (JSON.parse(r.payload) as { data: { token_id: string } }).data.token_id);
+    for (const t of issued) expect(ids.filter((id) => id === t.claims!.tokenId)).toHaveLength(1);
+    const grants = await b.database.db.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE task_id LIKE 'burst-%'");
+    expect(grants.rows[0]!.n).toBe(200);
+    expect(await call(b.admin.verifyAuditLog, b.admin, {}, operatorMd())).toMatchObject({ intact: true, firstBrokenSeq: 0 });
   });
 
   it("verification finds an edited, a deleted and a truncated event", async () => {
