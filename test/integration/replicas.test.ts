@@ -104,6 +104,16 @@ it("with every LISTEN connection killed, nothing is lost and the listeners come 
   s.cancel();
 });
 
+it("a key rotation through A reaches B's key set and B's streams", async () => {
+  const s = openStream(b.client, "", operatorMd());
+  await s.waitFor((x) => x.events.some((e) => e.snapshotComplete));
+  const rotated = await call(a.admin.rotateSigningKey, a.admin, {}, operatorMd());
+  const next = rotated.next!.keyId;
+  await s.waitFor((x) => x.events.some((e) => e.keySetChanged?.jwksJson.includes(next)), 5000, "KeySetChanged on B");
+  expect(JSON.parse((await call(b.client.getKeySet, b.client, {})).jwksJson).keys.map((k: { kid: string }) => k.kid)).toContain(next);
+  s.cancel();
+});
+
 /**
  * A subscriber that keeps a set of revocation cursors: snapshot first, then
  * resume from its own last applied cursor on any end, on whichever replica
