@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
+import json
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -24,13 +26,18 @@ class FakeBroker(broker_pb2_grpc.BrokerServiceServicer):
 
     def __init__(self) -> None:
         self.authorization: str | None = None
+        self.proof: str | None = None
         self.time_remaining: float | None = None
         self.issue_request: broker_pb2.IssueRequest | None = None
+        self.delegate_request: broker_pb2.DelegateRequest | None = None
         self.revoke_request: broker_pb2.RevokeRequest | None = None
 
     def _record(self, context: grpc.ServicerContext) -> None:
-        value = dict(context.invocation_metadata()).get("authorization")
+        metadata = dict(context.invocation_metadata())
+        value = metadata.get("authorization")
         self.authorization = value if isinstance(value, str) else None
+        proof = metadata.get("baton-proof")
+        self.proof = proof if isinstance(proof, str) else None
         self.time_remaining = context.time_remaining()
 
     def Issue(self, request: broker_pb2.IssueRequest, context: grpc.ServicerContext) -> Any:
@@ -53,6 +60,11 @@ class FakeBroker(broker_pb2_grpc.BrokerServiceServicer):
                 )
             )
         )
+
+    def Delegate(self, request: broker_pb2.DelegateRequest, context: grpc.ServicerContext) -> Any:
+        self._record(context)
+        self.delegate_request = request
+        return broker_pb2.DelegateResponse(access_token="child.to.ken")
 
     def Revoke(self, request: broker_pb2.RevokeRequest, context: grpc.ServicerContext) -> Any:
         self._record(context)
@@ -91,7 +103,8 @@ def test_basic_credentials_deadline_and_error_details(fake: tuple[FakeBroker, st
             )
     expected = base64.b64encode(b"app-1:s3:cret").decode()
     assert broker.authorization == f"Basic {expected}"
-    assert broker.time_remaining is not None and 0 < broker.time_remaining <= 3.0
+    # gRPC may round the deadline up a little on the way (seen: 4.009 of 4.0).
+    assert broker.time_remaining is not None and 0 < broker.time_remaining <= 3.5
     assert broker.issue_request is not None
     assert broker.issue_request.ttl.ToTimedelta() == datetime.timedelta(seconds=90)
     err = caught.value
@@ -108,7 +121,7 @@ def test_bearer_credentials_and_target_names(fake: tuple[FakeBroker, str]) -> No
     with baton.BrokerClient(addr, bearer_token="tok.en.value") as client:
         response = client.revoke("token", "jti-1", reason="done", timeout=2.0)
     assert broker.authorization == "Bearer tok.en.value"
-    assert broker.time_remaining is not None and broker.time_remaining <= 2.0
+    assert broker.time_remaining is not None and 0 < broker.time_remaining <= 2.5
     assert broker.revoke_request is not None
     assert broker.revoke_request.target == broker_pb2.REVOCATION_TARGET_TOKEN
     assert response.revocation.id == "jti-1"
@@ -130,3 +143,69 @@ def test_incomplete_credentials_are_refused() -> None:
         baton.BrokerClient("127.0.0.1:1", client_id="only-id")
     with pytest.raises(ValueError):
         baton.BrokerClient("127.0.0.1:1", client_id="a", client_secret="b", bearer_token="c")
+
+
+def _claims(proof: str) -> dict[str, Any]:
+    payload = proof.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def test_delegate_sends_the_agent_token_and_a_fresh_proof(fake: tuple[FakeBroker, str]) -> None:
+    broker, addr = fake
+    key = baton.AgentKey.generate()
+    child_key = baton.AgentKey.generate("EdDSA")
+    # Opened as an app: the agent call uses the agent's token instead.
+    with baton.BrokerClient(addr, client_id="app-1", client_secret="s", timeout=4.0) as client:
+        response = client.delegate(
+            "parent.to.ken",
+            ["read:records:P-1"],
+            ["ehr-api"],
+            key=key,
+            ttl=datetime.timedelta(seconds=30),
+            agent_public_key_jwk=child_key,
+        )
+        first, request = broker.proof, broker.delegate_request
+        client.delegate("parent.to.ken", ["read:records:P-1"], key=key)
+        second = broker.proof
+    assert response.access_token == "child.to.ken"
+    assert broker.authorization == "Bearer parent.to.ken"
+    # gRPC may round the deadline up a little on the way.
+    assert broker.time_remaining is not None and 0 < broker.time_remaining <= 4.5
+    assert first is not None and second is not None
+    claims = _claims(first)
+    assert claims["htm"] == "/baton.v1.BrokerService/Delegate"
+    expected_ath = base64.urlsafe_b64encode(hashlib.sha256(b"parent.to.ken").digest())
+    assert claims["ath"] == expected_ath.rstrip(b"=").decode()
+    assert claims["jti"] != _claims(second)["jti"]
+    assert request is not None
+    assert list(request.scopes) == ["read:records:P-1"]
+    assert request.ttl.ToTimedelta() == datetime.timedelta(seconds=30)
+    assert json.loads(request.agent_public_key_jwk) == child_key.public_jwk
+
+
+def test_delegate_without_key_sends_no_proof(fake: tuple[FakeBroker, str]) -> None:
+    broker, addr = fake
+    with baton.BrokerClient(addr) as client:
+        client.delegate("parent.to.ken", ["read:records:P-1"])
+        with pytest.raises(ValueError):
+            client.delegate("", ["read:records:P-1"])
+    assert broker.authorization == "Bearer parent.to.ken"
+    assert broker.proof is None
+    assert broker.delegate_request is not None
+    assert list(broker.delegate_request.audiences) == []
+    assert broker.delegate_request.agent_public_key_jwk == ""
+
+
+def test_release_revokes_the_calling_token_with_a_proof(fake: tuple[FakeBroker, str]) -> None:
+    broker, addr = fake
+    key = baton.AgentKey.generate()
+    with baton.BrokerClient(addr, bearer_token="operator") as client:
+        client.release("agent.to.ken", key, reason="done")
+    assert broker.authorization == "Bearer agent.to.ken"
+    assert broker.revoke_request is not None
+    assert broker.revoke_request.target == broker_pb2.REVOCATION_TARGET_TOKEN
+    assert broker.revoke_request.id == ""
+    assert broker.revoke_request.reason == "done"
+    assert broker.proof is not None
+    assert _claims(broker.proof)["htm"] == "/baton.v1.BrokerService/Revoke"

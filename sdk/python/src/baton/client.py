@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from baton.errors import from_rpc_error
+from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, REVOKE_METHOD, AgentKey
 from baton.v1 import broker_pb2, broker_pb2_grpc
 
 _Response = TypeVar("_Response")
@@ -25,7 +26,10 @@ class BrokerClient:
 
     Every call sends an ``authorization`` header (``Basic`` for an app,
     ``Bearer`` for an agent or an operator), has a deadline, and raises
-    :class:`baton.BatonError` (or a subclass) on failure.
+    :class:`baton.BatonError` (or a subclass) on failure. The agent calls
+    (:meth:`delegate`, :meth:`release`) take the agent's token per call, with
+    its :class:`baton.AgentKey` when the token is key-bound, and attach a
+    fresh proof of possession.
 
     Usable as a context manager; otherwise call :meth:`close`.
     """
@@ -88,7 +92,11 @@ class BrokerClient:
 
     @property
     def call_metadata(self) -> tuple[tuple[str, str], ...]:
-        """The metadata (``authorization``) this client sends on every call."""
+        """The metadata (``authorization``) this client sends on its calls.
+
+        :meth:`delegate` and :meth:`release` send the agent's token (and
+        proof) given to them instead.
+        """
         return self._metadata
 
     def issue(
@@ -101,7 +109,7 @@ class BrokerClient:
         allow_ttl_clamp: bool = False,
         orchestration_id: str = "",
         human_principal: str = "",
-        agent_public_key_jwk: str = "",
+        agent_public_key_jwk: str | AgentKey = "",
         timeout: float | None = None,
     ) -> broker_pb2.IssueResponse:
         """Issue a token for one new agent of one task (as an app).
@@ -115,7 +123,9 @@ class BrokerClient:
                 failing.
             orchestration_id: The orchestration run, for the audit trail.
             human_principal: The human the work is done for.
-            agent_public_key_jwk: A public JWK to bind the token to.
+            agent_public_key_jwk: A public JWK (JSON) to bind the token to,
+                or the agent's :class:`baton.AgentKey` (its public part is
+                sent). The agent then proves possession on every call.
             timeout: This call's deadline in seconds; the client's by default.
 
         Returns:
@@ -133,9 +143,102 @@ class BrokerClient:
             allow_ttl_clamp=allow_ttl_clamp,
             orchestration_id=orchestration_id,
             human_principal=human_principal,
-            agent_public_key_jwk=agent_public_key_jwk,
+            agent_public_key_jwk=_jwk_text(agent_public_key_jwk),
         )
         response: broker_pb2.IssueResponse = self._call(self._stub.Issue, request, timeout)
+        return response
+
+    def delegate(
+        self,
+        token: str,
+        scopes: Sequence[str],
+        audiences: Sequence[str] = (),
+        *,
+        key: AgentKey | None = None,
+        ttl: datetime.timedelta | None = None,
+        allow_ttl_clamp: bool = False,
+        agent_public_key_jwk: str | AgentKey = "",
+        timeout: float | None = None,
+    ) -> broker_pb2.DelegateResponse:
+        """Ask for a token for a sub-agent (as an agent, with its own token).
+
+        The call authenticates with ``authorization: Bearer <token>``, whatever
+        credentials the client was opened with, and carries a fresh proof of
+        possession signed by ``key`` when one is given.
+
+        Args:
+            token: The calling agent's own token, the parent.
+            scopes: The sub-agent's scopes; each covered by the parent's.
+            audiences: The child's audiences, each one of the parent's;
+                empty for the parent's.
+            key: The key the parent token is bound to; required when it is
+                key-bound (else the broker refuses with ``PROOF_REQUIRED``).
+            ttl: The child's lifetime; ``None`` for the broker default,
+                shortened to the parent's remaining life.
+            allow_ttl_clamp: Shorten a TTL beyond the parent's remaining life
+                instead of failing.
+            agent_public_key_jwk: The sub-agent's public JWK (JSON) or
+                :class:`baton.AgentKey`, to bind the child token to.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The child token and its claims, lineage included.
+
+        Raises:
+            BatonError: For example :class:`baton.PermissionDeniedError` with
+                reason ``SCOPE_NOT_COVERED``, or reason ``PROOF_REQUIRED``,
+                ``PROOF_INVALID`` or ``PROOF_REPLAYED``.
+            ValueError: When ``token`` is empty.
+        """
+        request = broker_pb2.DelegateRequest(
+            scopes=scopes,
+            audiences=audiences,
+            ttl=ttl,
+            allow_ttl_clamp=allow_ttl_clamp,
+            agent_public_key_jwk=_jwk_text(agent_public_key_jwk),
+        )
+        metadata = _agent_metadata(token, key, DELEGATE_METHOD)
+        response: broker_pb2.DelegateResponse = self._call(
+            self._stub.Delegate, request, timeout, metadata
+        )
+        return response
+
+    def release(
+        self,
+        token: str,
+        key: AgentKey | None = None,
+        *,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> broker_pb2.RevokeResponse:
+        """Release an agent's own token: revoke it and every token delegated from it.
+
+        Called by the agent when its work is done: ``Revoke`` with target
+        ``TOKEN`` and an empty id ("the token I am calling with"), with
+        ``authorization: Bearer <token>`` and, when ``key`` is given, a fresh
+        proof of possession.
+
+        Args:
+            token: The agent's own token.
+            key: The key the token is bound to; required when it is key-bound.
+            reason: Why, for the audit trail.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The revocation as stored; effective when this returns.
+
+        Raises:
+            BatonError: For example reason ``PROOF_REQUIRED`` when the token is
+                key-bound and no key was given.
+            ValueError: When ``token`` is empty.
+        """
+        request = broker_pb2.RevokeRequest(
+            target=broker_pb2.REVOCATION_TARGET_TOKEN, id="", reason=reason
+        )
+        metadata = _agent_metadata(token, key, REVOKE_METHOD)
+        response: broker_pb2.RevokeResponse = self._call(
+            self._stub.Revoke, request, timeout, metadata
+        )
         return response
 
     def validate(
@@ -233,12 +336,31 @@ class BrokerClient:
         method: Callable[..., _Response],
         request: Any,
         timeout: float | None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
     ) -> _Response:
         try:
             return method(
                 request,
                 timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata,
+                metadata=self._metadata if metadata is None else metadata,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
+
+
+def _jwk_text(jwk: str | AgentKey) -> str:
+    return jwk.public_jwk_json() if isinstance(jwk, AgentKey) else jwk
+
+
+def _agent_metadata(
+    token: str, key: AgentKey | None, method: str
+) -> tuple[tuple[str, str], ...]:
+    """The metadata of an agent's call: its token, and a new proof when keyed."""
+    if not token:
+        raise ValueError("the agent's token is required")
+    metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),)
+    if key is not None:
+        # Made right before the call: the broker accepts a proof only once
+        # and only within a few seconds of its iat.
+        metadata += ((PROOF_METADATA_KEY, key.proof(method, token)),)
+    return metadata
