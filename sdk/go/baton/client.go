@@ -19,7 +19,8 @@ const DefaultTimeout = 5 * time.Second
 
 // Client is a connection to a broker. The embedded BrokerServiceClient's
 // methods (Issue, Validate, Revoke, ...) send the credentials given to
-// [Dial], get [DefaultTimeout] (or [WithTimeout]) as deadline when the
+// [Dial] (or, for one call, those of a grpc.PerRPCCredentials call option
+// such as [AsAgent], instead), get [DefaultTimeout] (or [WithTimeout]) as deadline when the
 // context has none, and return errors as [*Error].
 //
 // A Client is safe for concurrent use; Close it when done.
@@ -82,7 +83,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		grpc.WithChainStreamInterceptor(streamInterceptor),
 	}
 	if o.perRPC != nil {
-		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(o.perRPC))
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(dialCredentials{o.perRPC}))
 	}
 	conn, err := grpc.NewClient(target, append(dialOpts, o.dialOpts...)...)
 	if err != nil {
@@ -99,9 +100,11 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 // Close closes the connection. Calls in flight fail with codes.Canceled.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// unaryInterceptor applies the default deadline and converts errors.
+// unaryInterceptor applies the default deadline, keeps the Client's
+// credentials off a call that brings its own, and converts errors.
 func unaryInterceptor(timeout time.Duration) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		ctx = withCallCredentials(ctx, opts)
 		if _, ok := ctx.Deadline(); !ok && timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -111,9 +114,12 @@ func unaryInterceptor(timeout time.Duration) grpc.UnaryClientInterceptor {
 	}
 }
 
-// streamInterceptor converts the errors of stream calls. Streams get no
-// default deadline: a revocation stream is meant to stay open.
+// streamInterceptor converts the errors of stream calls and, like
+// unaryInterceptor, keeps the Client's credentials off a call that brings its
+// own. Streams get no default deadline: a revocation stream is meant to stay
+// open.
 func streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx = withCallCredentials(ctx, opts)
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		return nil, FromError(err)

@@ -13,4 +13,18 @@
 //	resp, err := client.Issue(ctx, &batonv1.IssueRequest{...})
 //	var berr *baton.Error
 //	if errors.As(err, &berr) && berr.Reason == "SCOPE_NOT_COVERED" { ... }
+//
+// An agent's token may be bound to the agent's key: issue it with the key's
+// public JWK, and every call made with it then carries a fresh proof of
+// possession ([AgentKey.Proof]) in `baton-proof` metadata, which
+// [AgentCredentials] makes per call for the method being called. [AsAgent]
+// uses them for one call (replacing the Client's own credentials),
+// [WithAgentCredentials] for a whole Client; [Client.DelegateAs] and
+// [Client.Release] are the agent's two calls.
+//
+//	key, err := baton.GenerateAgentKey() // ES256; or GenerateAgentKeyWithAlgorithm(baton.EdDSA)
+//	issued, err := client.Issue(ctx, &batonv1.IssueRequest{..., AgentPublicKeyJwk: key.PublicJWK()})
+//	token := issued.GetAccessToken() // claims.key_thumbprint == key.Thumbprint()
+//	child, err := client.DelegateAs(ctx, token, key, &batonv1.DelegateRequest{Scopes: ...})
+//	_, err = client.Release(ctx, token, key, "done") // the child dies with it
 package baton
