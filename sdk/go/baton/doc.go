@@ -27,4 +27,22 @@
 //	token := issued.GetAccessToken() // claims.key_thumbprint == key.Thumbprint()
 //	child, err := client.DelegateAs(ctx, token, key, &batonv1.DelegateRequest{Scopes: ...})
 //	_, err = client.Release(ctx, token, key, "done") // the child dies with it
+//
+// A resource server verifies tokens offline: a [Subscriber] keeps a live
+// copy of the broker's revocations (StreamRevocations, reconnecting and
+// resuming from its cursor), and a [Verifier] checks signature (ES256 or
+// EdDSA, the key's own), typ, issuer, lifetime, audience, scopes,
+// revocation and proof of possession against it, refusing everything
+// (STALE) when the copy is older than MaxStaleness. [UnaryServerInterceptor]
+// and [StreamServerInterceptor] put it in front of a gRPC server.
+//
+//	sub, err := baton.NewSubscriber(baton.SubscriberOptions{
+//		Target: "127.0.0.1:50051", Credentials: baton.BasicAuth(clientID, clientSecret)})
+//	sub.Start()
+//	defer sub.Close()
+//	err = sub.Ready(ctx) // the first snapshot is in
+//	v, err := baton.NewVerifier(baton.VerifierOptions{Audience: "ehr-api",
+//		Issuer: "https://baton.local", Keys: baton.KeySetFromClient(client), Revocations: sub})
+//	r := v.Verify(ctx, token, baton.VerifyOptions{RequiredScopes: []string{"read:records:P-1"}, Proof: proof, HTM: method})
+//	if !r.OK { ... r.Reason ... } // REVOKED, EXPIRED, STALE, PROOF_REQUIRED, ...
 package baton
