@@ -4,6 +4,10 @@
 this package adds :class:`BrokerClient` (credentials, deadlines), typed
 errors (:class:`BatonError` and its subclasses) and :class:`AgentKey` (an
 agent's key pair, which binds tokens and signs proofs of possession).
+
+For resource servers: :class:`RevocationSubscriber` keeps a live copy of the
+broker's revocations (``StreamRevocations``) and :class:`TokenVerifier`
+verifies tokens offline against it and the broker's key set.
 """
 
 from baton.client import DEFAULT_TIMEOUT, BrokerClient
@@ -25,8 +29,29 @@ from baton.proof import (
     REVOKE_METHOD,
     AgentKey,
     AgentKeyAlgorithm,
+    http_htm,
     jwk_thumbprint,
     token_hash,
+)
+from baton.subscriber import (
+    LineageFacts,
+    RevocationFacts,
+    RevocationSet,
+    RevocationSubscriber,
+    SubscriberState,
+)
+from baton.verifier import (
+    TOKEN_TYPE,
+    RevocationView,
+    Scope,
+    TokenVerifier,
+    VerifiedClaims,
+    VerifyFailureReason,
+    VerifyResult,
+    http_key_source,
+    parse_scope,
+    scope_covers,
+    uncovered_scopes,
 )
 
 __all__ = [
@@ -36,17 +61,34 @@ __all__ = [
     "PROOF_METADATA_KEY",
     "PROOF_TYPE",
     "REVOKE_METHOD",
+    "TOKEN_TYPE",
     "AgentKey",
     "AgentKeyAlgorithm",
     "BatonError",
     "BrokerClient",
     "InvalidArgumentError",
+    "LineageFacts",
     "NotFoundError",
     "PermissionDeniedError",
+    "RevocationFacts",
+    "RevocationSet",
+    "RevocationSubscriber",
+    "RevocationView",
+    "Scope",
+    "SubscriberState",
+    "TokenVerifier",
     "UnauthenticatedError",
     "UnavailableError",
+    "VerifiedClaims",
+    "VerifyFailureReason",
+    "VerifyResult",
     "from_rpc_error",
+    "http_htm",
+    "http_key_source",
     "jwk_thumbprint",
+    "parse_scope",
     "reason_of",
+    "scope_covers",
     "token_hash",
+    "uncovered_scopes",
 ]

@@ -314,6 +314,24 @@ class BrokerClient:
         response: broker_pb2.RevokeResponse = self._call(self._stub.Revoke, request, timeout)
         return response
 
+    def get_key_set(self, *, timeout: float | None = None) -> broker_pb2.GetKeySetResponse:
+        """Fetch the public keys that verify Baton tokens (needs no credentials).
+
+        Args:
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The JWK set as JSON in ``jwks_json``, each key with ``kid``,
+            ``alg`` and ``use: sig``; :class:`baton.TokenVerifier` reads it.
+
+        Raises:
+            BatonError: When the call fails.
+        """
+        response: broker_pb2.GetKeySetResponse = self._call(
+            self._stub.GetKeySet, broker_pb2.GetKeySetRequest(), timeout
+        )
+        return response
+
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         self._channel.close()

@@ -25,8 +25,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
@@ -75,6 +77,24 @@ def _b64url_decode(text: str) -> bytes:
 
 def _json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_HTTP_HTM = re.compile(r"[A-Z]+ /\S*")
+
+
+def http_htm(method: str, url: str) -> str:
+    """The ``htm`` of an HTTP call: ``"<METHOD> <path>"``, without query or fragment.
+
+    ``url`` is a path (``/records/P-1?x=1``) or an absolute URL, whose path
+    is taken. Both sides use it: the agent to sign a proof
+    (``key.proof(http_htm("GET", url), token)``), the resource server to
+    tell :meth:`baton.TokenVerifier.verify` what the proof must name.
+    """
+    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        path = urllib.parse.urlsplit(url).path
+    else:
+        path = re.split(r"[?#]", url, maxsplit=1)[0]
+    return f"{method.upper()} {path or '/'}"
 
 
 def token_hash(token: str) -> str:
@@ -262,16 +282,25 @@ class AgentKey:
         """Sign a proof of possession for one call.
 
         Args:
-            method: The full gRPC method, for example
-                ``"/baton.v1.BrokerService/Delegate"`` (:data:`DELEGATE_METHOD`).
+            method: The ``htm``: the full gRPC method, for example
+                ``"/baton.v1.BrokerService/Delegate"`` (:data:`DELEGATE_METHOD`),
+                or for an HTTP resource server ``"<METHOD> <path>"``
+                (:func:`http_htm`), for example ``"GET /records/P-1"``.
             token: The key-bound token the call authenticates with.
 
         Returns:
-            The proof (a compact JWS), for the ``baton-proof`` metadata. Make
-            a new one for every call: the broker accepts each once.
+            The proof (a compact JWS), for the ``baton-proof`` metadata (the
+            ``Baton-Proof`` header over HTTP). Make a new one for every call:
+            each is accepted once.
+
+        Raises:
+            ValueError: When ``method`` is neither form.
         """
-        if not method.startswith("/"):
-            raise ValueError(f"method must be a full gRPC method path like {DELEGATE_METHOD!r}")
+        if not (method.startswith("/") or _HTTP_HTM.fullmatch(method)):
+            raise ValueError(
+                f"method must be a full gRPC method path like {DELEGATE_METHOD!r} "
+                "or an HTTP method and path like 'GET /records/1'"
+            )
         header = {"alg": self._algorithm, "typ": PROOF_TYPE, "jwk": dict(self._public_jwk)}
         claims = {
             "htm": method,
