@@ -8,11 +8,13 @@ import type { MasterKey } from "./master-key.js";
 export type SigningAlgorithm = "ES256" | "EdDSA";
 export const ALLOWED_ALGORITHMS: readonly SigningAlgorithm[] = ["ES256", "EdDSA"];
 
+export type KeyState = "next" | "active" | "retired";
+
 /** A key as stored (private part sealed under the master key). */
 export interface StoredKey {
   readonly keyId: string;
   readonly algorithm: SigningAlgorithm;
-  readonly state: "next" | "active" | "retired";
+  readonly state: KeyState;
   readonly publicJwk: string;
   readonly privateKeyEnc: Buffer;
   readonly createTime: Date;

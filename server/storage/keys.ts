@@ -1,21 +1,8 @@
 // Signing keys: public JWK in clear, private part encrypted by the crypto
 // layer before it reaches here (query functions only).
 
+import type { KeyState, StoredKey } from "../crypto/keyring.js";
 import type { Queryable } from "./db.js";
-
-export type KeyState = "next" | "active" | "retired";
-
-export interface KeyRecord {
-  readonly keyId: string;
-  readonly algorithm: "ES256" | "EdDSA";
-  readonly state: KeyState;
-  readonly publicJwk: string;
-  readonly privateKeyEnc: Buffer;
-  readonly createTime: Date;
-  readonly activateTime: Date | null;
-  readonly retireTime: Date | null;
-  readonly expireTime: Date | null;
-}
 
 interface Row {
   key_id: string;
@@ -29,7 +16,7 @@ interface Row {
   expire_time: Date | null;
 }
 
-const fromRow = (r: Row): KeyRecord => ({
+const fromRow = (r: Row): StoredKey => ({
   keyId: r.key_id,
   algorithm: r.algorithm,
   state: r.state,
@@ -42,7 +29,7 @@ const fromRow = (r: Row): KeyRecord => ({
 });
 
 /** Keys still published at `now`: next, active, and retired ones whose tokens may be alive. Newest first. */
-export async function publishedKeys(db: Queryable, now: Date): Promise<KeyRecord[]> {
+export async function publishedKeys(db: Queryable, now: Date): Promise<StoredKey[]> {
   const { rows } = await db.query<Row>(
     "SELECT * FROM signing_keys WHERE state <> 'retired' OR expire_time >= $1 ORDER BY create_time DESC, key_id",
     [now],
@@ -50,7 +37,7 @@ export async function publishedKeys(db: Queryable, now: Date): Promise<KeyRecord
   return rows.map(fromRow);
 }
 
-export async function insertKey(db: Queryable, k: KeyRecord): Promise<void> {
+export async function insertKey(db: Queryable, k: StoredKey): Promise<void> {
   await db.query(
     `INSERT INTO signing_keys (key_id, algorithm, state, public_jwk, private_key_enc, create_time, activate_time, retire_time, expire_time)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -71,7 +58,7 @@ export async function lockKeys(db: Queryable): Promise<void> {
   await db.query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE");
 }
 
-export async function keysInState(db: Queryable, state: KeyState): Promise<KeyRecord[]> {
+export async function keysInState(db: Queryable, state: KeyState): Promise<StoredKey[]> {
   const { rows } = await db.query<Row>("SELECT * FROM signing_keys WHERE state = $1", [state]);
   return rows.map(fromRow);
 }
