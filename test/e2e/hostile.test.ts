@@ -7,7 +7,7 @@ import { CompactSign, generateKeyPair } from "jose";
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IssueRequest, TokenStatus } from "../../server/gen/baton/v1/broker.js";
-import { basic, bearer, call, createApp, decodeError, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { basic, bearer, call, createApp, decodeError, issueRequest, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 
 let b: TestBroker;
 let app: TestApp;
@@ -22,17 +22,7 @@ async function counts(): Promise<Record<string, number>> {
   return Object.fromEntries(Object.entries(rows[0]!).map(([k, v]) => [k, Number(v)]));
 }
 
-const issueReq = (over: Partial<IssueRequest> = {}): IssueRequest => ({
-  taskId: "t-1",
-  orchestrationId: "",
-  humanPrincipal: "",
-  scopes: ["read:records:P-1"],
-  audiences: ["ehr-api"],
-  ttl: undefined,
-  allowTtlClamp: false,
-  agentPublicKeyJwk: "",
-  ...over,
-});
+const issueReq = (over: Partial<IssueRequest> = {}): IssueRequest => issueRequest({ taskId: "t-1", ...over });
 const issue = (over: Partial<IssueRequest> = {}, md = app.md) => call(b.client.issue, b.client, issueReq(over), md);
 const validate = (token: string) => call(b.client.validate, b.client, { token, audience: "ehr-api", requiredScopes: [] }, app.md);
 

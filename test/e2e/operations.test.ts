@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
 import { createLogger } from "../../server/telemetry/logger.js";
-import { call, createApp, operatorMd, refusal, startTestBroker, type TestBroker } from "../helpers/broker.js";
+import { call, createApp, issueRequest, operatorMd, refusal, startTestBroker, type TestBroker } from "../helpers/broker.js";
 
 const logLines: string[] = [];
 let b: TestBroker;
@@ -51,17 +51,13 @@ describe("apps", () => {
 describe("EdDSA", () => {
   it("signs with Ed25519 when configured, and validates", async () => {
     const app = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
-    const t = await call(b.client.issue, b.client, {
-      taskId: "t", orchestrationId: "", humanPrincipal: "", scopes: ["read:records:1"], audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
-    }, app.md);
+    const t = await call(b.client.issue, b.client, issueRequest({ taskId: "t", scopes: ["read:records:1"] }), app.md);
     expect(JSON.parse(Buffer.from(t.accessToken.split(".")[0]!, "base64url").toString())).toMatchObject({ alg: "EdDSA" });
     const v = await call(b.client.validate, b.client, { token: t.accessToken, audience: "ehr-api", requiredScopes: [] }, app.md);
     expect(v.status).toBe(TokenStatus.TOKEN_STATUS_VALID);
     await call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: t.claims!.tokenId, appId: "", reason: "" }, app.md);
     // A refusal, so the logs below also hold a refused request.
-    await refusal(call(b.client.issue, b.client, {
-      taskId: "t", orchestrationId: "", humanPrincipal: "", scopes: ["write:x:1"], audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
-    }, app.md));
+    await refusal(call(b.client.issue, b.client, issueRequest({ taskId: "t", scopes: ["write:x:1"] }), app.md));
     const logs = logLines.join("");
     expect(logs).toContain("broker ready");
     expect(logs).toContain("request refused");

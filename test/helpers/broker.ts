@@ -7,7 +7,7 @@ import { MasterKey } from "../../server/crypto/master-key.js";
 import { startBroker, type RunningBroker } from "../../server/main.js";
 import { type Logger, silentLogger } from "../../server/telemetry/logger.js";
 import { AdminServiceClient } from "../../server/gen/baton/v1/admin.js";
-import { BrokerServiceClient } from "../../server/gen/baton/v1/broker.js";
+import { BrokerServiceClient, type IssueRequest } from "../../server/gen/baton/v1/broker.js";
 import { ErrorInfo } from "../../server/gen/google/rpc/error_details.js";
 import { Status } from "../../server/gen/google/rpc/status.js";
 import { freshDatabase, type TestDatabase } from "./database.js";
@@ -55,6 +55,21 @@ export async function startTestBroker(env: Record<string, string> = {}, database
 }
 
 export const operatorMd = (): Metadata => bearer(OPERATOR_TOKEN);
+
+/** An IssueRequest with plain defaults; `over` replaces fields. */
+export function issueRequest(over: Partial<IssueRequest> = {}): IssueRequest {
+  return {
+    taskId: "task-1",
+    orchestrationId: "",
+    humanPrincipal: "",
+    scopes: ["read:records:P-1"],
+    audiences: ["ehr-api"],
+    ttl: undefined,
+    allowTtlClamp: false,
+    agentPublicKeyJwk: "",
+    ...over,
+  };
+}
 
 export function bearer(token: string): Metadata {
   const md = new Metadata();

@@ -7,8 +7,8 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MasterKey } from "../../server/crypto/master-key.js";
-import { type IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
-import { call, createApp, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
+import { call, createApp, issueRequest, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 import { openStream, type TestStream } from "../helpers/stream.js";
 import { freshDatabase, type TestDatabase } from "../helpers/database.js";
 
@@ -30,10 +30,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-const req: IssueRequest = {
-  taskId: "t", orchestrationId: "", humanPrincipal: "", scopes: ["read:records:P-1"], audiences: ["ehr-api"],
-  ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
-};
+const req = issueRequest({ taskId: "t" });
 const statusAt = async (broker: TestBroker, token: string) =>
   (await call(broker.client.validate, broker.client, { token, audience: "ehr-api", requiredScopes: [] }, app.md)).status;
 

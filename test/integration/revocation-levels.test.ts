@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { type IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
-import { call, createApp, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { call, createApp, issueRequest, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 import { freshDatabase, type TestDatabase } from "../helpers/database.js";
 
 const MASTER = MasterKey.generate();
@@ -22,17 +22,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-const req = (over: Partial<IssueRequest> = {}): IssueRequest => ({
-  taskId: "task-a",
-  orchestrationId: "",
-  humanPrincipal: "",
-  scopes: ["read:records:P-1"],
-  audiences: ["ehr-api"],
-  ttl: undefined,
-  allowTtlClamp: false,
-  agentPublicKeyJwk: "",
-  ...over,
-});
+const req = (over: Partial<IssueRequest> = {}): IssueRequest => issueRequest({ taskId: "task-a", ...over });
 const issue = (over: Partial<IssueRequest> = {}, a: TestApp = app, broker: TestBroker = b) =>
   call(broker.client.issue, broker.client, req(over), a.md);
 const statusOf = async (token: string, a: TestApp = app, broker: TestBroker = b) =>

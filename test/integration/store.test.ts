@@ -9,7 +9,7 @@ import { verifyAudit } from "../../server/storage/audit.js";
 import { withTransaction } from "../../server/storage/db.js";
 import { DatabaseTooNewError, loadMigrations, migrate } from "../../server/storage/migrate.js";
 import { insertRevocation, liveRevocations } from "../../server/storage/revocations.js";
-import { call, createApp, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { call, createApp, issueRequest, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 import { freshDatabase, type TestDatabase } from "../helpers/database.js";
 
 let b: TestBroker;
@@ -21,10 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => b?.stop());
 
-const req: IssueRequest = {
-  taskId: "task-s", orchestrationId: "", humanPrincipal: "user:bob", scopes: ["read:records:P-9"], audiences: ["ehr-api"],
-  ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
-};
+const req = issueRequest({ taskId: "task-s", humanPrincipal: "user:bob", scopes: ["read:records:P-9"] });
 const issue = (over: Partial<IssueRequest> = {}) => call(b.client.issue, b.client, { ...req, ...over }, app.md);
 const statusOf = async (token: string) =>
   (await call(b.client.validate, b.client, { token, audience: "ehr-api", requiredScopes: [] }, app.md)).status;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevocationTarget } from "../../server/gen/baton/v1/broker.js";
 import { withTransaction, type Db } from "../../server/storage/db.js";
 import { cursorBounds, deleteExpiredRevocations, insertRevocation, REVOCATIONS_CHANNEL } from "../../server/storage/revocations.js";
-import { basic, bearer, call, createApp, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { basic, bearer, call, createApp, issueRequest, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 import { lastCursor, openStream } from "../helpers/stream.js";
 
 let b: TestBroker;
@@ -173,9 +173,7 @@ describe("freshness and keys", () => {
 
 describe("who may subscribe", () => {
   it("no credentials: UNAUTHENTICATED; an agent token: PERMISSION_DENIED", async () => {
-    const t = await call(b.client.issue, b.client, {
-      taskId: "x", orchestrationId: "", humanPrincipal: "", scopes: ["read:records:x"], audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
-    }, app.md);
+    const t = await call(b.client.issue, b.client, issueRequest({ taskId: "x", scopes: ["read:records:x"] }), app.md);
     const anon = openStream(b.client, "", new (await import("@grpc/grpc-js")).Metadata());
     const agent = openStream(b.client, "", bearer(t.accessToken));
     await anon.waitFor((x) => x.ended !== null);
