@@ -1,8 +1,8 @@
 // Agent public keys (JWK) given at issuance: checked to be a real public key
 // of an allowed type, and reduced to their RFC 7638 thumbprint (`cnf.jkt`).
 
-import { importJWK, type JWK } from "jose";
-import { createHash } from "node:crypto";
+import type { JWK } from "jose";
+import { createHash, createPublicKey, type JsonWebKey } from "node:crypto";
 import { InvalidRequestError } from "../domain/errors.js";
 import { MAX_JWK_LENGTH } from "../domain/limits.js";
 
@@ -49,7 +49,8 @@ export async function parseAgentKey(text: string): Promise<AgentKey> {
     throw new InvalidRequestError(FIELD, "must be an EC P-256 or OKP Ed25519 public key");
   }
   try {
-    await importJWK(jwk, algorithm);
+    // Parsing checks the point is on the curve (and the length for Ed25519).
+    createPublicKey({ key: jwk as JsonWebKey, format: "jwk" });
   } catch {
     throw new InvalidRequestError(FIELD, "is not a valid public key");
   }

@@ -64,6 +64,7 @@ describe("hostile requests are refused and nothing is stored", () => {
     ["agent key that is not JSON", () => issue({ agentPublicKeyJwk: "{not json" }), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["agent key with its private part", () => issue({ agentPublicKeyJwk: JSON.stringify({ kty: "EC", crv: "P-256", x: "a", y: "b", d: "c" }) }), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["agent key off the curve", () => issue({ agentPublicKeyJwk: JSON.stringify({ kty: "EC", crv: "P-256", x: "AAAA", y: "AAAA" }) }), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
+    ["agent key of full length off the curve", () => issue({ agentPublicKeyJwk: JSON.stringify({ kty: "EC", crv: "P-256", x: Buffer.alloc(32, 1).toString("base64url"), y: Buffer.alloc(32, 2).toString("base64url") }) }), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["RSA agent key", () => issue({ agentPublicKeyJwk: JSON.stringify({ kty: "RSA", n: "AQAB", e: "AQAB" }) }), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["garbage authorization", () => issue({}, md("authorization", "Negotiate abc")), status.UNAUTHENTICATED, "CREDENTIALS_INVALID"],
     ["Basic without a colon", () => issue({}, md("authorization", `Basic ${Buffer.from("nocolon").toString("base64")}`)), status.UNAUTHENTICATED, "CREDENTIALS_INVALID"],
