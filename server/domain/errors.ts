@@ -119,7 +119,7 @@ export class CredentialsInvalidError extends BatonError {
 }
 
 export class TokenInvalidError extends BatonError {
-  constructor(status: string) {
+  constructor(readonly status: string) {
     super("TOKEN_INVALID", `the bearer token is not valid (${status})`, { token_status: status });
   }
 }
@@ -220,4 +220,14 @@ export class ParentExpiredError extends BatonError {
   constructor() {
     super("PARENT_EXPIRED", "the delegating token has expired");
   }
+}
+
+/**
+ * On Delegate the caller's own token is the parent: a revoked or expired
+ * credential is reported as the parent's state.
+ */
+export function asParentRefusal(err: unknown): unknown {
+  if (err instanceof TokenInvalidError && err.status === "REVOKED") return new ParentRevokedError();
+  if (err instanceof TokenInvalidError && err.status === "EXPIRED") return new ParentExpiredError();
+  return err;
 }

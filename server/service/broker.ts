@@ -7,7 +7,6 @@ import {
   BatonError,
   DelegationDepthExceededError,
   ParentExpiredError,
-  ParentRevokedError,
   ProofReplayedError,
   ProofRequiredError,
   InvalidRequestError,
@@ -153,14 +152,11 @@ export class Broker implements Authenticator {
 
   /**
    * Verifies a token presented as the caller's own credential, and its proof
-   * of possession when the token is key-bound. For Delegate, an expired or
-   * revoked token is reported as the parent's state.
+   * of possession (made for `method`) when the token is key-bound.
    */
   async verifyAgentToken(token: string, proof: string | null, method: string): Promise<TokenClaims> {
     const v = await this.check(token);
     if (v.status !== "VALID" || !v.claims) {
-      if (method.endsWith("/Delegate") && v.status === "REVOKED") throw new ParentRevokedError();
-      if (method.endsWith("/Delegate") && v.status === "EXPIRED") throw new ParentExpiredError();
       throw new TokenInvalidError(v.status);
     }
     if (v.claims.keyThumbprint !== null) {

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
+import { asParentRefusal, InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
 import type { Broker } from "../service/broker.js";
 import type { KeyManager } from "../service/keys.js";
@@ -211,7 +211,9 @@ export class GrpcServer {
         return issuedToProto(r);
       }),
       delegate: this.unary("BrokerService", "Delegate", async (req, ctx) => {
-        const caller = await ctx.caller(["agent"]);
+        const caller = await ctx.caller(["agent"]).catch((err: unknown) => {
+          throw asParentRefusal(err);
+        });
         return issuedToProto(await broker.delegate(caller, grantFromProto(req), ctx));
       }),
       validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
