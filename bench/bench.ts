@@ -8,8 +8,7 @@
 //   BENCH_METHODS=Issue,Validate npm run bench     (only these rows)
 
 import { Metadata } from "@grpc/grpc-js";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { createHash, randomBytes } from "node:crypto";
+import { AgentKey } from "../sdk/ts/src/index.js";
 import { type DelegateRequest, type IssueRequest } from "../server/gen/baton/v1/broker.js";
 import { machine, median, pct, startBench, unary } from "./harness.js";
 
@@ -85,19 +84,12 @@ try {
   const asAgent = new Metadata();
   asAgent.set("authorization", `Bearer ${token}`);
   const dreq: DelegateRequest = { scopes: ["read:records:P-1042"], audiences: [], ttl: { seconds: 60, nanos: 0 }, allowTtlClamp: false, agentPublicKeyJwk: "" };
-  const keys = await generateKeyPair("ES256");
-  const { kty, crv, x, y } = await exportJWK(keys.publicKey);
-  const jwk = { kty, crv, x, y };
-  const bound = (await unary(client.issue.bind(client), { ...req, agentPublicKeyJwk: JSON.stringify(jwk) }, app) as { accessToken: string }).accessToken;
-  const ath = createHash("sha256").update(bound).digest("base64url");
+  const key = await AgentKey.generate();
+  const bound = (await unary(client.issue.bind(client), { ...req, agentPublicKeyJwk: key.publicJwk }, app) as { accessToken: string }).accessToken;
   const delegateWithProof = async () => {
-    const proof = await new SignJWT({ htm: "/baton.v1.BrokerService/Delegate", ath, jti: randomBytes(16).toString("base64url") })
-      .setProtectedHeader({ alg: "ES256", typ: "baton-proof+jwt", jwk })
-      .setIssuedAt()
-      .sign(keys.privateKey);
     const md = new Metadata();
     md.set("authorization", `Bearer ${bound}`);
-    md.set("baton-proof", proof);
+    md.set("baton-proof", await key.createProof("/baton.v1.BrokerService/Delegate", bound));
     return unary(client.delegate.bind(client), dreq, md);
   };
 
