@@ -114,7 +114,10 @@ it("a key rotation through A reaches B's key set and B's streams", async () => {
 /**
  * A subscriber that keeps a set of revocation cursors: snapshot first, then
  * resume from its own last applied cursor on any end, on whichever replica
- * is up. Events from a stream it has left are ignored.
+ * is up. Events from a stream it has left are ignored. Written against the
+ * raw stream on purpose (not the SDK's RevocationSubscriber, tested in
+ * sdk/ts): this test is about the broker's contract, and it throws on any
+ * duplicate or out-of-order cursor, which a set-keeping SDK would absorb.
  */
 class Resumer {
   readonly applied = new Set<bigint>();
