@@ -2,7 +2,8 @@
 // PostgreSQL and a broker on loopback, registers an app, and hands its
 // address and credentials to scripts/sdk-test.sh through the environment.
 //
-//   npx tsx test/sdk/run-live.ts
+//   npx tsx test/sdk/run-live.ts                 # scripts/sdk-test.sh: Python and Go
+//   npx tsx test/sdk/run-live.ts CMD [ARGS...]   # any command, with the same environment
 
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
@@ -46,7 +47,8 @@ try {
     );
     admin.close();
     // Asynchronous: the broker runs in this process and must keep serving.
-    const child = spawn("bash", ["scripts/sdk-test.sh"], {
+    const [cmd, ...args] = process.argv.length > 2 ? process.argv.slice(2) : ["bash", "scripts/sdk-test.sh"];
+    const child = spawn(cmd!, args, {
       stdio: "inherit",
       env: {
         ...process.env,
