@@ -9,10 +9,34 @@ import type { SigningAlgorithm } from "./keyring.js";
 
 const ES256 = { dsaEncoding: "ieee-p1363" } as const;
 
+// The order of P-256, and half of it. An ECDSA signature (r, s) has a twin
+// (r, n - s) that verifies just as well; Baton signs only the low-S form
+// (s <= n/2) and refuses the other, so a token or proof has exactly one
+// string form (no malleated copy slips past a replay or revocation check
+// keyed on the string).
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const P256_HALF_N = P256_N >> 1n;
+
+const toBigInt = (b: Uint8Array): bigint => BigInt(`0x${Buffer.from(b).toString("hex") || "0"}`);
+
+/** True when the s half of a 64-byte P-256 signature is in the upper half of the group. */
+export function isHighS(sig: Uint8Array): boolean {
+  return toBigInt(sig.subarray(32, 64)) > P256_HALF_N;
+}
+
+/** The low-S twin of a 64-byte P-256 signature (the same bytes when already low). */
+export function lowS(sig: Buffer): Buffer {
+  const s = toBigInt(sig.subarray(32, 64));
+  if (s <= P256_HALF_N) return sig;
+  const out = Buffer.from(sig);
+  Buffer.from((P256_N - s).toString(16).padStart(64, "0"), "hex").copy(out, 32);
+  return out;
+}
+
 export function signCompact(header: object, payload: Uint8Array | string, key: KeyObject, alg: SigningAlgorithm): string {
   const input = `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
   const data = Buffer.from(input);
-  const sig = alg === "ES256" ? sign("sha256", data, { key, ...ES256 }) : sign(null, data, key);
+  const sig = alg === "ES256" ? lowS(sign("sha256", data, { key, ...ES256 })) : sign(null, data, key);
   return `${input}.${sig.toString("base64url")}`;
 }
 
@@ -29,6 +53,7 @@ export function verifyCompact(token: string, key: KeyObject, alg: SigningAlgorit
   if (!/^[A-Za-z0-9_-]{85}[AQgw]$/.test(sigText)) return null;
   const data = Buffer.from(token.slice(0, dot2));
   const sig = Buffer.from(sigText, "base64url");
+  if (alg === "ES256" && isHighS(sig)) return null;
   try {
     const ok = alg === "ES256" ? verify("sha256", data, { key, ...ES256 }, sig) : verify(null, data, key, sig);
     return ok ? Buffer.from(token.slice(dot1 + 1, dot2), "base64url") : null;

@@ -5,6 +5,7 @@
 import { Metadata } from "@grpc/grpc-js";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { createHash, randomBytes } from "node:crypto";
+import { toLowS } from "./low-s.js";
 
 export const DELEGATE = "/baton.v1.BrokerService/Delegate";
 export const REVOKE = "/baton.v1.BrokerService/Revoke";
@@ -36,7 +37,7 @@ export class TestAgentKey {
   }
 
   async proof(token: string, o: ProofOptions = {}): Promise<string> {
-    return new SignJWT({
+    const signed = await new SignJWT({
       htm: o.method ?? DELEGATE,
       ath: createHash("sha256").update(o.forToken ?? token).digest("base64url"),
       jti: o.jti ?? randomBytes(16).toString("base64url"),
@@ -44,6 +45,7 @@ export class TestAgentKey {
       .setProtectedHeader({ alg: "ES256", typ: o.typ ?? "baton-proof+jwt", jwk: this.publicJwk })
       .setIssuedAt(o.iatSeconds ?? Math.floor(Date.now() / 1000))
       .sign(this.privateKey);
+    return toLowS(signed);
   }
 }
 

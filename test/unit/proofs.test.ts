@@ -14,6 +14,7 @@ import { createHash, generateKeyPairSync, sign as nodeSign } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PROOF_TYPE, tokenHash, verifyProof } from "../../server/crypto/proofs.js";
 import { ProofInvalidError } from "../../server/domain/errors.js";
+import { isLowS, toLowS, twinSignature } from "../helpers/low-s.js";
 
 type Alg = "ES256" | "EdDSA";
 type Pair = Awaited<ReturnType<typeof generateKeyPair>>;
@@ -54,10 +55,11 @@ async function proof(agent: Agent, spec: ProofSpec = {}): Promise<string> {
   const claims: Record<string, unknown> = { htm: spec.htm ?? METHOD, ath: ath(spec.token ?? TOKEN) };
   if (!("jti" in spec)) claims.jti = JTI;
   else if (spec.jti !== undefined) claims.jti = spec.jti;
-  return new SignJWT(claims)
+  const signed = await new SignJWT(claims)
     .setProtectedHeader({ alg: agent.alg, typ: spec.typ ?? PROOF_TYPE, jwk: spec.jwk ?? agent.jwk })
     .setIssuedAt(spec.iatSeconds ?? NOW_MS / 1000)
     .sign(spec.signer ?? agent.pair.privateKey);
+  return agent.alg === "ES256" ? toLowS(signed) : signed;
 }
 
 const check = (agent: Agent, over: Partial<Parameters<typeof verifyProof>[1]> = {}) => ({
@@ -137,6 +139,16 @@ describe("verifyProof refuses with ProofInvalidError", () => {
     expect((await rejection(await proof(es, { signer: other.pair.privateKey }), check(es))).message).toMatch(/signature/);
     // The EdDSA key's proof against an ES256-bound token.
     await rejection(await proof(ed), check(es));
+  });
+
+  it("the high-S twin of a valid ES256 proof (signature malleability)", async () => {
+    for (let n = 0; n < 20; n++) {
+      const p = await proof(es, { jti: `${JTI}-${n}` });
+      expect(isLowS(p)).toBe(true);
+      await verifyProof(p, check(es));
+      const e = await rejection(twinSignature(p), check(es));
+      expect(e.message).toMatch(/signature/);
+    }
   });
 
   it("a stale or future iat (outside the window)", async () => {

@@ -17,6 +17,7 @@ import { generateSigningKey, KeyRing, type LoadedKey, loadKey, type SigningAlgor
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken, TOKEN_TYPE, verifyToken } from "../../server/crypto/tokens.js";
 import type { TokenClaims, TokenStatus } from "../../server/domain/tokens.js";
+import { isLowS, twinSignature } from "../helpers/low-s.js";
 
 const ISSUER = "https://baton.test";
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0) + 123; // ms precision on purpose
@@ -326,6 +327,17 @@ describe("one-character mutations", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it("ES256 tokens are signed low-S, and the high-S twin of a signature is BAD_SIGNATURE", async () => {
+    // Each signature is high-S with probability 1/2: 40 signings miss the
+    // normalisation with probability 2^-40.
+    for (let n = 0; n < 40; n++) {
+      const t = await signToken(baseClaims({ tokenId: `tok_low_s_${n}` }), es);
+      expect(isLowS(t), `token ${n}`).toBe(true);
+      expect(await statusOf(t)).toBe("VALID");
+      expect(await statusOf(twinSignature(t))).toBe("BAD_SIGNATURE");
+    }
   });
 
   it("the signature is read as canonical base64url: a different signature string is not the same signature", async () => {
