@@ -8,7 +8,13 @@ import type { Config } from "./config.js";
 import { MasterKey } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
-import { Broker } from "./service/broker.js";
+import { Authentication } from "./service/authentication.js";
+import { Delegator } from "./service/delegate.js";
+import { Issuer } from "./service/issue.js";
+import { Minter } from "./service/minter.js";
+import { Revoker } from "./service/revoke.js";
+import { TokenChecker } from "./service/token-check.js";
+import { Validator } from "./service/validate.js";
 import { KeyManager } from "./service/keys.js";
 import { hashOperatorToken } from "./service/principals.js";
 import { RevocationState } from "./service/revocation-state.js";
@@ -91,15 +97,19 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       onChange: (ring) => streams.keySetChanged(ring.jwksJson),
     });
     await keys.start();
-    const broker = new Broker(db, keys, revocations, {
+    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
+    const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
+    const minter = new Minter(db, keys, {
       issuer: config.issuer,
       trustDomain: config.trustDomain,
       defaultTtlSeconds: config.defaultTtlSeconds,
-      leewayMs,
-      operatorTokenHash: hashOperatorToken(operatorToken),
       now,
     });
-    const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => broker.forgetApp(id));
+    const issuer = new Issuer(minter);
+    const delegator = new Delegator(minter, (id) => auth.findApp(id));
+    const validator = new Validator(checker);
+    const revoker = new Revoker(db, revocations, { leewayMs, now });
+    const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => auth.forgetApp(id));
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
     metrics.gauge("baton_revocation_streams", () => streams.count);
@@ -122,7 +132,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ broker, apps, keys, streams, db, logger, metrics });
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their

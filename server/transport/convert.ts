@@ -8,7 +8,8 @@ import type { AppRecord } from "../storage/apps.js";
 import { type App, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
-import type { DelegateInput, IssuedToken } from "../service/broker.js";
+import type { DelegateInput } from "../service/delegate.js";
+import type { IssuedToken } from "../service/minter.js";
 import type { Duration } from "../gen/google/protobuf/duration.js";
 
 /** Seconds of a Duration; null when unset. Negative or fractional spans are refused. */

@@ -13,7 +13,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asParentRefusal, InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
-import type { Broker } from "../service/broker.js";
+import type { Authentication } from "../service/authentication.js";
+import type { Delegator } from "../service/delegate.js";
+import type { Issuer } from "../service/issue.js";
+import type { Revoker } from "../service/revoke.js";
+import type { Validator } from "../service/validate.js";
 import type { KeyManager } from "../service/keys.js";
 import { type Allowed, authenticate, type Principal } from "../service/principals.js";
 import type { Logger } from "../telemetry/logger.js";
@@ -89,7 +93,11 @@ function tolerant<S extends grpc.ServiceDefinition>(service: S): S {
 }
 
 export interface GrpcDeps {
-  readonly broker: Broker;
+  readonly auth: Authentication;
+  readonly issuer: Issuer;
+  readonly delegator: Delegator;
+  readonly validator: Validator;
+  readonly revoker: Revoker;
   readonly apps: AppAdmin;
   readonly keys: KeyManager;
   readonly streams: RevocationStreams;
@@ -165,14 +173,14 @@ export class GrpcServer {
     method: string,
     fn: (req: Req, ctx: CallContext) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
-    const { broker, logger, metrics } = this.deps;
+    const { auth, logger, metrics } = this.deps;
     return (call, callback) => {
       const started = process.hrtime.bigint();
       const given = call.metadata.get("x-request-id")[0];
       const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
       const ctx: CallContext = {
         requestId,
-        caller: (allowed) => authenticate(broker, credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`),
+        caller: (allowed) => authenticate(auth, credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`),
       };
       const finish = (code: grpc.status): void => {
         metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
@@ -199,11 +207,11 @@ export class GrpcServer {
   }
 
   private brokerHandlers(): BrokerServiceServer {
-    const { broker, keys, metrics } = this.deps;
+    const { issuer, delegator, validator, revoker, keys, metrics } = this.deps;
     return {
       issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
         const caller = await ctx.caller(["app"]);
-        const r = await broker.issue(
+        const r = await issuer.issue(
           caller,
           { taskId: req.taskId, orchestrationId: req.orchestrationId, humanPrincipal: req.humanPrincipal, ...grantFromProto(req) },
           ctx,
@@ -214,11 +222,11 @@ export class GrpcServer {
         const caller = await ctx.caller(["agent"]).catch((err: unknown) => {
           throw asParentRefusal(err);
         });
-        return issuedToProto(await broker.delegate(caller, grantFromProto(req), ctx));
+        return issuedToProto(await delegator.delegate(caller, grantFromProto(req), ctx));
       }),
       validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
         const caller = await ctx.caller(["app", "operator"]);
-        const v = await broker.validate(caller, { token: req.token, audience: req.audience, requiredScopes: req.requiredScopes });
+        const v = await validator.validate(caller, { token: req.token, audience: req.audience, requiredScopes: req.requiredScopes });
         metrics.observeValidation(v.status);
         return {
           valid: v.status === "VALID",
@@ -228,7 +236,7 @@ export class GrpcServer {
       }),
       revoke: this.unary("BrokerService", "Revoke", async (req, ctx) => {
         const caller = await ctx.caller(["operator", "app", "agent"]);
-        const r = await broker.revoke(
+        const r = await revoker.revoke(
           caller,
           { target: targetFromProto(req.target), id: req.id, appId: req.appId, reason: req.reason },
           ctx,
@@ -242,7 +250,7 @@ export class GrpcServer {
 
   /** A server stream: authenticate, then hand the call to the stream service as a sink. */
   private streamRevocations(call: grpc.ServerWritableStream<StreamRevocationsRequest, StreamRevocationsResponse>): void {
-    const { broker, streams, logger, metrics } = this.deps;
+    const { auth, streams, logger, metrics } = this.deps;
     const given = call.metadata.get("x-request-id")[0];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     let stop: (() => void) | null = null;
@@ -276,7 +284,7 @@ export class GrpcServer {
     };
     (async () => {
       if (this.shuttingDown) throw new ShuttingDownError();
-      await authenticate(broker, credentialsFrom(call.metadata), ["app", "operator"], "/baton.v1.BrokerService/StreamRevocations");
+      await authenticate(auth, credentialsFrom(call.metadata), ["app", "operator"], "/baton.v1.BrokerService/StreamRevocations");
       const req = call.request as StreamRevocationsRequest | typeof UNDECODABLE;
       if (req === UNDECODABLE) throw new InvalidRequestError("request", "the request message does not decode");
       const s = await streams.open(req.cursor, sink);

@@ -1,0 +1,82 @@
+// Who may call: apps by client id and secret (through a short cache), agents
+// by their own token (and its proof of possession when key-bound). The
+// principal rules themselves are in principals.ts; this supplies the lookups.
+
+import { createHash } from "node:crypto";
+import { ProofReplayedError, ProofRequiredError, TokenInvalidError } from "../domain/errors.js";
+import type { TokenClaims } from "../domain/tokens.js";
+import { verifyProof } from "../crypto/proofs.js";
+import { type AppRecord, getApp } from "../storage/apps.js";
+import type { Db } from "../storage/db.js";
+import { type ProofUse, useProofs } from "../storage/proofs.js";
+import { Batcher } from "./batcher.js";
+import type { Authenticator } from "./principals.js";
+import type { TokenChecker } from "./token-check.js";
+
+const APP_CACHE_MS = 2000;
+/** Proofs are accepted within the leeway, and never less than this, of their iat. */
+const PROOF_MIN_WINDOW_MS = 5_000;
+
+export interface AuthenticationSettings {
+  readonly operatorTokenHash: Buffer;
+  readonly leewayMs: number;
+  readonly now: () => number;
+}
+
+export class Authentication implements Authenticator {
+  /** Proof ids, recorded once each across replicas, in group commits. */
+  private readonly proofLedger: Batcher<ProofUse, boolean>;
+  private readonly appCache = new Map<string, { app: AppRecord; at: number }>();
+  readonly operatorTokenHash: Buffer;
+
+  constructor(
+    private readonly db: Db,
+    private readonly checker: TokenChecker,
+    private readonly settings: AuthenticationSettings,
+  ) {
+    this.proofLedger = new Batcher((uses) => useProofs(db, uses));
+    this.operatorTokenHash = settings.operatorTokenHash;
+  }
+
+  /**
+   * Apps are cached for APP_CACHE_MS: authentication would otherwise cost a
+   * query per call. A change made here is seen at once (`forgetApp`); one made
+   * on another replica within APP_CACHE_MS. Issuance does not depend on the
+   * cache: the grant insert re-checks the app and its secret at commit.
+   */
+  async findApp(appId: string): Promise<AppRecord | null> {
+    const hit = this.appCache.get(appId);
+    const now = Date.now();
+    if (hit && now - hit.at < APP_CACHE_MS) return hit.app;
+    const app = await getApp(this.db, appId);
+    // Unknown ids are not cached: a caller could fill memory with them.
+    if (app) this.appCache.set(appId, { app, at: now });
+    else this.appCache.delete(appId);
+    return app;
+  }
+
+  forgetApp(appId: string): void {
+    this.appCache.delete(appId);
+  }
+
+  /**
+   * Verifies a token presented as the caller's own credential, and its proof
+   * of possession (made for `method`) when the token is key-bound.
+   */
+  async verifyAgentToken(token: string, proof: string | null, method: string): Promise<TokenClaims> {
+    const v = await this.checker.check(token);
+    if (v.status !== "VALID" || !v.claims) {
+      throw new TokenInvalidError(v.status);
+    }
+    if (v.claims.keyThumbprint !== null) {
+      if (proof === null) throw new ProofRequiredError();
+      const nowMs = this.settings.now();
+      const windowMs = Math.max(this.settings.leewayMs, PROOF_MIN_WINDOW_MS);
+      const p = await verifyProof(proof, { method, token, thumbprint: v.claims.keyThumbprint, nowMs, windowMs });
+      // Once only, across replicas: the id is kept until the proof is stale.
+      const jtiHash = createHash("sha256").update(`${v.claims.keyThumbprint}\u0000${p.jti}`).digest();
+      if (!(await this.proofLedger.submit({ jtiHash, expireTime: new Date(p.issuedAtMs + windowMs) }))) throw new ProofReplayedError();
+    }
+    return v.claims;
+  }
+}

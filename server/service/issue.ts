@@ -1,0 +1,93 @@
+// Issue: an app asks for a token for one agent of one task, within its
+// ceiling (scopes, audiences, TTL).
+
+import { AudienceNotAllowedError, BatonError, NotPermittedError, ScopeNotCoveredError } from "../domain/errors.js";
+import { decideTtl } from "../domain/lifetimes.js";
+import {
+  excessAudiences,
+  MAX_HUMAN_LENGTH,
+  optionalTaskId,
+  optionalText,
+  requireAudiences,
+  requireScopes,
+  requireTaskId,
+} from "../domain/limits.js";
+import { uncoveredScopes } from "../domain/scopes.js";
+import { agentIdFor } from "../domain/tokens.js";
+import { parseAgentKey } from "../crypto/agent-keys.js";
+import { randomId } from "../crypto/secrets.js";
+import type { AppRecord } from "../storage/apps.js";
+import type { IssuedToken, Minter, RequestContext } from "./minter.js";
+import type { Principal } from "./principals.js";
+
+export interface IssueInput {
+  readonly taskId: string;
+  readonly orchestrationId: string;
+  readonly humanPrincipal: string;
+  readonly scopes: readonly string[];
+  readonly audiences: readonly string[];
+  /** null when unset. */
+  readonly ttlSeconds: number | null;
+  readonly allowTtlClamp: boolean;
+  readonly agentPublicKeyJwk: string;
+}
+
+export class Issuer {
+  constructor(private readonly minter: Minter) {}
+
+  async issue(caller: Principal, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
+    if (caller.kind !== "app") throw new NotPermittedError("only an app may issue tokens");
+    const app = caller.app;
+    try {
+      return await this.issueFor(app, input, ctx);
+    } catch (err) {
+      if (err instanceof BatonError) await this.minter.refused("issue.refused", app.appId, caller, err, ctx);
+      throw err;
+    }
+  }
+
+  private async issueFor(app: AppRecord, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
+    const settings = this.minter.settings;
+    const taskId = requireTaskId("task_id", input.taskId);
+    const orchestrationId = optionalTaskId("orchestration_id", input.orchestrationId);
+    const humanPrincipal = optionalText("human_principal", input.humanPrincipal, MAX_HUMAN_LENGTH);
+    const scopes = requireScopes("scopes", input.scopes);
+    const audiences = requireAudiences("audiences", input.audiences);
+    const agentKey = input.agentPublicKeyJwk === "" ? null : await parseAgentKey(input.agentPublicKeyJwk);
+
+    const excess = uncoveredScopes(app.scopeCeiling, scopes);
+    if (excess.length > 0) throw new ScopeNotCoveredError(excess, "ceiling");
+    const badAudiences = excessAudiences(app.audiences, audiences);
+    if (badAudiences.length > 0) throw new AudienceNotAllowedError(badAudiences, "ceiling");
+    const ttl = decideTtl({
+      requestedSeconds: input.ttlSeconds,
+      allowClamp: input.allowTtlClamp,
+      defaultSeconds: settings.defaultTtlSeconds,
+      maximumSeconds: app.maxTtlSeconds,
+      rule: "app_maximum",
+    });
+
+    const nowMs = settings.now();
+    return this.minter.mint(
+      {
+        tokenId: randomId(),
+        agentId: agentIdFor(settings.trustDomain, app.appId, taskId, randomId()),
+        appId: app.appId,
+        taskId,
+        orchestrationId,
+        humanPrincipal,
+        scopes,
+        audiences,
+        issuer: settings.issuer,
+        issuedAtMs: nowMs,
+        notBeforeMs: Math.floor(nowMs / 1000) * 1000,
+        expiresAtMs: Math.floor(nowMs / 1000) * 1000 + ttl.seconds * 1000,
+        lineage: [],
+        rootIssuedAtMs: nowMs,
+        keyThumbprint: agentKey?.thumbprint ?? null,
+      },
+      { kind: "token.issued", actor: `app:${app.appId}`, ttlClamped: ttl.clamped, appVersion: app.updateTime },
+      ctx,
+    );
+  }
+}

@@ -1,0 +1,118 @@
+// Shared by Issue and Delegate: sign a token, store its grant and audit event
+// before returning it, and record refusals in the audit trail.
+
+import { type BatonError, UnavailableError } from "../domain/errors.js";
+import type { TokenClaims } from "../domain/tokens.js";
+import { signToken } from "../crypto/tokens.js";
+import { appendAudit, type AuditEvent } from "../storage/audit.js";
+import { type Db, withTransaction } from "../storage/db.js";
+import { GrantWriter } from "./grant-writer.js";
+import type { KeyManager } from "./keys.js";
+import { actorOf, type Principal } from "./principals.js";
+
+export interface RequestContext {
+  readonly requestId: string;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly claims: TokenClaims;
+  readonly ttlClamped: boolean;
+}
+
+export interface MintSettings {
+  readonly issuer: string;
+  readonly trustDomain: string;
+  readonly defaultTtlSeconds: number;
+  readonly now: () => number;
+}
+
+export interface HowMinted {
+  readonly kind: "token.issued" | "token.delegated";
+  readonly actor: string;
+  readonly ttlClamped: boolean;
+  /** The app's update_time the request was checked against (Issue), or null. */
+  readonly appVersion: Date | null;
+}
+
+export class Minter {
+  private readonly writer: GrantWriter;
+
+  constructor(
+    private readonly db: Db,
+    private readonly keys: KeyManager,
+    readonly settings: MintSettings,
+  ) {
+    this.writer = new GrantWriter(db);
+  }
+
+  /** Signs the token, then stores its grant and audit event before returning it. */
+  async mint(claims: TokenClaims, how: HowMinted, ctx: RequestContext): Promise<IssuedToken> {
+    const key = this.keys.ring.active;
+    const token = await signToken(claims, key);
+    const parent = claims.lineage.at(-1);
+    const stored = await this.writer.write(
+      {
+        tokenId: claims.tokenId,
+        appId: claims.appId,
+        agentId: claims.agentId,
+        taskId: claims.taskId,
+        orchestrationId: claims.orchestrationId,
+        humanPrincipal: claims.humanPrincipal,
+        parentTokenId: parent?.tokenId ?? null,
+        rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
+        depth: claims.lineage.length,
+        scopes: claims.scopes,
+        audiences: claims.audiences,
+        keyThumbprint: claims.keyThumbprint,
+        keyId: key.stored.keyId,
+        issueTime: new Date(claims.issuedAtMs),
+        expireTime: new Date(claims.expiresAtMs),
+      },
+      {
+        kind: how.kind,
+        time: new Date(claims.issuedAtMs),
+        appId: claims.appId,
+        requestId: ctx.requestId,
+        actor: how.actor,
+        data: {
+          token_id: claims.tokenId,
+          agent_id: claims.agentId,
+          task_id: claims.taskId,
+          orchestration_id: claims.orchestrationId,
+          human: claims.humanPrincipal,
+          lineage: claims.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+          scopes: claims.scopes,
+          audiences: claims.audiences,
+          expire_time: new Date(claims.expiresAtMs).toISOString(),
+          key_bound: claims.keyThumbprint !== null,
+          ttl_clamped: how.ttlClamped,
+        },
+      },
+      how.appVersion,
+    );
+    // The app was disabled, narrowed or its secret rotated while this request ran.
+    if (!stored) throw new UnavailableError("the app's settings changed during this request; retry");
+    return { token, claims, ttlClamped: how.ttlClamped };
+  }
+
+  /** Records a refused Issue or Delegate: only the refusal's own details, never the request's free text. */
+  async refused(
+    kind: "issue.refused" | "delegation.refused",
+    appId: string,
+    caller: Principal,
+    err: BatonError,
+    ctx: RequestContext,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    const event: AuditEvent = {
+      kind,
+      time: new Date(this.settings.now()),
+      appId,
+      requestId: ctx.requestId,
+      actor: actorOf(caller),
+      data: { reason: err.reason, details: err.details, ...extra },
+    };
+    await withTransaction(this.db, (tx) => appendAudit(tx, [event]));
+  }
+}

@@ -1,0 +1,118 @@
+// Revoke: a token, an agent, a task, a chain or an app (DESIGN §6). Stored
+// with its cursor and audit event in one transaction, then added to this
+// replica's revocation set; other replicas learn of it from the table.
+
+import { InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
+import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
+import type { Revocation, RevocationTarget } from "../domain/revocations.js";
+import { type AppRecord, getApp } from "../storage/apps.js";
+import { appendAudit } from "../storage/audit.js";
+import { type Db, type Queryable, withTransaction } from "../storage/db.js";
+import { agentGrantSpan, getGrant } from "../storage/grants.js";
+import { insertRevocation } from "../storage/revocations.js";
+import type { RequestContext } from "./minter.js";
+import { actorOf, type Principal } from "./principals.js";
+import type { RevocationState } from "./revocation-state.js";
+
+export interface RevokeInput {
+  readonly target: RevocationTarget | null;
+  readonly id: string;
+  readonly appId: string;
+  readonly reason: string;
+}
+
+export interface RevokeSettings {
+  readonly leewayMs: number;
+  readonly now: () => number;
+}
+
+export class Revoker {
+  constructor(
+    private readonly db: Db,
+    private readonly revocations: RevocationState,
+    private readonly settings: RevokeSettings,
+  ) {}
+
+  async revoke(caller: Principal, input: RevokeInput, ctx: RequestContext): Promise<Revocation> {
+    if (input.target === null) throw new InvalidRequestError("target", "a revocation target is required");
+    const reason = optionalText("reason", input.reason, MAX_REASON_LENGTH);
+    const nowMs = this.settings.now();
+    const r = await this.resolveTarget(caller, input, nowMs);
+    const stored = await withTransaction(this.db, async (tx) => {
+      const rev = await insertRevocation(tx, r, reason);
+      await appendAudit(tx, [
+        {
+          kind: "revocation.created",
+          time: new Date(nowMs),
+          appId: r.appId,
+          requestId: ctx.requestId,
+          actor: actorOf(caller),
+          data: { target: r.target, id: r.id, reason, cursor: rev.cursor.toString() },
+        },
+      ]);
+      return rev;
+    });
+    this.revocations.add(stored);
+    return stored;
+  }
+
+  /** Checks the caller may revoke the target and works out what it kills and until when. */
+  private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<Revocation, "cursor">> {
+    const leeway = this.settings.leewayMs;
+    const target = input.target!;
+    if (caller.kind === "agent") {
+      // An agent may only release its own token.
+      if (target !== "token" || (input.id !== "" && input.id !== caller.claims.tokenId)) {
+        throw new NotPermittedError("an agent may only release its own token");
+      }
+      const c = caller.claims;
+      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + leeway };
+    }
+    const ownApp = caller.kind === "app" ? caller.app.appId : null;
+    const mayTouch = (appId: string): void => {
+      if (ownApp !== null && appId !== ownApp) throw new NotFoundError(target);
+    };
+    if (input.id === "") throw new InvalidRequestError("id", "the id of what to revoke is required");
+    if (input.id.length > 512) throw new InvalidRequestError("id", "must be at most 512 characters");
+    switch (target) {
+      case "token":
+      case "chain": {
+        const g = await getGrant(this.db, input.id);
+        if (!g) throw new NotFoundError("token");
+        mayTouch(g.appId);
+        if (target === "token") {
+          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + leeway };
+        }
+        // A chain is stored as its root; nothing below the root outlives it.
+        const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
+        if (!root) throw new NotFoundError("token");
+        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + leeway };
+      }
+      case "agent": {
+        const span = await agentGrantSpan(this.db, input.id);
+        if (!span) throw new NotFoundError("agent");
+        mayTouch(span.appId);
+        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + leeway };
+      }
+      case "task": {
+        const appId = input.appId || ownApp;
+        if (!appId) throw new InvalidRequestError("app_id", "the app the task belongs to is required");
+        requireTaskId("id", input.id);
+        const app = await this.appOf(this.db, appId, target);
+        mayTouch(app.appId);
+        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+      }
+      case "app": {
+        const app = await this.appOf(this.db, input.id, target);
+        mayTouch(app.appId);
+        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+      }
+    }
+  }
+
+  private async appOf(db: Queryable, appId: string, kind: string): Promise<AppRecord> {
+    const app = /^app_[0-9A-Za-z]{22}$/.test(appId) ? await getApp(db, appId) : null;
+    if (!app) throw new NotFoundError(kind === "app" ? "app" : "app of the task");
+    return app;
+  }
+}
