@@ -11,11 +11,13 @@
 //
 // The broker accepts each proof once, for that method and token only, within
 // a few seconds of its iat (server/crypto/proofs.ts), so a proof is made
-// right before each call and never reused.
+// right before each call and never reused. An ES256 proof must be low-S
+// (low-s.ts); jose returns either form, so its signature is normalised.
 
 import { createHash, generateKeyPair, KeyObject, randomBytes, createPrivateKey, createPublicKey } from "node:crypto";
 import { promisify } from "node:util";
 import { calculateJwkThumbprint, SignJWT, type JWK } from "jose";
+import { toLowS } from "./low-s.js";
 
 /** The algorithms an agent key may use: ES256 (EC P-256, the default) or EdDSA (Ed25519). */
 export type AgentKeyAlgorithm = "ES256" | "EdDSA";
@@ -116,12 +118,15 @@ export class AgentKey {
    * @returns the proof, for the `baton-proof` metadata
    */
   async createProof(method: string, token: string): Promise<string> {
-    return new SignJWT({ htm: method, ath: tokenHash(token) })
+    const jws = await new SignJWT({ htm: method, ath: tokenHash(token) })
       .setProtectedHeader({ typ: PROOF_TYPE, alg: this.algorithm, jwk: { ...this.#publicJwk } })
       .setIssuedAt()
       // 18 random bytes: 24 base64url characters, within the broker's 16 to 128.
       .setJti(randomBytes(18).toString("base64url"))
       .sign(this.#privateKey);
+    if (this.algorithm !== "ES256") return jws;
+    const dot = jws.lastIndexOf(".");
+    return `${jws.slice(0, dot + 1)}${toLowS(Buffer.from(jws.slice(dot + 1), "base64url")).toString("base64url")}`;
   }
 
   /** The public parts only. */

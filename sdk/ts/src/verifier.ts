@@ -6,7 +6,7 @@
 //   alg ES256 or EdDSA, and equal to the key's own alg     ALGORITHM_NOT_ALLOWED
 //   typ at+jwt                                             WRONG_TYPE
 //   kid in the key set (refetched, rate-limited, if not)   UNKNOWN_KEY
-//   signature                                              BAD_SIGNATURE
+//   signature (ES256: low-S only, see low-s.ts)            BAD_SIGNATURE
 //   claims present and well-typed                          MALFORMED
 //   iss                                                    WRONG_ISSUER
 //   exp / nbf, with leeway                                 EXPIRED / NOT_YET_VALID
@@ -29,6 +29,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import type { JSONWebKeySet, JWK } from "jose";
 import { BrokerClient } from "./client.js";
+import { isHighS } from "./low-s.js";
 import { PROOF_TYPE, tokenHash } from "./proof.js";
 import type { LineageFacts, RevocationFacts } from "./subscriber.js";
 
@@ -394,6 +395,8 @@ function verifySignature(jws: string, k: VerifyKey): boolean {
   if (!SIGNATURE.test(sigText)) return false;
   const data = Buffer.from(jws.slice(0, dot));
   const sig = Buffer.from(sigText, "base64url");
+  // The broker signs ES256 low-S only: the high-S twin is a malleated copy, refused.
+  if (k.alg === "ES256" && isHighS(sig)) return false;
   try {
     return k.alg === "ES256" ? cryptoVerify("sha256", data, { key: k.key, dsaEncoding: "ieee-p1363" }, sig) : cryptoVerify(null, data, k.key, sig);
   } catch {

@@ -210,6 +210,20 @@ describe("proof of possession is enforced", () => {
   });
 });
 
+describe("proofs the broker accepts every time", () => {
+  // The broker refuses high-S ES256 proofs; an SDK that signed with whatever s
+  // the library returned failed about half of these (PROOF_INVALID "bad signature").
+  it("40 key-bound delegations and releases in a row all succeed", async () => {
+    const key = await AgentKey.generate("ES256");
+    for (let i = 0; i < 40; i++) {
+      const parent = await issue({ agentKey: key });
+      await client.delegate(parent.credential, { scopes: ["read:records:P-1"] });
+      const rev = await client.release(parent.credential);
+      expect(rev.id).toBe(parent.claims.tokenId);
+    }
+  });
+});
+
 describe("release cascades", () => {
   it("the holder's release makes its delegates invalid too", async () => {
     const key = await AgentKey.generate();

@@ -6,6 +6,7 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 import { inspect } from "node:util";
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
+import { isLowS } from "../../../test/helpers/low-s.js";
 import { AgentKey, PROOF_TYPE, type AgentKeyAlgorithm } from "../src/index.js";
 
 const DELEGATE = "/baton.v1.BrokerService/Delegate";
@@ -82,6 +83,19 @@ describe.each<AgentKeyAlgorithm>(["ES256", "EdDSA"])("an %s agent key", (alg) =>
     expect(JSON.stringify(key)).not.toContain(d);
     expect(inspect(key, { showHidden: true, depth: 10 })).not.toContain(d);
     expect(JSON.parse(JSON.stringify(key))).toEqual({ algorithm: alg, publicJwk: key.publicJwk, thumbprint: key.thumbprint });
+  });
+});
+
+describe("ES256 proofs", () => {
+  it("are all signed low-S (s <= n/2), the only form the broker accepts, and still verify", async () => {
+    const key = await AgentKey.generate("ES256");
+    const publicKey = await importJWK(JSON.parse(key.publicJwk) as JWK, "ES256");
+    // Without normalisation half the signatures are high-S: 200 all low by chance is 2^-200.
+    for (let i = 0; i < 200; i++) {
+      const proof = await key.createProof(DELEGATE, TOKEN);
+      expect(isLowS(proof), `proof ${i}`).toBe(true);
+      await expect(jwtVerify(proof, publicKey, { algorithms: ["ES256"] })).resolves.toBeDefined();
+    }
   });
 });
 

@@ -12,6 +12,7 @@ import fc from "fast-check";
 import type { JSONWebKeySet } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, createApp, operatorMd, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
+import { isLowS, twinSignature } from "../../../test/helpers/low-s.js";
 import {
   AgentKey,
   BrokerClient,
@@ -159,6 +160,26 @@ describe("with a live stream", () => {
     expect(reasonOf(await verifier.verify(`${b64({ ...header, kid: "no-such-key" })}.${b64(payload)}.${sig}`))).toBe("UNKNOWN_KEY");
     for (const junk of ["", "a.b", "a.b.c", "x".repeat(20_000), `${b64([1])}.${b64(payload)}.${sig}`]) {
       expect(reasonOf(await verifier.verify(junk))).toBe("MALFORMED");
+    }
+  });
+
+  it("refuses the high-S twin of a broker-issued ES256 token (BAD_SIGNATURE) and of a proof (PROOF_INVALID)", async () => {
+    const key = await AgentKey.generate("ES256");
+    // Several tokens and proofs: each twin is a signature that verifies mathematically.
+    for (let i = 0; i < 5; i++) {
+      const t = await issue();
+      expect(parts(t.accessToken)[0].alg).toBe("ES256");
+      expect(isLowS(t.accessToken)).toBe(true);
+      expect(reasonOf(await verifier.verify(twinSignature(t.accessToken)))).toBe("BAD_SIGNATURE");
+      expect(reasonOf(await verifier.verify(t.accessToken))).toBe("OK");
+
+      const bound = await issue({ agentKey: key });
+      const proof = await key.createProof(HTM, bound.accessToken);
+      const twin = await verifier.verify(bound.accessToken, { proof: twinSignature(proof), htm: HTM });
+      expect(reasonOf(twin)).toBe("PROOF_INVALID");
+      expect(twin.ok ? "" : twin.detail).toBe("proof: bad signature");
+      // The refused twin took no place in the replay cache: the proof itself still passes.
+      expect(reasonOf(await verifier.verify(bound.accessToken, { proof, htm: HTM }))).toBe("OK");
     }
   });
 
