@@ -15,7 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jws_helpers import AUDIENCE, ISSUER, SigningKey, b64json, b64url, claims, hs256, jwks
+from jws_helpers import (
+    AUDIENCE,
+    ISSUER,
+    P256_N,
+    SigningKey,
+    b64json,
+    b64url,
+    claims,
+    es256_verifies,
+    high_s_twin,
+    hs256,
+    jwks,
+    signature_s,
+)
 
 import baton
 from baton import AgentKey, RevocationSet, TokenVerifier, VerifyFailureReason
@@ -199,6 +212,21 @@ def test_refuses_tampered_tokens(verifier: TokenVerifier, es_key: SigningKey, ed
         assert verifier.verify(f"{header}.{payload}.{signature}==").reason == R.BAD_SIGNATURE
         impostor = SigningKey(key.kid, key.alg)
         assert verifier.verify(impostor.sign(claims(NOW))).reason == R.BAD_SIGNATURE
+
+
+def test_refuses_the_high_s_twin_of_a_token(verifier: TokenVerifier, es_key: SigningKey) -> None:
+    # (r, n - s) verifies under plain ECDSA as well as (r, s); the broker signs
+    # only low-S and refuses the twin, and so must the verifier, or one token
+    # would have two string forms.
+    for i in range(16):
+        token = es_key.sign(claims(NOW, jti=f"tok_{i}"))
+        assert signature_s(token) <= P256_N // 2
+        assert verifier.verify(token).ok
+        twin = high_s_twin(token)
+        assert es256_verifies(twin, es_key.jwk()), "the twin is a valid ECDSA signature"
+        result = verifier.verify(twin)
+        assert result.reason == R.BAD_SIGNATURE, result
+        assert result.claims is None
 
 
 def test_checks_type_issuer_lifetime_and_audience(
@@ -500,6 +528,21 @@ def test_refuses_bad_proofs(
     token = bound_token(es_key, agent)
     result = verifier.verify(token, proof=build(agent, token), htm=HTM)
     assert result.reason == R.PROOF_INVALID, (name, result)
+
+
+def test_refuses_the_high_s_twin_of_a_proof(
+    verifier: TokenVerifier, es_key: SigningKey, agent: AgentKey
+) -> None:
+    token = bound_token(es_key, agent)
+    for i in range(16):
+        proof = make_proof(agent, token, jti=f"{i:02d}" * 10)
+        assert signature_s(proof) <= P256_N // 2
+        twin = high_s_twin(proof)
+        assert es256_verifies(twin, agent.public_jwk)
+        result = verifier.verify(token, proof=twin, htm=HTM)
+        assert result.reason == R.PROOF_INVALID and result.detail == "proof: bad signature", result
+        # The twin took no place in the replay cache: the low form still passes once.
+        assert verifier.verify(token, proof=proof, htm=HTM).ok
 
 
 def test_replay_cache_is_bounded_and_fails_closed(

@@ -10,7 +10,7 @@ form (compact JWS, at most 16 KiB)                    ``MALFORMED``
 alg ES256 or EdDSA, and equal to the key's own alg    ``ALGORITHM_NOT_ALLOWED``
 typ ``at+jwt``                                        ``WRONG_TYPE``
 kid in the key set (refetched, rate-limited, if not)  ``UNKNOWN_KEY``
-signature                                             ``BAD_SIGNATURE``
+signature (ES256: low-S only, as the broker signs)    ``BAD_SIGNATURE``
 claims present and well-typed                         ``MALFORMED``
 iss                                                   ``WRONG_ISSUER``
 exp / nbf, with leeway                                ``EXPIRED`` / ``NOT_YET_VALID``
@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from baton.client import BrokerClient
-from baton.proof import PROOF_TYPE, jwk_thumbprint, token_hash
+from baton.proof import PROOF_TYPE, _is_high_s, jwk_thumbprint, token_hash
 from baton.subscriber import LineageFacts, RevocationFacts
 
 #: The ``typ`` header of a Baton access token (RFC 9068).
@@ -312,6 +312,10 @@ def _verify_signature(jws: str, key: _Key) -> bool:
     signature = _b64url_decode(signature_text)
     try:
         if isinstance(key.key, ec.EllipticCurvePublicKey):
+            # The high-S twin (r, n - s) verifies too; the broker signs and
+            # accepts only low-S, so a token or proof has one string form.
+            if _is_high_s(signature):
+                return False
             r = int.from_bytes(signature[:_P256_BYTES], "big")
             s = int.from_bytes(signature[_P256_BYTES:], "big")
             key.key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
