@@ -56,13 +56,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from baton.client import BrokerClient
+from baton.errors import MAX_TOKEN_LENGTH
 from baton.proof import PROOF_TYPE, _is_high_s, jwk_thumbprint, token_hash
 from baton.subscriber import LineageFacts, RevocationFacts
 
 #: The ``typ`` header of a Baton access token (RFC 9068).
 TOKEN_TYPE = "at+jwt"
 
-_MAX_TOKEN_LENGTH = 16 * 1024
 _MAX_PROOF_LENGTH = 4096
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # P-256 (r || s) and Ed25519 signatures are both 64 bytes: 86 base64url
@@ -629,7 +629,7 @@ class TokenVerifier:
         self, token: Any, required: list[Scope], proof: str | None, htm: str | None
     ) -> VerifyResult:
         R = VerifyFailureReason
-        parts = _compact_parts(token, _MAX_TOKEN_LENGTH)
+        parts = _compact_parts(token, MAX_TOKEN_LENGTH)
         if parts is None:
             return _fail(R.MALFORMED, "not a compact JWS of acceptable length")
         header = _decode_json(parts[0])
