@@ -70,6 +70,11 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # is accepted, so a token has a single string form (as at the broker).
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 _P256_BYTES = 32
+#: The default clock-skew leeway on ``exp`` and ``nbf``, in seconds.
+DEFAULT_LEEWAY = 5.0
+#: The default window, in seconds, around now within which a proof's ``iat``
+#: must fall: the broker's (max(``BATON_LEEWAY_SECONDS``, 5 s), 30 s by default).
+DEFAULT_PROOF_WINDOW = 30.0
 # An unknown kid while no key set was ever loaded retries at most this often.
 _UNLOADED_REFETCH_INTERVAL = 1.0
 
@@ -469,7 +474,7 @@ class TokenVerifier:
         revocations: RevocationView,
         *,
         max_staleness: float = 15.0,
-        leeway: float = 30.0,
+        leeway: float = DEFAULT_LEEWAY,
         proof_window: float | None = None,
         replay_cache_size: int = 100_000,
         key_refetch_interval: float = 30.0,
@@ -490,10 +495,13 @@ class TokenVerifier:
                 followed.
             max_staleness: Refuse everything (``STALE``) when the view is
                 older than this, in seconds.
-            leeway: Clock-skew leeway on ``exp`` and ``nbf``, in seconds (as
-                the broker).
+            leeway: Clock-skew leeway on ``exp`` and ``nbf``, in seconds:
+                a token is accepted until ``exp + leeway``. The broker signs
+                with its own clock, so this covers only the skew between its
+                clock and ours; keep it small.
             proof_window: How far a proof's ``iat`` may be from now, in
-                seconds; max(``leeway``, 5) by default, as the broker.
+                seconds; ``None`` for the broker's default, 30 s
+                (:data:`DEFAULT_PROOF_WINDOW`), whatever ``leeway`` is.
             replay_cache_size: The most proofs remembered for replay
                 detection; past it new proofs are refused.
             key_refetch_interval: An unknown ``kid`` refetches the key set
@@ -514,7 +522,7 @@ class TokenVerifier:
         self._now = now
         self._max_staleness_ms = _non_negative(max_staleness, "max_staleness") * 1000
         self._leeway_ms = _non_negative(leeway, "leeway") * 1000
-        window = max(leeway, 5.0) if proof_window is None else proof_window
+        window = DEFAULT_PROOF_WINDOW if proof_window is None else proof_window
         self._proof_window_ms = _non_negative(window, "proof_window") * 1000
         self._replay_cache_size = int(_non_negative(replay_cache_size, "replay_cache_size"))
         self._refetch_interval = _non_negative(key_refetch_interval, "key_refetch_interval")
