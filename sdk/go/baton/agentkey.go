@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 )
 
@@ -229,8 +230,8 @@ func (k *AgentKey) proofAt(method, token string, now time.Time) (string, error) 
 }
 
 // sign returns the JWS signature of input: for ES256 the raw r || s, each
-// a 32-byte big-endian integer (RFC 7518 §3.4, not ASN.1); for EdDSA the
-// 64-byte Ed25519 signature.
+// a 32-byte big-endian integer (RFC 7518 §3.4, not ASN.1), with s <= n/2
+// (low-S); for EdDSA the 64-byte Ed25519 signature.
 func (k *AgentKey) sign(input []byte) ([]byte, error) {
 	switch priv := k.signer.(type) {
 	case *ecdsa.PrivateKey:
@@ -238,6 +239,11 @@ func (k *AgentKey) sign(input []byte) ([]byte, error) {
 		r, s, err := ecdsa.Sign(rand.Reader, priv, digest[:])
 		if err != nil {
 			return nil, err
+		}
+		// (r, n - s) verifies as well as (r, s); the broker accepts only the
+		// low-S one, so that a proof has a single string form.
+		if s.Cmp(p256HalfN) > 0 {
+			s.Sub(p256N, s)
 		}
 		sig := make([]byte, 64)
 		r.FillBytes(sig[:32])
@@ -249,5 +255,12 @@ func (k *AgentKey) sign(input []byte) ([]byte, error) {
 		return nil, fmt.Errorf("baton: unsupported agent key type %T", k.signer)
 	}
 }
+
+// p256N is the order n of P-256, and p256HalfN is n/2 rounded down: an
+// ES256 signature is low-S when s <= p256HalfN.
+var (
+	p256N     = elliptic.P256().Params().N
+	p256HalfN = new(big.Int).Rsh(p256N, 1)
+)
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -9,7 +9,7 @@ package baton
 //   alg ES256 or EdDSA, and equal to the key's own alg     ALGORITHM_NOT_ALLOWED
 //   typ at+jwt                                             WRONG_TYPE
 //   kid in the key set (refetched, rate-limited, if not)   UNKNOWN_KEY
-//   signature                                              BAD_SIGNATURE
+//   signature (ES256: low-S only)                          BAD_SIGNATURE
 //   claims present and well-typed                          MALFORMED
 //   iss                                                    WRONG_ISSUER
 //   exp / nbf, with leeway                                 EXPIRED / NOT_YET_VALID
@@ -701,6 +701,12 @@ func verifySignature(jws string, k *verifyKey) bool {
 		digest := sha256.Sum256(data)
 		r := new(big.Int).SetBytes(sig[:32])
 		s := new(big.Int).SetBytes(sig[32:])
+		// Only the low-S form, as the broker: the high-S twin (r, n - s) of
+		// a valid signature would be a second string for the same token or
+		// proof, past any check keyed on the string.
+		if s.Cmp(p256HalfN) > 0 {
+			return false
+		}
 		return ecdsa.Verify(k.ec, digest[:], r, s)
 	case EdDSA:
 		return ed25519.Verify(k.ed, data, sig)

@@ -81,6 +81,8 @@ func (k *testKeys) sign(t *testing.T, header, claims map[string]any) string {
 		sig = make([]byte, 64)
 		r.FillBytes(sig[:32])
 		s.FillBytes(sig[32:])
+		// The broker signs low-S and the verifier accepts nothing else.
+		sig = lowSSignature(sig)
 	}
 	return input + "." + b64(sig)
 }

@@ -13,11 +13,14 @@ import hmac
 import json
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 ISSUER = "https://baton.local"
+# The order of the P-256 group, written out here rather than taken from the SDK.
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 AUDIENCE = "ehr-api"
 
 
@@ -66,6 +69,8 @@ class SigningKey:
     def raw_signature(self, data: bytes) -> bytes:
         if isinstance(self.private, ec.EllipticCurvePrivateKey):
             r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(hashes.SHA256())))
+            # Low-S, as the broker signs (server/crypto/jws.ts).
+            s = min(s, P256_N - s)
             return r.to_bytes(32, "big") + s.to_bytes(32, "big")
         return self.private.sign(data)
 
@@ -102,3 +107,35 @@ def hs256(secret: bytes, payload: dict[str, Any], kid: str) -> str:
     signing_input = f"{b64json({'alg': 'HS256', 'typ': 'at+jwt', 'kid': kid})}.{b64json(payload)}"
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(mac)}"
+
+
+def signature_s(jws: str) -> int:
+    """The ``s`` half of a compact ES256 JWS's raw signature."""
+    raw = base64.urlsafe_b64decode(jws.rsplit(".", 1)[1] + "==")
+    assert len(raw) == 64
+    return int.from_bytes(raw[32:], "big")
+
+
+def high_s_twin(jws: str) -> str:
+    """The same ES256 JWS with ``s`` replaced by ``n - s``: a signature as valid, in its other form."""
+    signing_input, signature = jws.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "==")
+    s = int.from_bytes(raw[32:], "big")
+    return f"{signing_input}.{b64url(raw[:32] + (P256_N - s).to_bytes(32, 'big'))}"
+
+
+def es256_verifies(jws: str, jwk: dict[str, Any]) -> bool:
+    """Whether a compact ES256 JWS verifies under ``jwk`` by plain ECDSA (any s)."""
+    signing_input, signature = jws.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "==")
+    public = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(base64.urlsafe_b64decode(jwk["x"] + "="), "big"),
+        int.from_bytes(base64.urlsafe_b64decode(jwk["y"] + "="), "big"),
+        ec.SECP256R1(),
+    ).public_key()
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    try:
+        public.verify(der, signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True

@@ -31,8 +31,10 @@ class FakeBroker(broker_pb2_grpc.BrokerServiceServicer):
         self.issue_request: broker_pb2.IssueRequest | None = None
         self.delegate_request: broker_pb2.DelegateRequest | None = None
         self.revoke_request: broker_pb2.RevokeRequest | None = None
+        self.calls = 0
 
     def _record(self, context: grpc.ServicerContext) -> None:
+        self.calls += 1
         metadata = dict(context.invocation_metadata())
         value = metadata.get("authorization")
         self.authorization = value if isinstance(value, str) else None
@@ -80,7 +82,11 @@ class FakeBroker(broker_pb2_grpc.BrokerServiceServicer):
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeBroker, str]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    # Metadata well past 16 KiB is let through, so a call the SDK should have
+    # refused would reach the servicer and be counted.
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.max_metadata_size", 256 * 1024)]
+    )
     broker = FakeBroker()
     broker_pb2_grpc.add_BrokerServiceServicer_to_server(broker, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -209,3 +215,32 @@ def test_release_revokes_the_calling_token_with_a_proof(fake: tuple[FakeBroker, 
     assert broker.revoke_request.reason == "done"
     assert broker.proof is not None
     assert _claims(broker.proof)["htm"] == "/baton.v1.BrokerService/Revoke"
+
+
+def test_a_bearer_token_over_16_kib_is_never_sent(fake: tuple[FakeBroker, str]) -> None:
+    # The broker answers oversized metadata with GOAWAY, closing the
+    # connection under every other call: the SDK refuses such a token itself.
+    broker, addr = fake
+    assert baton.MAX_TOKEN_LENGTH == 16384
+    longest = "t" * baton.MAX_TOKEN_LENGTH
+    oversized = longest + "x"
+    key = baton.AgentKey.generate()
+    with pytest.raises(baton.TokenTooLongError) as caught:
+        baton.BrokerClient(addr, bearer_token=oversized)
+    assert isinstance(caught.value, ValueError)
+    assert "16385" in str(caught.value) and "16384" in str(caught.value)
+    assert "tttt" not in str(caught.value)  # the length, never the token
+    with baton.BrokerClient(addr, client_id="app-1", client_secret="s") as client:
+        with pytest.raises(baton.TokenTooLongError):
+            client.delegate(oversized, ["read:records:P-1"], key=key)
+        with pytest.raises(baton.TokenTooLongError):
+            client.release(oversized, key)
+        with pytest.raises(baton.TokenTooLongError):
+            client.release(oversized)
+        assert broker.calls == 0
+        # The limit itself is sent: the check is not off by one.
+        client.release(longest, key)
+    assert broker.calls == 1
+    assert broker.authorization == f"Bearer {longest}"
+    with pytest.raises(baton.TokenTooLongError):
+        baton.RevocationSubscriber(addr, bearer_token=oversized)

@@ -174,3 +174,19 @@ def test_reused_proof_is_replayed() -> None:
 
         # A fresh proof still works.
         client.release(parent, key)
+
+
+def test_proofs_are_accepted_every_time() -> None:
+    # The broker refuses a high-S ES256 proof. An SDK that signs whatever s
+    # the library returns fails about one call in two, so 40 rounds of
+    # Delegate and Release (Revoke) with a proof, each on a fresh key, would
+    # all pass by luck with a chance of 2^-80.
+    cfg = live_config()
+    with app_client(cfg) as client:
+        for i in range(40):
+            key = baton.AgentKey.generate()
+            parent = issue_bound(client, cfg, key)
+            child = client.delegate(parent, [cfg.scope], key=key).access_token
+            assert child, i
+            released = client.release(parent, key, reason="sdk/python low-S")
+            assert released.revocation.target == broker_pb2.REVOCATION_TARGET_TOKEN, i

@@ -11,12 +11,15 @@ check polls for up to 5 s and asserts nothing about timing beyond that.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from jws_helpers import P256_N, es256_verifies, high_s_twin, signature_s
 from test_live_broker import LiveConfig, app_client, live_config
 
 import baton
@@ -98,6 +101,24 @@ def test_subscriber_becomes_ready_and_an_issued_token_verifies() -> None:
         assert elsewhere.verify(token).reason == VerifyFailureReason.WRONG_AUDIENCE
         tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBA")
         assert not verifier.verify(tampered).ok
+
+
+def test_high_s_twin_of_a_broker_token_is_refused() -> None:
+    cfg = live_config()
+    with resource_server(cfg) as (subscriber, verifier, client):
+        assert subscriber.wait_ready(5), f"not ready: {subscriber.state}"
+        jwks = json.loads(client.get_key_set().jwks_json)
+        for _ in range(8):
+            token = issue(client, cfg)
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+            assert header["alg"] == "ES256", "the broker under test signs ES256"
+            assert signature_s(token) <= P256_N // 2, "the broker signs low-S"
+            assert verifier.verify(token).ok
+            twin = high_s_twin(token)
+            jwk = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+            assert es256_verifies(twin, jwk), "the twin is a valid ECDSA signature"
+            result = verifier.verify(twin)
+            assert result.reason == VerifyFailureReason.BAD_SIGNATURE, result
 
 
 def test_token_revoked_by_the_app_is_rejected() -> None:

@@ -39,6 +39,9 @@ RFC8037_OKP = {
 }
 RFC8037_OKP_THUMBPRINT = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
 
+# The order of the P-256 group, written out here rather than taken from the SDK.
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
 DELEGATE = "/baton.v1.BrokerService/Delegate"
 REVOKE = "/baton.v1.BrokerService/Revoke"
 
@@ -221,3 +224,16 @@ def test_bad_keys_are_refused() -> None:
         baton.AgentKey.from_private_jwk(dict(RFC7517_EC, x=RFC8037_OKP["x"]))
     with pytest.raises(TypeError):
         pickle.dumps(baton.AgentKey.generate())
+
+
+def test_es256_proofs_are_always_low_s() -> None:
+    # An ECDSA s is above n/2 about half the time; the broker refuses those
+    # (PROOF_INVALID "bad signature"), so every proof must come out low.
+    # 256 signings with a high s slipping through: a chance of 2^-256.
+    for _ in range(8):
+        key = baton.AgentKey.generate()
+        for _ in range(32):
+            proof = key.proof(REVOKE, "a.b.c")
+            s = int.from_bytes(decode(proof)[2][32:], "big")
+            assert 0 < s <= P256_N // 2
+            verify(proof)

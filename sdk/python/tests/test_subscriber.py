@@ -5,7 +5,8 @@ and how the stream ends, including Baton's error details. Covered: snapshot
 then live events, set swap only at SnapshotComplete, resume from its own
 cursor after SUBSCRIBER_TOO_SLOW, re-snapshot after CURSOR_EXPIRED /
 CURSOR_INVALID, fresh_at (SnapshotComplete, then min(now, observe_time),
-never backwards), idle timeout, backoff with full jitter, key-set changes,
+never backwards), a silent stream replaced on a new connection, a
+connection not shared with unary calls, backoff with full jitter, key-set changes,
 credentials, close.
 """
 
@@ -88,9 +89,12 @@ END = object()  # end the stream cleanly
 class Connection:
     """One stream the subscriber opened: push messages or a Fail/END onto it."""
 
-    def __init__(self, cursor: str, metadata: dict[str, str]) -> None:
+    def __init__(self, cursor: str, metadata: dict[str, str], peer: str = "") -> None:
         self.cursor = cursor
         self.metadata = metadata
+        # The client's address and port: another port is another connection.
+        self.peer = peer
+        self.opened = time.monotonic()
         self.items: queue.Queue[Any] = queue.Queue()
         self.cancelled = threading.Event()
 
@@ -105,6 +109,8 @@ class ScriptedBroker(broker_pb2_grpc.BrokerServiceServicer):
     def __init__(self, scripts: list[list[Any]]) -> None:
         self.scripts = scripts
         self.connections: list[Connection] = []
+        # The peer of each unary call (GetKeySet).
+        self.unary_peers: list[str] = []
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self, self.server)
@@ -118,7 +124,7 @@ class ScriptedBroker(broker_pb2_grpc.BrokerServiceServicer):
     def StreamRevocations(  # noqa: N802 (generated name)
         self, request: broker_pb2.StreamRevocationsRequest, context: grpc.ServicerContext
     ) -> Iterator[broker_pb2.StreamRevocationsResponse]:
-        conn = Connection(request.cursor, dict(context.invocation_metadata()))
+        conn = Connection(request.cursor, dict(context.invocation_metadata()), context.peer())
         context.add_callback(conn.cancelled.set)
         with self._lock:
             index = len(self.connections)
@@ -139,6 +145,13 @@ class ScriptedBroker(broker_pb2_grpc.BrokerServiceServicer):
                 status.details.add().Pack(info)
                 context.abort_with_status(rpc_status.to_status(status))
             yield item
+
+    def GetKeySet(  # noqa: N802 (generated name)
+        self, request: broker_pb2.GetKeySetRequest, context: grpc.ServicerContext
+    ) -> broker_pb2.GetKeySetResponse:
+        with self._lock:
+            self.unary_peers.append(context.peer())
+        return broker_pb2.GetKeySetResponse(jwks_json='{"keys":[]}')
 
     def cursors(self) -> list[str]:
         with self._lock:
@@ -351,6 +364,63 @@ def test_idle_stream_is_replaced_and_events_of_a_left_stream_are_ignored(
     assert not sub.is_revoked(Facts("tLate")) and sub.cursor == "2"
 
 
+def test_a_silent_stream_is_replaced_on_a_new_connection_from_its_cursor(
+    make_broker: Callable[..., ScriptedBroker], subscribers: list[RevocationSubscriber]
+) -> None:
+    # A broker that accepts the stream and then sends nothing, not even a
+    # Checkpoint: by default, after twice the checkpoint interval the
+    # subscriber gives up on it and reconnects, on a new connection (a
+    # half-open one would otherwise come back) and from its cursor.
+    interval = 0.5
+    broker = make_broker([[complete("1")], [], []])
+    sub = RevocationSubscriber(broker.target, **CALLER, checkpoint_interval=interval, **FAST)
+    subscribers.append(sub)
+    rec = Recorder(sub)
+    sub.start()
+    assert sub.wait_ready(5)
+    fresh_at = sub.fresh_at
+    first, second, third = (broker.connection(i) for i in range(3))
+    gaps = (second.opened - first.opened, third.opened - second.opened)
+    print(f"silent stream replaced after {gaps[0]:.3f} s, then {gaps[1]:.3f} s (idle_timeout {2 * interval} s)")
+    # Generous bounds for a loaded machine: the point is about a second (the
+    # idle timeout), neither at once nor the 60 s it used to be.
+    for gap in gaps:
+        assert 2 * interval * 0.5 <= gap < 10, gaps
+    assert [c.cursor for c in broker.connections[:3]] == ["", "1", "1"]
+    peers = [c.peer for c in broker.connections[:3]]
+    assert len(set(peers)) == 3, peers
+    # Nothing came while silent: freshness did not move (a verifier goes STALE).
+    assert sub.fresh_at == fresh_at
+    idle = [e for _, e in rec.states if e is not None]
+    assert idle and all(e.code == grpc.StatusCode.DEADLINE_EXCEEDED for e in idle[:2]), idle
+
+    def checkpoint_on_the_latest() -> bool:
+        # The latest stream: on a slow machine the third may have been left already.
+        broker.connections[-1].send(checkpoint("2", time.time() + 60))
+        time.sleep(0.1)
+        return sub.cursor == "2"
+
+    eventually(checkpoint_on_the_latest, what="a checkpoint on a replacement stream")
+    assert sub.fresh_at is not None and fresh_at is not None and sub.fresh_at > fresh_at
+
+
+def test_the_stream_has_a_connection_of_its_own(
+    make_broker: Callable[..., ScriptedBroker], subscribers: list[RevocationSubscriber]
+) -> None:
+    # gRPC pools connections between channels to one target: without care a
+    # BrokerClient's calls (an oversized token, GOAWAY) would take the stream down.
+    broker = make_broker([[complete("1")]])
+    with baton.BrokerClient(broker.target) as client:
+        client.get_key_set()
+        sub = RevocationSubscriber(broker.target, **CALLER, **FAST)
+        subscribers.append(sub)
+        sub.start()
+        assert sub.wait_ready(5)
+        client.get_key_set()
+    assert broker.unary_peers[0] == broker.unary_peers[1]
+    assert broker.connection(0).peer != broker.unary_peers[0], (broker.connection(0).peer, broker.unary_peers)
+
+
 def test_backoff_is_exponential_with_full_jitter_and_resets_on_a_message(
     monkeypatch: pytest.MonkeyPatch,
     make_broker: Callable[..., ScriptedBroker],
@@ -474,6 +544,10 @@ def test_options_are_checked() -> None:
         RevocationSubscriber("127.0.0.1:1", **CALLER, backoff_base=-1)
     with pytest.raises(ValueError):
         RevocationSubscriber("127.0.0.1:1", **CALLER, prune_interval=0)
+    with pytest.raises(ValueError):
+        RevocationSubscriber("127.0.0.1:1", **CALLER, checkpoint_interval=0)
+    with pytest.raises(ValueError):
+        RevocationSubscriber("127.0.0.1:1", **CALLER, idle_timeout=-1)
     # With transport security any address is allowed.
     RevocationSubscriber("baton.example:443", **CALLER, channel_credentials=grpc.ssl_channel_credentials())
     for target in ("localhost:1", "127.0.0.2:50051", "[::1]:50051", "dns:///localhost:1", "unix:/tmp/s"):

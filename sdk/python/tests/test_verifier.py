@@ -15,7 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jws_helpers import AUDIENCE, ISSUER, SigningKey, b64json, b64url, claims, hs256, jwks
+from jws_helpers import (
+    AUDIENCE,
+    ISSUER,
+    P256_N,
+    SigningKey,
+    b64json,
+    b64url,
+    claims,
+    es256_verifies,
+    high_s_twin,
+    hs256,
+    jwks,
+    signature_s,
+)
 
 import baton
 from baton import AgentKey, RevocationSet, TokenVerifier, VerifyFailureReason
@@ -201,6 +214,21 @@ def test_refuses_tampered_tokens(verifier: TokenVerifier, es_key: SigningKey, ed
         assert verifier.verify(impostor.sign(claims(NOW))).reason == R.BAD_SIGNATURE
 
 
+def test_refuses_the_high_s_twin_of_a_token(verifier: TokenVerifier, es_key: SigningKey) -> None:
+    # (r, n - s) verifies under plain ECDSA as well as (r, s); the broker signs
+    # only low-S and refuses the twin, and so must the verifier, or one token
+    # would have two string forms.
+    for i in range(16):
+        token = es_key.sign(claims(NOW, jti=f"tok_{i}"))
+        assert signature_s(token) <= P256_N // 2
+        assert verifier.verify(token).ok
+        twin = high_s_twin(token)
+        assert es256_verifies(twin, es_key.jwk()), "the twin is a valid ECDSA signature"
+        result = verifier.verify(twin)
+        assert result.reason == R.BAD_SIGNATURE, result
+        assert result.claims is None
+
+
 def test_checks_type_issuer_lifetime_and_audience(
     verifier: TokenVerifier, es_key: SigningKey, clock: Clock
 ) -> None:
@@ -217,19 +245,47 @@ def test_checks_type_issuer_lifetime_and_audience(
     assert reason(es_key.sign(claims(NOW, aud=["other-api"]))) == R.WRONG_AUDIENCE
     assert reason(es_key.sign(claims(NOW, aud=["other-api", AUDIENCE]))) is None
 
-    # exp with the default 30 s leeway: accepted up to exp + 30 s, refused from there.
-    token = es_key.sign(claims(NOW, exp=int(NOW) - 29))
+    # exp with the default 5 s leeway: accepted up to exp + 5 s, refused from there.
+    token = es_key.sign(claims(NOW, exp=int(NOW) - 4))
     assert reason(token) is None
-    token = es_key.sign(claims(NOW, exp=int(NOW) - 30))
+    token = es_key.sign(claims(NOW, exp=int(NOW) - 5))
     result = verifier.verify(token)
     assert result.reason == R.EXPIRED
     assert result.claims is not None and result.claims.token_id == "tok_1"  # signature was good
     # nbf: refused when more than the leeway ahead.
-    assert reason(es_key.sign(claims(NOW, nbf=int(NOW) + 31))) == R.NOT_YET_VALID
-    assert reason(es_key.sign(claims(NOW, nbf=int(NOW) + 29))) is None
+    assert reason(es_key.sign(claims(NOW, nbf=int(NOW) + 6))) == R.NOT_YET_VALID
+    assert reason(es_key.sign(claims(NOW, nbf=int(NOW) + 4))) is None
     # The expired check comes before staleness: reported as such even with the view down.
     clock.t = NOW + 10_000
     assert reason(es_key.sign(claims(NOW))) == R.EXPIRED
+
+
+def test_leeway_is_5_s_by_default_and_configurable(
+    source: KeySource, view: FakeView, clock: Clock, es_key: SigningKey, agent: AgentKey
+) -> None:
+    expired_10_s_ago = es_key.sign(claims(NOW - 300, exp=int(NOW) - 10))
+    valid_in_10_s = es_key.sign(claims(NOW, nbf=int(NOW) + 10))
+    default = TokenVerifier(AUDIENCE, ISSUER, keys=source, revocations=view, now=clock)
+    assert default.verify(expired_10_s_ago).reason == R.EXPIRED
+    assert default.verify(valid_in_10_s).reason == R.NOT_YET_VALID
+    lenient = TokenVerifier(AUDIENCE, ISSUER, keys=source, revocations=view, now=clock, leeway=30.0)
+    assert lenient.verify(expired_10_s_ago).ok
+    assert lenient.verify(valid_in_10_s).ok
+    assert lenient.verify(es_key.sign(claims(NOW - 300, exp=int(NOW) - 30))).reason == R.EXPIRED
+    # The proof-iat window is its own setting, still the broker's 30 s: a
+    # proof made 20 s ago (agent clock behind) passes with the 5 s leeway.
+    token = bound_token(es_key, agent)
+    behind = make_proof(agent, token, iat=int(NOW) - 20, jti="b" * 20)
+    ahead = make_proof(agent, token, iat=int(NOW) + 20, jti="a" * 20)
+    assert default.verify(token, proof=behind, htm=HTM).ok
+    assert default.verify(token, proof=ahead, htm=HTM).ok
+    stale = make_proof(agent, token, iat=int(NOW) - 31, jti="s" * 20)
+    assert default.verify(token, proof=stale, htm=HTM).reason == R.PROOF_INVALID
+    narrow = TokenVerifier(
+        AUDIENCE, ISSUER, keys=source, revocations=view, now=clock, proof_window=5.0
+    )
+    late = make_proof(agent, token, iat=int(NOW) - 20)
+    assert narrow.verify(token, proof=late, htm=HTM).reason == R.PROOF_INVALID
 
 
 @pytest.mark.parametrize(
@@ -500,6 +556,21 @@ def test_refuses_bad_proofs(
     token = bound_token(es_key, agent)
     result = verifier.verify(token, proof=build(agent, token), htm=HTM)
     assert result.reason == R.PROOF_INVALID, (name, result)
+
+
+def test_refuses_the_high_s_twin_of_a_proof(
+    verifier: TokenVerifier, es_key: SigningKey, agent: AgentKey
+) -> None:
+    token = bound_token(es_key, agent)
+    for i in range(16):
+        proof = make_proof(agent, token, jti=f"{i:02d}" * 10)
+        assert signature_s(proof) <= P256_N // 2
+        twin = high_s_twin(proof)
+        assert es256_verifies(twin, agent.public_jwk)
+        result = verifier.verify(token, proof=twin, htm=HTM)
+        assert result.reason == R.PROOF_INVALID and result.detail == "proof: bad signature", result
+        # The twin took no place in the replay cache: the low form still passes once.
+        assert verifier.verify(token, proof=proof, htm=HTM).ok
 
 
 def test_replay_cache_is_bounded_and_fails_closed(

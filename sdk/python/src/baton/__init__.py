@@ -13,10 +13,12 @@ verifies tokens offline against it and the broker's key set.
 from baton.client import DEFAULT_TIMEOUT, BrokerClient
 from baton.errors import (
     ERROR_DOMAIN,
+    MAX_TOKEN_LENGTH,
     BatonError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    TokenTooLongError,
     UnauthenticatedError,
     UnavailableError,
     from_rpc_error,
@@ -58,6 +60,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DELEGATE_METHOD",
     "ERROR_DOMAIN",
+    "MAX_TOKEN_LENGTH",
     "PROOF_METADATA_KEY",
     "PROOF_TYPE",
     "REVOKE_METHOD",
@@ -76,6 +79,7 @@ __all__ = [
     "RevocationView",
     "Scope",
     "SubscriberState",
+    "TokenTooLongError",
     "TokenVerifier",
     "UnauthenticatedError",
     "UnavailableError",

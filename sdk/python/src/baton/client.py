@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
-from baton.errors import from_rpc_error
+from baton.errors import bearer_metadata, from_rpc_error
 from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, REVOKE_METHOD, AgentKey
 from baton.v1 import broker_pb2, broker_pb2_grpc
 
@@ -63,6 +63,8 @@ class BrokerClient:
 
         Raises:
             ValueError: When credentials are incomplete or of both kinds.
+            TokenTooLongError: When ``bearer_token`` is longer than
+                :data:`baton.MAX_TOKEN_LENGTH` (a ``ValueError``).
         """
         if (client_id is None) != (client_secret is None):
             raise ValueError("client_id and client_secret go together")
@@ -73,7 +75,7 @@ class BrokerClient:
             basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
             self._metadata = (("authorization", f"Basic {basic}"),)
         elif bearer_token is not None:
-            self._metadata = (("authorization", f"Bearer {bearer_token}"),)
+            self._metadata = bearer_metadata(bearer_token)
         self._timeout = timeout
         if channel_credentials is None:
             self._channel = grpc.insecure_channel(target, options=options)
@@ -188,7 +190,9 @@ class BrokerClient:
             BatonError: For example :class:`baton.PermissionDeniedError` with
                 reason ``SCOPE_NOT_COVERED``, or reason ``PROOF_REQUIRED``,
                 ``PROOF_INVALID`` or ``PROOF_REPLAYED``.
-            ValueError: When ``token`` is empty.
+            ValueError: When ``token`` is empty, or
+                :class:`baton.TokenTooLongError` when it is longer than
+                :data:`baton.MAX_TOKEN_LENGTH` (nothing is sent).
         """
         request = broker_pb2.DelegateRequest(
             scopes=scopes,
@@ -230,7 +234,9 @@ class BrokerClient:
         Raises:
             BatonError: For example reason ``PROOF_REQUIRED`` when the token is
                 key-bound and no key was given.
-            ValueError: When ``token`` is empty.
+            ValueError: When ``token`` is empty, or
+                :class:`baton.TokenTooLongError` when it is longer than
+                :data:`baton.MAX_TOKEN_LENGTH` (nothing is sent).
         """
         request = broker_pb2.RevokeRequest(
             target=broker_pb2.REVOCATION_TARGET_TOKEN, id="", reason=reason
@@ -376,7 +382,7 @@ def _agent_metadata(
     """The metadata of an agent's call: its token, and a new proof when keyed."""
     if not token:
         raise ValueError("the agent's token is required")
-    metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),)
+    metadata = bearer_metadata(token)
     if key is not None:
         # Made right before the call: the broker accepts a proof only once
         # and only within a few seconds of its iat.

@@ -24,6 +24,10 @@ ERROR_DOMAIN = "baton.dev"
 
 _REASON_PREFIX = "ERROR_REASON_"
 
+#: The longest bearer token (in characters) the SDK sends or verifies: the
+#: broker's limit, 16 KiB.
+MAX_TOKEN_LENGTH = 16 * 1024
+
 
 class BatonError(Exception):
     """An error returned by the broker, or by gRPC on the way to it.
@@ -104,6 +108,25 @@ class UnavailableError(BatonError):
     """The broker cannot serve now; retrying may help (``UNAVAILABLE``)."""
 
 
+class TokenTooLongError(ValueError):
+    """A bearer token longer than :data:`baton.MAX_TOKEN_LENGTH`, refused before sending.
+
+    The broker answers oversized metadata by closing the whole connection
+    (HTTP/2 GOAWAY), which would fail every other call on it; such a token
+    can never be valid, so the SDK never sends it. The message gives the
+    length, never the token.
+    """
+
+    def __init__(self, length: int, limit: int) -> None:
+        """Name the length and the limit."""
+        super().__init__(
+            f"the bearer token is {length} characters; the broker accepts at most {limit} "
+            "(baton.MAX_TOKEN_LENGTH), so it was not sent"
+        )
+        self.length = length
+        self.limit = limit
+
+
 _BY_CODE: dict[grpc.StatusCode, type[BatonError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
@@ -154,3 +177,14 @@ def from_rpc_error(error: grpc.RpcError) -> BatonError:
             metadata = dict(info.metadata)
             break
     return _BY_CODE.get(code, BatonError)(code, message, reason, metadata)
+
+
+def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """The ``authorization: Bearer`` metadata for ``token``.
+
+    Raises:
+        TokenTooLongError: When the token is longer than :data:`MAX_TOKEN_LENGTH`.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenTooLongError(len(token), MAX_TOKEN_LENGTH)
+    return (("authorization", f"Bearer {token}"),)

@@ -17,7 +17,9 @@ never reused. :class:`baton.BrokerClient` does that when given the key.
 
 The JWS is built here with ``cryptography`` alone: ES256 signatures are the
 raw 64-byte ``r || s`` of RFC 7518 §3.4, not the DER that ``cryptography``
-returns.
+returns, and always low-S (``s <= n/2``): an ECDSA signature ``(r, s)`` has a
+twin ``(r, n - s)`` that verifies as well, and the broker accepts only the
+low one so that a proof has a single string form.
 """
 
 from __future__ import annotations
@@ -51,6 +53,22 @@ PROOF_METADATA_KEY = "baton-proof"
 _PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
 
 _P256_BYTES = 32
+# The order n of the P-256 group. ``s`` and ``n - s`` both verify; only
+# ``s <= n // 2`` is signed and accepted (see the module docstring).
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_HALF_ORDER = _P256_ORDER // 2
+
+
+def _es256_low_s(r: int, s: int) -> bytes:
+    """The raw ``r || s`` (64 bytes) of an ES256 signature, ``s`` in its low form."""
+    if s > _P256_HALF_ORDER:
+        s = _P256_ORDER - s
+    return r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
+
+
+def _is_high_s(signature: bytes) -> bool:
+    """Whether a raw 64-byte ES256 signature has ``s > n/2``: the twin Baton refuses."""
+    return int.from_bytes(signature[_P256_BYTES:], "big") > _P256_HALF_ORDER
 
 
 def _method_path(name: str) -> str:
@@ -315,8 +333,8 @@ class AgentKey:
     def _sign(self, data: bytes) -> bytes:
         if isinstance(self._private_key, ec.EllipticCurvePrivateKey):
             der = self._private_key.sign(data, ec.ECDSA(hashes.SHA256()))
-            r, s = decode_dss_signature(der)
-            return r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
+            # The broker refuses the high-S twin (PROOF_INVALID "bad signature").
+            return _es256_low_s(*decode_dss_signature(der))
         return self._private_key.sign(data)
 
     def __repr__(self) -> str:

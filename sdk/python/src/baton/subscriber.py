@@ -15,8 +15,15 @@ revoked?" from memory, for :class:`baton.TokenVerifier`.
   cursor. The error's ``cursor`` metadata names the last one the broker
   handed over; ours is what actually reached the set, so it is the one that
   cannot skip an event.
-* No message at all (not even a ``Checkpoint``) for ``idle_timeout``: the
-  connection is presumed half-open and replaced.
+* No message at all (not even a ``Checkpoint``) for ``idle_timeout`` (twice
+  the broker's checkpoint interval): the connection is presumed half-open
+  and replaced by a new channel, resuming from the cursor.
+
+The stream has a connection of its own, never shared with unary calls (gRPC
+otherwise pools connections between channels to one target): a connection
+the broker closes because of another call's oversized metadata, or one that
+went half-open, takes only the stream down, and only the stream's channel
+is replaced.
 
 :attr:`RevocationSubscriber.fresh_at` is the local time up to which the set
 is known complete: set when ``SnapshotComplete`` is received (the snapshot
@@ -51,7 +58,7 @@ from typing import Any, Literal, Protocol
 
 import grpc
 
-from baton.errors import BatonError, from_rpc_error
+from baton.errors import BatonError, bearer_metadata, from_rpc_error
 from baton.v1 import broker_pb2, broker_pb2_grpc
 
 _log = logging.getLogger("baton")
@@ -271,7 +278,7 @@ def _caller_metadata(
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
         return (("authorization", f"Basic {basic}"),)
     if bearer_token is not None:
-        return (("authorization", f"Bearer {bearer_token}"),)
+        return bearer_metadata(bearer_token)
     raise ValueError("credentials are required: client_id/client_secret (an app) or bearer_token (an operator)")
 
 
@@ -346,7 +353,8 @@ class RevocationSubscriber:
         backoff_base: float = 0.2,
         backoff_max: float = 15.0,
         prune_interval: float = 60.0,
-        idle_timeout: float = 60.0,
+        checkpoint_interval: float = 5.0,
+        idle_timeout: float | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         """Configure a subscriber; :meth:`start` opens the stream.
@@ -373,10 +381,14 @@ class RevocationSubscriber:
             backoff_max: The longest reconnect wait, in seconds.
             prune_interval: How often expired revocations are forgotten, in
                 seconds.
-            idle_timeout: Reconnect when no message (not even a Checkpoint)
-                arrived for this long, in seconds: a half-open connection
-                otherwise looks alive. 0 disables. Keep it above the broker's
-                checkpoint interval.
+            checkpoint_interval: The broker's checkpoint interval
+                (``BATON_STREAM_CHECKPOINT_SECONDS``), in seconds: an idle
+                stream still gets a Checkpoint this often.
+            idle_timeout: Reconnect, on a new channel and from the cursor,
+                when no message (not even a Checkpoint) arrived for this
+                long, in seconds: a half-open connection otherwise looks
+                alive. ``None`` (the default) is twice
+                ``checkpoint_interval``; 0 disables.
             now: The clock, in seconds since the epoch (for ``fresh_at`` and
                 pruning).
 
@@ -393,10 +405,20 @@ class RevocationSubscriber:
             )
         self._target = target
         self._channel_credentials = channel_credentials
-        self._options = tuple(options)
+        # A connection of its own: by default gRPC shares one between channels
+        # with the same target and options, so a unary client's connection
+        # (closed by the broker for oversized metadata, say) would carry the
+        # stream too, and a replacement channel could get the same half-open
+        # connection back.
+        self._options = (*options, ("grpc.use_local_subchannel_pool", 1))
         self._backoff_base = _non_negative(backoff_base, "backoff_base")
         self._backoff_max = _non_negative(backoff_max, "backoff_max")
-        self._idle_timeout = _non_negative(idle_timeout, "idle_timeout")
+        interval = _non_negative(checkpoint_interval, "checkpoint_interval")
+        if interval == 0:
+            raise ValueError("checkpoint_interval must be positive")
+        self._idle_timeout = (
+            2 * interval if idle_timeout is None else _non_negative(idle_timeout, "idle_timeout")
+        )
         self._prune_interval = _non_negative(prune_interval, "prune_interval")
         if self._prune_interval == 0:
             raise ValueError("prune_interval must be positive")
@@ -658,6 +680,7 @@ class RevocationSubscriber:
             self._last_message = time.monotonic()
         self._set_state("connecting")
         error: BatonError | None = None
+        stale_channel: grpc.Channel | None = None
         try:
             for message in call:
                 if not self._apply(call, message):
@@ -671,11 +694,16 @@ class RevocationSubscriber:
                 elif self._left_with is not None:
                     # Left by the watchdog: its reason, not the CANCELLED it caused.
                     error = self._left_with
+                    # The connection may be half-open: the next stream gets a
+                    # new channel rather than this one back.
+                    stale_channel, self._channel = self._channel, None
                 # A snapshot cut short is discarded whole; the next connect takes a new one.
                 self._pending = None
                 if error is not None and error.reason in _CURSOR_RESET_REASONS:
                     self._cursor = ""
             call.cancel()
+            if stale_channel is not None:
+                stale_channel.close()
         return error
 
     def _apply(self, call: Any, message: broker_pb2.StreamRevocationsResponse) -> bool:

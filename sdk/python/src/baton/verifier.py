@@ -10,7 +10,7 @@ form (compact JWS, at most 16 KiB)                    ``MALFORMED``
 alg ES256 or EdDSA, and equal to the key's own alg    ``ALGORITHM_NOT_ALLOWED``
 typ ``at+jwt``                                        ``WRONG_TYPE``
 kid in the key set (refetched, rate-limited, if not)  ``UNKNOWN_KEY``
-signature                                             ``BAD_SIGNATURE``
+signature (ES256: low-S only, as the broker signs)    ``BAD_SIGNATURE``
 claims present and well-typed                         ``MALFORMED``
 iss                                                   ``WRONG_ISSUER``
 exp / nbf, with leeway                                ``EXPIRED`` / ``NOT_YET_VALID``
@@ -56,13 +56,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from baton.client import BrokerClient
-from baton.proof import PROOF_TYPE, jwk_thumbprint, token_hash
+from baton.errors import MAX_TOKEN_LENGTH
+from baton.proof import PROOF_TYPE, _is_high_s, jwk_thumbprint, token_hash
 from baton.subscriber import LineageFacts, RevocationFacts
 
 #: The ``typ`` header of a Baton access token (RFC 9068).
 TOKEN_TYPE = "at+jwt"
 
-_MAX_TOKEN_LENGTH = 16 * 1024
 _MAX_PROOF_LENGTH = 4096
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # P-256 (r || s) and Ed25519 signatures are both 64 bytes: 86 base64url
@@ -70,6 +70,11 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # is accepted, so a token has a single string form (as at the broker).
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{85}[AQgw]")
 _P256_BYTES = 32
+#: The default clock-skew leeway on ``exp`` and ``nbf``, in seconds.
+DEFAULT_LEEWAY = 5.0
+#: The default window, in seconds, around now within which a proof's ``iat``
+#: must fall: the broker's (max(``BATON_LEEWAY_SECONDS``, 5 s), 30 s by default).
+DEFAULT_PROOF_WINDOW = 30.0
 # An unknown kid while no key set was ever loaded retries at most this often.
 _UNLOADED_REFETCH_INTERVAL = 1.0
 
@@ -312,6 +317,10 @@ def _verify_signature(jws: str, key: _Key) -> bool:
     signature = _b64url_decode(signature_text)
     try:
         if isinstance(key.key, ec.EllipticCurvePublicKey):
+            # The high-S twin (r, n - s) verifies too; the broker signs and
+            # accepts only low-S, so a token or proof has one string form.
+            if _is_high_s(signature):
+                return False
             r = int.from_bytes(signature[:_P256_BYTES], "big")
             s = int.from_bytes(signature[_P256_BYTES:], "big")
             key.key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
@@ -465,7 +474,7 @@ class TokenVerifier:
         revocations: RevocationView,
         *,
         max_staleness: float = 15.0,
-        leeway: float = 30.0,
+        leeway: float = DEFAULT_LEEWAY,
         proof_window: float | None = None,
         replay_cache_size: int = 100_000,
         key_refetch_interval: float = 30.0,
@@ -486,10 +495,13 @@ class TokenVerifier:
                 followed.
             max_staleness: Refuse everything (``STALE``) when the view is
                 older than this, in seconds.
-            leeway: Clock-skew leeway on ``exp`` and ``nbf``, in seconds (as
-                the broker).
+            leeway: Clock-skew leeway on ``exp`` and ``nbf``, in seconds:
+                a token is accepted until ``exp + leeway``. The broker signs
+                with its own clock, so this covers only the skew between its
+                clock and ours; keep it small.
             proof_window: How far a proof's ``iat`` may be from now, in
-                seconds; max(``leeway``, 5) by default, as the broker.
+                seconds; ``None`` for the broker's default, 30 s
+                (:data:`DEFAULT_PROOF_WINDOW`), whatever ``leeway`` is.
             replay_cache_size: The most proofs remembered for replay
                 detection; past it new proofs are refused.
             key_refetch_interval: An unknown ``kid`` refetches the key set
@@ -510,7 +522,7 @@ class TokenVerifier:
         self._now = now
         self._max_staleness_ms = _non_negative(max_staleness, "max_staleness") * 1000
         self._leeway_ms = _non_negative(leeway, "leeway") * 1000
-        window = max(leeway, 5.0) if proof_window is None else proof_window
+        window = DEFAULT_PROOF_WINDOW if proof_window is None else proof_window
         self._proof_window_ms = _non_negative(window, "proof_window") * 1000
         self._replay_cache_size = int(_non_negative(replay_cache_size, "replay_cache_size"))
         self._refetch_interval = _non_negative(key_refetch_interval, "key_refetch_interval")
@@ -625,7 +637,7 @@ class TokenVerifier:
         self, token: Any, required: list[Scope], proof: str | None, htm: str | None
     ) -> VerifyResult:
         R = VerifyFailureReason
-        parts = _compact_parts(token, _MAX_TOKEN_LENGTH)
+        parts = _compact_parts(token, MAX_TOKEN_LENGTH)
         if parts is None:
             return _fail(R.MALFORMED, "not a compact JWS of acceptable length")
         header = _decode_json(parts[0])
