@@ -766,12 +766,23 @@ class RevocationSubscriber:
     # -- the housekeeping thread ----------------------------------------------------
 
     def _housekeep(self) -> None:
-        """Prune on an interval, and leave a call that has been silent too long."""
-        tick = self._prune_interval
-        if self._idle_timeout > 0:
-            tick = min(tick, max(self._idle_timeout / 4, 0.01))
+        """Prune on an interval, and leave a call that has been silent too long.
+
+        Sleeps until the next of the two is due (not on a fixed tick), so a
+        silent stream is left right at ``idle_timeout``.
+        """
         next_prune = time.monotonic() + self._prune_interval
-        while not self._stop.wait(tick):
+        while True:
+            now = time.monotonic()
+            wake = next_prune
+            if self._idle_timeout > 0:
+                with self._lock:
+                    # Without a call, look again after a whole timeout: a call
+                    # opened meanwhile is due no earlier than that.
+                    since = self._last_message if self._call is not None else now
+                wake = min(wake, since + self._idle_timeout)
+            if self._stop.wait(max(wake - now, 0.01)):
+                return
             now = time.monotonic()
             if now >= next_prune:
                 next_prune = now + self._prune_interval
