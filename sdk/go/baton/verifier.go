@@ -191,7 +191,6 @@ type verifyKey struct {
 }
 
 const (
-	maxTokenLength = 16 * 1024
 	maxProofLength = 4096
 	tokenType      = "at+jwt"
 	// Seconds of 9999-12-31T23:59:59Z: later times are refused as malformed.
@@ -367,7 +366,7 @@ func fail(reason Reason, detail string, claims *Claims) Result {
 }
 
 func (v *Verifier) verify(ctx context.Context, token string, opts VerifyOptions) Result {
-	if len(token) == 0 || len(token) > maxTokenLength {
+	if len(token) == 0 || len(token) > MaxTokenLength {
 		return fail(ReasonMalformed, "not a token of acceptable length", nil)
 	}
 	parts := strings.Split(token, ".")
