@@ -20,7 +20,7 @@ import (
 //
 // Use them for a whole connection with [WithAgentCredentials], or for one
 // call with [AsAgent]. Like [BearerToken], they do not demand a secure
-// transport.
+// transport, and never send a token longer than [MaxTokenLength].
 func AgentCredentials(token string, key *AgentKey) credentials.PerRPCCredentials {
 	return agentCredentials{token: token, key: key}
 }
@@ -34,6 +34,9 @@ type agentCredentials struct {
 // it for every attempt of every call (retries included), so each attempt
 // gets its own proof.
 func (a agentCredentials) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	if err := checkToken(a.token); err != nil {
+		return nil, err
+	}
 	md := map[string]string{"authorization": "Bearer " + a.token}
 	if a.key == nil {
 		return md, nil
@@ -52,6 +55,8 @@ func (a agentCredentials) GetRequestMetadata(ctx context.Context, _ ...string) (
 
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (agentCredentials) RequireTransportSecurity() bool { return false }
+
+func (a agentCredentials) bearerToken() string { return a.token }
 
 // WithAgentCredentials authenticates every call as an agent (see
 // [AgentCredentials]): a Client for one agent's own calls.
@@ -101,21 +106,28 @@ func (c *Client) Release(ctx context.Context, token string, key *AgentKey, reaso
 // `authorization` headers).
 type overrideKey struct{}
 
-// withCallCredentials marks ctx when opts hold per-RPC credentials.
-func withCallCredentials(ctx context.Context, opts []grpc.CallOption) context.Context {
+// withCallCredentials marks ctx when opts hold per-RPC credentials, and
+// refuses them when they carry a bearer token longer than MaxTokenLength:
+// the call then fails before a connection is even chosen.
+func withCallCredentials(ctx context.Context, opts []grpc.CallOption) (context.Context, error) {
 	for _, opt := range opts {
+		var creds credentials.PerRPCCredentials
 		switch o := opt.(type) {
 		case grpc.PerRPCCredsCallOption:
-			if o.Creds != nil {
-				return context.WithValue(ctx, overrideKey{}, true)
-			}
+			creds = o.Creds
 		case *grpc.PerRPCCredsCallOption:
-			if o != nil && o.Creds != nil {
-				return context.WithValue(ctx, overrideKey{}, true)
+			if o != nil {
+				creds = o.Creds
 			}
 		}
+		if creds != nil {
+			if err := checkCredentials(creds); err != nil {
+				return ctx, err
+			}
+			return context.WithValue(ctx, overrideKey{}, true), nil
+		}
 	}
-	return ctx
+	return ctx, nil
 }
 
 // dialCredentials are the credentials given to [Dial]; they step aside for

@@ -72,10 +72,15 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 
 // Dial returns a Client for the broker at target (`host:port`, or any gRPC
 // target URI). It does not wait for the connection: the first call does.
+// It fails with a [*TokenTooLongError] when the credentials' bearer token is
+// longer than [MaxTokenLength].
 func Dial(target string, opts ...Option) (*Client, error) {
 	o := options{transport: insecure.NewCredentials(), timeout: DefaultTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := checkCredentials(o.perRPC); err != nil {
+		return nil, err
 	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(o.transport),
@@ -104,7 +109,10 @@ func (c *Client) Close() error { return c.conn.Close() }
 // credentials off a call that brings its own, and converts errors.
 func unaryInterceptor(timeout time.Duration) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		ctx = withCallCredentials(ctx, opts)
+		ctx, err := withCallCredentials(ctx, opts)
+		if err != nil {
+			return err
+		}
 		if _, ok := ctx.Deadline(); !ok && timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -119,7 +127,10 @@ func unaryInterceptor(timeout time.Duration) grpc.UnaryClientInterceptor {
 // own. Streams get no default deadline: a revocation stream is meant to stay
 // open.
 func streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	ctx = withCallCredentials(ctx, opts)
+	ctx, err := withCallCredentials(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		return nil, FromError(err)

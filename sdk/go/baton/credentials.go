@@ -20,10 +20,29 @@ func BasicAuth(clientID, clientSecret string) credentials.PerRPCCredentials {
 // BearerToken returns per-RPC credentials that authenticate an agent (with
 // its Baton token) or an operator (with its operator credential):
 // `authorization: Bearer <token>`. Like [BasicAuth], they do not demand a
-// secure transport.
+// secure transport. A token longer than [MaxTokenLength] is never sent (see
+// [TokenTooLongError]).
 func BearerToken(token string) credentials.PerRPCCredentials {
-	return staticAuth("Bearer " + token)
+	return bearerAuth(token)
 }
+
+// bearerAuth is a bearer token sent on every call.
+type bearerAuth string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials. The length
+// check here covers credentials used on a connection of the caller's own;
+// [Dial], [NewSubscriber] and the Client's calls refuse earlier.
+func (b bearerAuth) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	if err := checkToken(string(b)); err != nil {
+		return nil, err
+	}
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (bearerAuth) RequireTransportSecurity() bool { return false }
+
+func (b bearerAuth) bearerToken() string { return string(b) }
 
 // staticAuth is an `authorization` header value sent on every call.
 type staticAuth string

@@ -2,10 +2,12 @@ package baton
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/baton-dev/baton/sdk/go/batonv1"
@@ -98,6 +100,49 @@ func FromError(err error) error {
 		break
 	}
 	return e
+}
+
+// MaxTokenLength is the longest bearer token the SDK sends, in bytes (a
+// token is ASCII, so characters): the broker's limit, 16 KiB. The broker
+// answers oversized request metadata by closing the whole connection
+// (HTTP/2 GOAWAY), failing every call in flight on it, so a longer token is
+// refused here with a [*TokenTooLongError] before anything is sent. A
+// [Verifier] refuses such a token as MALFORMED.
+const MaxTokenLength = 16384
+
+// TokenTooLongError is returned, before anything is sent, for credentials
+// whose bearer token is longer than [MaxTokenLength]: by [Dial] and
+// [NewSubscriber] for their credentials, by a call for the credentials of
+// its call option ([AsAgent], grpc.PerRPCCredentials with [BearerToken]).
+// It never contains the token.
+type TokenTooLongError struct {
+	// Length is the token's length in bytes.
+	Length int
+}
+
+// Error implements error.
+func (e *TokenTooLongError) Error() string {
+	return fmt.Sprintf("baton: the bearer token is %d bytes, over MaxTokenLength (%d): not sent", e.Length, MaxTokenLength)
+}
+
+// checkToken refuses a bearer token longer than MaxTokenLength.
+func checkToken(token string) error {
+	if len(token) > MaxTokenLength {
+		return &TokenTooLongError{Length: len(token)}
+	}
+	return nil
+}
+
+// bearerCredentials are the SDK's credentials that send a bearer token.
+type bearerCredentials interface{ bearerToken() string }
+
+// checkCredentials refuses the SDK's bearer credentials when their token is
+// too long; other credentials pass.
+func checkCredentials(c credentials.PerRPCCredentials) error {
+	if b, ok := c.(bearerCredentials); ok {
+		return checkToken(b.bearerToken())
+	}
+	return nil
 }
 
 // ReasonOf returns the ErrorInfo reason string of an ErrorReason, for

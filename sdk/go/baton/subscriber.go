@@ -13,6 +13,15 @@ package baton
 //                   The error's `cursor` metadata names the last one the
 //                   broker handed over; ours is what actually reached the
 //                   set, so it is the one that cannot skip an event.
+//   silence:        no message at all (the broker sends a Checkpoint every
+//                   CheckpointInterval) for IdleTimeout: drop the connection,
+//                   dial a new one and resume from the cursor. A half-open
+//                   TCP connection otherwise looks alive for minutes, and a
+//                   new stream on it would hang just the same.
+//
+// The subscriber dials a connection of its own, never shared with unary
+// calls: a stream held open on a connection the broker has given up on
+// must not hold other calls up, nor they it.
 //
 // FreshAt is the local time up to which the set is known complete: the
 // receipt time of SnapshotComplete (the snapshot was read just before), then
@@ -96,10 +105,16 @@ type SubscriberOptions struct {
 	// PruneInterval is how often expired revocations are forgotten.
 	// Default 1 min.
 	PruneInterval time.Duration
-	// IdleTimeout: reconnect when no message at all (not even a Checkpoint)
-	// arrived for this long, since a half-open connection otherwise looks
-	// alive. Default 1 min; negative disables it. Keep it above the broker's
-	// checkpoint interval.
+	// CheckpointInterval is how often the broker sends a Checkpoint on a
+	// quiet stream (its BATON_STREAM_CHECKPOINT_SECONDS). It only sets the
+	// default IdleTimeout. Default 5 s, the broker's default.
+	CheckpointInterval time.Duration
+	// IdleTimeout: when no message at all (not even a Checkpoint) arrived
+	// for this long, close the connection, dial a new one and resume from
+	// the cursor, since a half-open connection otherwise looks alive.
+	// Default 2 x CheckpointInterval; negative disables it. Keep it above
+	// the broker's checkpoint interval. Meanwhile FreshAt does not advance,
+	// so a [Verifier] answers STALE once MaxStaleness has passed.
 	IdleTimeout time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -155,8 +170,9 @@ type Subscriber struct {
 }
 
 // NewSubscriber returns a subscriber; [Subscriber.Start] starts it. It
-// fails when an option is invalid, or when Target is not a loopback address
-// and no TransportCredentials are given.
+// fails when an option is invalid, when Target is not a loopback address
+// and no TransportCredentials are given, or (with a [*TokenTooLongError])
+// when the Credentials' bearer token is longer than [MaxTokenLength].
 func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.Target == "" && opts.TargetFunc == nil {
 		return nil, errors.New("baton: SubscriberOptions needs Target or TargetFunc")
@@ -167,7 +183,10 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.TargetFunc == nil && opts.TransportCredentials == nil && !isLoopbackTarget(opts.Target) {
 		return nil, fmt.Errorf("baton: plaintext is only allowed to a loopback address, not %q: set TransportCredentials", opts.Target)
 	}
-	for _, d := range []time.Duration{opts.BackoffBase, opts.BackoffMax, opts.PruneInterval} {
+	if err := checkCredentials(opts.Credentials); err != nil {
+		return nil, err
+	}
+	for _, d := range []time.Duration{opts.BackoffBase, opts.BackoffMax, opts.PruneInterval, opts.CheckpointInterval} {
 		if d < 0 {
 			return nil, errors.New("baton: SubscriberOptions durations must not be negative (except IdleTimeout)")
 		}
@@ -178,7 +197,7 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 		backoffBase:    orDefault(opts.BackoffBase, 200*time.Millisecond),
 		backoffMax:     orDefault(opts.BackoffMax, 15*time.Second),
 		pruneInterval:  orDefault(opts.PruneInterval, time.Minute),
-		idleTimeout:    orDefault(opts.IdleTimeout, time.Minute),
+		idleTimeout:    orDefault(opts.IdleTimeout, 2*orDefault(opts.CheckpointInterval, 5*time.Second)),
 		set:            NewRevocationSet(),
 		cursor:         opts.Cursor,
 		state:          StateIdle,
@@ -402,7 +421,7 @@ func (s *Subscriber) run() {
 			target = s.opts.TargetFunc()
 		}
 		var err error
-		received := false
+		received, idle := false, false
 		switch {
 		case s.opts.TransportCredentials == nil && !isLoopbackTarget(target):
 			err = &Error{Code: codes.FailedPrecondition, Metadata: map[string]string{},
@@ -420,7 +439,13 @@ func (s *Subscriber) run() {
 				}
 			}
 			if err == nil {
-				received, err = s.follow(batonv1.NewBrokerServiceClient(conn))
+				received, idle, err = s.follow(batonv1.NewBrokerServiceClient(conn))
+			}
+			if idle {
+				// The connection itself may be dead without knowing it:
+				// the next attempt dials a new one.
+				_ = conn.Close()
+				conn = nil
 			}
 		}
 		if s.ctx.Err() != nil {
@@ -467,8 +492,9 @@ func (s *Subscriber) dial(target string) (*grpc.ClientConn, error) {
 var errIdle = errors.New("idle")
 
 // follow runs one stream to its end. It returns whether any message was
-// received, and the error that ended it (nil for a clean end).
-func (s *Subscriber) follow(client batonv1.BrokerServiceClient) (received bool, err error) {
+// received, whether it was ended by the idle timeout, and the error that
+// ended it (nil for a clean end).
+func (s *Subscriber) follow(client batonv1.BrokerServiceClient) (received, idle bool, err error) {
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
 
@@ -493,40 +519,42 @@ func (s *Subscriber) follow(client batonv1.BrokerServiceClient) (received bool, 
 		s.mu.Unlock()
 	}()
 
-	var idle *time.Timer
+	var silence *time.Timer
 	if s.idleTimeout > 0 {
-		idle = time.AfterFunc(s.idleTimeout, func() { cancel(errIdle) })
-		defer idle.Stop()
+		silence = time.AfterFunc(s.idleTimeout, func() { cancel(errIdle) })
+		defer silence.Stop()
 	}
 	stream, err := client.StreamRevocations(ctx, &batonv1.StreamRevocationsRequest{Cursor: cursor})
 	if err != nil {
-		return false, s.streamError(ctx, err)
+		idle, err = s.streamError(ctx, err)
+		return false, idle, err
 	}
 	s.setState(StateConnecting, nil)
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return received, nil
+				return received, false, nil
 			}
-			return received, s.streamError(ctx, err)
+			idle, err = s.streamError(ctx, err)
+			return received, idle, err
 		}
-		if idle != nil {
-			idle.Reset(s.idleTimeout)
+		if silence != nil {
+			silence.Reset(s.idleTimeout)
 		}
 		received = true
 		s.apply(ctx, msg)
 	}
 }
 
-// streamError is the error a stream ended with: the idle timeout's own, or
-// the call's as an [*Error].
-func (s *Subscriber) streamError(ctx context.Context, err error) error {
+// streamError is the error a stream ended with, and whether it was the
+// idle timeout: the timeout's own error, or the call's as an [*Error].
+func (s *Subscriber) streamError(ctx context.Context, err error) (idle bool, _ error) {
 	if errors.Is(context.Cause(ctx), errIdle) {
 		msg := fmt.Sprintf("no message from the broker in %v", s.idleTimeout)
-		return &Error{Code: codes.DeadlineExceeded, Metadata: map[string]string{}, Message: msg, status: status.New(codes.DeadlineExceeded, msg)}
+		return true, &Error{Code: codes.DeadlineExceeded, Metadata: map[string]string{}, Message: msg, status: status.New(codes.DeadlineExceeded, msg)}
 	}
-	return FromError(err)
+	return false, FromError(err)
 }
 
 // apply applies one message of the stream whose context is ctx; a message

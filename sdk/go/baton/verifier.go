@@ -152,11 +152,14 @@ type VerifierOptions struct {
 	// MaxStaleness: refuse everything (STALE) when the view is older than
 	// this. Default 15 s.
 	MaxStaleness time.Duration
-	// Leeway is the clock-skew leeway on exp and nbf. Default 30 s, as the
-	// broker.
+	// Leeway is the clock-skew leeway on exp and nbf: a token is accepted
+	// until exp + Leeway. Default 5 s: enough for the skew between
+	// well-run clocks, and a token outlives its exp by no more. The broker
+	// keeps a revocation in its stream for 30 s past the token's exp (by
+	// default), so a Leeway above that could let a revoked token through.
 	Leeway time.Duration
-	// ProofWindow is how far a proof's iat may be from now. Default
-	// max(Leeway, 5 s), as the broker.
+	// ProofWindow is how far a proof's iat may be from now. Default 30 s,
+	// the broker's own proof window by default; independent of Leeway.
 	ProofWindow time.Duration
 	// ReplayCacheSize is the most proofs remembered for replay detection;
 	// past it new proofs are refused. Default 100000.
@@ -190,10 +193,15 @@ type verifyKey struct {
 	ed  ed25519.PublicKey
 }
 
+// DefaultLeeway is the [VerifierOptions.Leeway] used when none is given.
+const DefaultLeeway = 5 * time.Second
+
 const (
-	maxTokenLength = 16 * 1024
-	maxProofLength = 4096
-	tokenType      = "at+jwt"
+	// defaultProofWindow was max(Leeway, 5 s) with the old 30 s Leeway: kept
+	// at 30 s, as the broker's, now that Leeway is shorter.
+	defaultProofWindow = 30 * time.Second
+	maxProofLength     = 4096
+	tokenType          = "at+jwt"
 	// Seconds of 9999-12-31T23:59:59Z: later times are refused as malformed.
 	maxNumericDate = 253402300799
 )
@@ -275,13 +283,13 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 		opts:         opts,
 		now:          opts.Now,
 		maxStaleness: durationOption(opts.MaxStaleness, 15*time.Second),
-		leeway:       durationOption(opts.Leeway, 30*time.Second),
+		leeway:       durationOption(opts.Leeway, DefaultLeeway),
 		refetch:      durationOption(opts.KeyRefetchInterval, 30*time.Second),
 		fetchTimeout: durationOption(opts.KeyFetchTimeout, DefaultTimeout),
 		keys:         map[string]*verifyKey{},
 		seen:         map[string]time.Time{},
 	}
-	v.proofWindow = durationOption(opts.ProofWindow, max(v.leeway, 5*time.Second))
+	v.proofWindow = durationOption(opts.ProofWindow, defaultProofWindow)
 	switch {
 	case opts.ReplayCacheSize == 0:
 		v.replayCacheSize = 100_000
@@ -367,7 +375,7 @@ func fail(reason Reason, detail string, claims *Claims) Result {
 }
 
 func (v *Verifier) verify(ctx context.Context, token string, opts VerifyOptions) Result {
-	if len(token) == 0 || len(token) > maxTokenLength {
+	if len(token) == 0 || len(token) > MaxTokenLength {
 		return fail(ReasonMalformed, "not a token of acceptable length", nil)
 	}
 	parts := strings.Split(token, ".")
