@@ -26,6 +26,15 @@ import { PROOF_METADATA_KEY, type AgentKey } from "./proof.js";
 /** The deadline of a call when neither the client nor the call sets one, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 5000;
 
+/**
+ * The longest bearer token (an agent's token or an operator credential) the
+ * client sends, in characters: the broker's own limit. Past it the broker
+ * would not answer the call but close the whole connection (HTTP/2 GOAWAY on
+ * oversized metadata), failing every call sharing it; so a longer token is
+ * refused here, before anything is sent.
+ */
+export const MAX_BEARER_TOKEN_LENGTH = 16 * 1024;
+
 /** An app (orchestrator, or resource server registered as an app): sent as `authorization: Basic`. */
 export interface AppCredentials {
   /** The app's client id (`app_...`). */
@@ -208,6 +217,20 @@ function setMetadata(md: Metadata, key: string, value: string, what: string): vo
   md.set(key, value);
 }
 
+/**
+ * Sets `authorization: Bearer <token>`, refusing (INVALID_REQUEST, nothing
+ * sent) a token longer than {@link MAX_BEARER_TOKEN_LENGTH}.
+ */
+function setBearer(md: Metadata, token: string, what: string): void {
+  if (token.length > MAX_BEARER_TOKEN_LENGTH) {
+    throw new BatonError(status.INVALID_ARGUMENT, `${what} is longer than ${MAX_BEARER_TOKEN_LENGTH} characters; it was not sent`, "INVALID_REQUEST", {
+      field: "authorization",
+      problem: `longer than ${MAX_BEARER_TOKEN_LENGTH} characters`,
+    });
+  }
+  setMetadata(md, "authorization", `Bearer ${token}`, what);
+}
+
 /** The `authorization` metadata of an app (Basic) or an operator (Bearer). */
 export function callerMetadata(caller: AppOrOperator): Metadata {
   const md = new Metadata();
@@ -215,7 +238,7 @@ export function callerMetadata(caller: AppOrOperator): Metadata {
     // Base64 is always printable.
     md.set("authorization", `Basic ${Buffer.from(`${caller.clientId}:${caller.clientSecret}`, "utf8").toString("base64")}`);
   } else {
-    setMetadata(md, "authorization", `Bearer ${caller.operatorToken}`, "the operator token");
+    setBearer(md, caller.operatorToken, "the operator token");
   }
   return md;
 }
@@ -376,7 +399,7 @@ export class BrokerClient {
 
   async #agentMetadata(agent: AgentCredential, method: string): Promise<Metadata> {
     const md = new Metadata();
-    setMetadata(md, "authorization", `Bearer ${agent.token}`, "the agent token");
+    setBearer(md, agent.token, "the agent token");
     if (agent.key) md.set(PROOF_METADATA_KEY, await agent.key.createProof(method, agent.token));
     return md;
   }

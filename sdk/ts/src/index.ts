@@ -8,6 +8,7 @@ export {
   BrokerClient,
   DEFAULT_TIMEOUT_MS,
   isLoopbackTarget,
+  MAX_BEARER_TOKEN_LENGTH,
   type AgentCredential,
   type AppCredentials,
   type AppOrOperator,

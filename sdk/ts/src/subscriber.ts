@@ -24,6 +24,16 @@
 // revocation event does not advance it: it proves the stream is alive, not
 // that nothing is missing after it. It never goes backwards.
 //
+// The stream has a channel of its own, never shared with a BrokerClient's
+// unary calls (grpc-js would otherwise pool one HTTP/2 connection between
+// clients of the same address): a connection the broker closes over a bad
+// unary call (GOAWAY) must not take the stream down with it. The broker
+// sends a Checkpoint at least every checkpoint interval, so a stream silent
+// for idleTimeoutMs (twice that by default) is presumed half-open: it is
+// cancelled and its channel closed, and the next connect opens a new
+// connection and resumes from the cursor. Meanwhile freshAtMs does not move,
+// so verifiers go STALE as they would for any outage.
+//
 // The matching rules mirror the broker's (server/domain/revocations.ts),
 // reimplemented here because the SDK ships on its own.
 
@@ -195,9 +205,14 @@ export interface RevocationSubscriberOptions {
   /** How often expired revocations are forgotten, in ms. Default 60000. */
   readonly pruneIntervalMs?: number;
   /**
-   * Reconnect when no message (not even a Checkpoint) arrived for this long,
-   * in ms: a half-open connection otherwise looks alive. Default 60000; 0
-   * disables. Keep it above the broker's checkpoint interval.
+   * The broker's checkpoint interval (`BATON_STREAM_CHECKPOINT_SECONDS`), in
+   * ms: an idle stream gets a Checkpoint at least this often. Default 5000.
+   */
+  readonly checkpointIntervalMs?: number;
+  /**
+   * Reconnect, on a new connection, when nothing at all (no message, not even
+   * a Checkpoint) arrived for this long, in ms: a half-open connection
+   * otherwise looks alive. Default 2 x checkpointIntervalMs; 0 disables.
    */
   readonly idleTimeoutMs?: number;
   /** The clock, in ms since the epoch. Default Date.now. */
@@ -280,7 +295,8 @@ export class RevocationSubscriber {
     this.#cursor = options.cursor ?? "";
     this.#backoffBaseMs = nonNegative(options.backoffBaseMs ?? 200, "backoffBaseMs");
     this.#backoffMaxMs = nonNegative(options.backoffMaxMs ?? 15_000, "backoffMaxMs");
-    this.#idleTimeoutMs = nonNegative(options.idleTimeoutMs ?? 60_000, "idleTimeoutMs");
+    const checkpointIntervalMs = nonNegative(options.checkpointIntervalMs ?? 5_000, "checkpointIntervalMs");
+    this.#idleTimeoutMs = nonNegative(options.idleTimeoutMs ?? 2 * checkpointIntervalMs, "idleTimeoutMs");
     if (nonNegative(options.pruneIntervalMs ?? 60_000, "pruneIntervalMs") === 0) throw new TypeError("pruneIntervalMs must be positive");
     if (typeof options.target === "string" && !options.credentials && !isLoopbackTarget(options.target)) {
       throw new TypeError("plaintext is only allowed on loopback: pass credentials (credentials.createSsl(...))");
@@ -392,7 +408,11 @@ export class RevocationSubscriber {
     try {
       if (!this.#client || this.#address !== address) {
         this.#client?.close();
-        this.#client = new BrokerServiceClient(address, credentials ?? grpcCredentials.createInsecure(), channelOptions);
+        // A local subchannel pool: a connection of this channel's own (see the file header).
+        this.#client = new BrokerServiceClient(address, credentials ?? grpcCredentials.createInsecure(), {
+          ...channelOptions,
+          "grpc.use_local_subchannel_pool": 1,
+        });
         this.#address = address;
       }
       call = this.#client.streamRevocations({ cursor: this.#cursor }, callerMetadata(caller));
@@ -400,7 +420,7 @@ export class RevocationSubscriber {
       // A target grpc-js cannot parse, or an operator token metadata refuses.
       this.#client?.close();
       this.#client = null;
-      this.#retry(new BatonError(status.INVALID_ARGUMENT, err instanceof Error ? err.message : "cannot open the stream"));
+      this.#retry(err instanceof BatonError ? err : new BatonError(status.INVALID_ARGUMENT, err instanceof Error ? err.message : "cannot open the stream"));
       return;
     }
     this.#pending = this.#cursor === "" ? new RevocationSet() : null;
@@ -466,6 +486,9 @@ export class RevocationSubscriber {
       if (!call) return;
       this.#ended(call, new BatonError(status.DEADLINE_EXCEEDED, `no message from the broker in ${this.#idleTimeoutMs} ms`));
       call.cancel();
+      // The connection itself is suspect: the next connect opens a new one.
+      this.#client?.close();
+      this.#client = null;
     }, this.#idleTimeoutMs);
     this.#idleTimer.unref();
   }

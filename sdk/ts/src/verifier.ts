@@ -121,9 +121,17 @@ export interface TokenVerifierOptions {
   readonly revocations: RevocationView;
   /** Refuse everything (STALE) when the view is older than this, in ms. Default 15000. */
   readonly maxStalenessMs?: number;
-  /** Clock-skew leeway on exp and nbf, in ms. Default 30000, as the broker. */
+  /**
+   * Clock-skew leeway on exp and nbf, in ms: how far this server's clock may
+   * be from the broker's. Default 5000: a token is refused at most 5 s after
+   * its exp.
+   */
   readonly leewayMs?: number;
-  /** How far a proof's iat may be from now, in ms. Default max(leewayMs, 5000), as the broker. */
+  /**
+   * How far a proof's iat may be from now, in ms: skew between the agent's
+   * clock and this server's. Default 30000, as the broker's proof window;
+   * not tied to leewayMs.
+   */
   readonly proofWindowMs?: number;
   /** The most proofs remembered for replay detection; past it new proofs are refused. Default 100000. */
   readonly replayCacheSize?: number;
@@ -199,8 +207,8 @@ export class TokenVerifier {
     this.#opts = options;
     this.#now = options.now ?? Date.now;
     this.#maxStalenessMs = nonNegative(options.maxStalenessMs ?? 15_000, "maxStalenessMs");
-    this.#leewayMs = nonNegative(options.leewayMs ?? 30_000, "leewayMs");
-    this.#proofWindowMs = nonNegative(options.proofWindowMs ?? Math.max(this.#leewayMs, 5_000), "proofWindowMs");
+    this.#leewayMs = nonNegative(options.leewayMs ?? 5_000, "leewayMs");
+    this.#proofWindowMs = nonNegative(options.proofWindowMs ?? 30_000, "proofWindowMs");
     this.#replayCacheSize = nonNegative(options.replayCacheSize ?? 100_000, "replayCacheSize");
     this.#refetchMs = nonNegative(options.keyRefetchIntervalMs ?? 30_000, "keyRefetchIntervalMs");
     const keys = options.keys;

@@ -2,7 +2,7 @@
 // (test/helpers/broker.ts): issue, validate, release, delegation with proof of
 // possession, and the refusals an SDK user will meet, as BatonErrors.
 
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from "@grpc/grpc-js";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, OPERATOR_TOKEN, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
@@ -10,7 +10,9 @@ import {
   AgentKey,
   BatonError,
   BrokerClient,
+  DEFAULT_TIMEOUT_MS,
   fromServiceError,
+  MAX_BEARER_TOKEN_LENGTH,
   PROOF_METADATA_KEY,
   RevocationTarget,
   TokenStatus,
@@ -221,7 +223,8 @@ describe("proofs the broker accepts every time", () => {
       const rev = await client.release(parent.credential);
       expect(rev.id).toBe(parent.claims.tokenId);
     }
-  });
+    // 120 calls: room for a loaded machine.
+  }, 60_000);
 });
 
 describe("release cascades", () => {
@@ -256,6 +259,52 @@ describe("release cascades", () => {
     expect(child.claims.expireTime!.getTime() - child.claims.issueTime!.getTime()).toBeLessThanOrEqual(60_000);
     await client.release(parent.credential);
     expect((await validate(child.accessToken)).status).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
+  });
+});
+
+describe("bearer tokens longer than MAX_BEARER_TOKEN_LENGTH", () => {
+  // The broker would close the whole connection (GOAWAY) on such metadata: they are never sent.
+  const expectTooLong = (e: BatonError, token: string): void => {
+    expect([e.code, e.reason]).toEqual([status.INVALID_ARGUMENT, "INVALID_REQUEST"]);
+    expect(e.metadata).toEqual({ field: "authorization", problem: "longer than 16384 characters" });
+    expect(`${String(e)} ${JSON.stringify(e.metadata)}`).not.toContain(token.slice(0, 64));
+  };
+
+  it("are refused before any call is made (a broker that counts calls sees none); 16384 characters still go", async () => {
+    expect(MAX_BEARER_TOKEN_LENGTH).toBe(16384);
+    let calls = 0;
+    const refuse = (_call: unknown, cb: (err: Partial<ServiceError>) => void): void => {
+      calls += 1;
+      cb({ code: status.UNAUTHENTICATED, details: "counted" });
+    };
+    const server = new Server();
+    server.addService(BrokerServiceService, { delegate: refuse, revoke: refuse, validate: refuse });
+    const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    const counted = new BrokerClient(`127.0.0.1:${port}`);
+    try {
+      const long = "t".repeat(MAX_BEARER_TOKEN_LENGTH + 1);
+      expectTooLong(await refusal(counted.delegate({ token: long }, { scopes: ["read:records:P-1"] })), long);
+      expectTooLong(await refusal(counted.release({ token: long, key: await AgentKey.generate() })), long);
+      expectTooLong(await refusal(counted.validate({ operatorToken: long }, { token: "a.b.c", audience: "ehr-api" })), long);
+      expectTooLong(await refusal(counted.revoke({ operatorToken: long }, { target: "token", id: "x" })), long);
+      expect(calls).toBe(0);
+
+      const edge = await refusal(counted.release({ token: "t".repeat(MAX_BEARER_TOKEN_LENGTH) }));
+      expect(edge.message).toBe("counted");
+      expect(calls).toBe(1);
+    } finally {
+      counted.close();
+      server.forceShutdown();
+    }
+  });
+
+  it("against the real broker: refused locally, and the client's channel keeps working", async () => {
+    const long = `${(await issue()).accessToken}${"A".repeat(MAX_BEARER_TOKEN_LENGTH)}`;
+    const started = Date.now();
+    expectTooLong(await refusal(client.release({ token: long })), long);
+    // Refused at once, not at the call's deadline.
+    expect(Date.now() - started).toBeLessThan(DEFAULT_TIMEOUT_MS);
+    expect((await validate((await issue()).accessToken)).valid).toBe(true);
   });
 });
 

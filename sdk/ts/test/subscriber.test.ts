@@ -7,6 +7,7 @@
 
 import { Metadata, Server, ServerCredentials, status, type ServerWritableStream } from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -183,6 +184,29 @@ describe("against one broker", () => {
     expect(BigInt(sub.cursor)).toBeLessThan(999999n);
   });
 
+  it("keeps its stream when the broker kills a BrokerClient's connection over oversized metadata", async () => {
+    const sub = subscriber();
+    const rec = record(sub);
+    sub.start();
+    await sub.ready();
+    const statesBefore = rec.states.length;
+    // Through the generated stub: the SDK itself refuses to send this (MAX_BEARER_TOKEN_LENGTH).
+    // Random, so that header compression cannot shrink it below the broker's HTTP/2 limit.
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${randomBytes(100_000).toString("base64url")}`);
+    const err = await new Promise<unknown>((res) =>
+      client.stub.validate({ token: "a.b.c", audience: "ehr-api", requiredScopes: [] }, md, { deadline: Date.now() + 3000 }, (e) => res(e)),
+    );
+    expect(err).not.toBeNull();
+    // The stream lives on: checkpoints keep coming, and it never went to backoff.
+    const fresh = sub.freshAtMs!;
+    await eventually(() => sub.freshAtMs! > fresh, 5000, "a checkpoint after the connection was killed");
+    expect(rec.states.slice(statesBefore).map((s) => s.state)).not.toContain("backoff");
+    expect(sub.state).toBe("live");
+    // And the client itself recovers on a new connection.
+    expect((await client.getKeySet()).keys.length).toBeGreaterThan(0);
+  });
+
   it("leaves nothing that keeps the process alive after close (checked in a child process)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "baton-sub-"));
     const script = join(dir, "close.mjs");
@@ -350,6 +374,99 @@ describe("against a scripted broker", () => {
       server.forceShutdown();
     }
   });
+});
+
+describe("its own connection, and reconnecting a silent stream", () => {
+  type Stream = ServerWritableStream<StreamRevocationsRequest, StreamRevocationsResponse>;
+  interface Opened {
+    readonly call: Stream;
+    readonly cursor: string;
+    readonly peer: string;
+    readonly atMs: number;
+  }
+
+  /** A broker that records every stream it accepts and runs `onStream` on it; GetKeySet answers with its peer. */
+  async function scripted(onStream: (call: Stream, n: number) => void) {
+    const streams: Opened[] = [];
+    const unaryPeers: string[] = [];
+    const server = new Server();
+    server.addService(BrokerServiceService, {
+      streamRevocations: (call: Stream) => {
+        streams.push({ call, cursor: call.request.cursor, peer: call.getPeer(), atMs: Date.now() });
+        onStream(call, streams.length);
+      },
+      getKeySet: (call: { getPeer(): string }, cb: (err: null, res: { jwksJson: string }) => void) => {
+        unaryPeers.push(call.getPeer());
+        cb(null, { jwksJson: '{"keys":[]}' });
+      },
+    });
+    const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    return { streams, unaryPeers, address: `127.0.0.1:${port}`, stop: () => server.forceShutdown() };
+  }
+
+  it("does not share its connection with a BrokerClient to the same address", async () => {
+    const broker = await scripted((call) => call.write({ snapshotComplete: { cursor: "1" } }));
+    const sub = new RevocationSubscriber({ target: broker.address, caller: { operatorToken: "op" }, ...FAST });
+    const client = new BrokerClient(broker.address);
+    try {
+      sub.start();
+      await sub.ready();
+      await client.getKeySet();
+      expect(broker.streams).toHaveLength(1);
+      expect(broker.unaryPeers).toHaveLength(1);
+      // Another client port: another TCP connection.
+      expect(broker.unaryPeers[0]).not.toBe(broker.streams[0]!.peer);
+    } finally {
+      sub.close();
+      client.close();
+      broker.stop();
+    }
+  });
+
+  it("reconnects on a new connection, from its cursor, when nothing arrives for twice the checkpoint interval", async () => {
+    // The first stream completes a snapshot and then goes silent, as a half-open connection would; later ones say nothing at all.
+    const broker = await scripted((call, n) => {
+      if (n === 1) call.write({ snapshotComplete: { cursor: "3" } });
+    });
+    const sub = new RevocationSubscriber({ target: broker.address, caller: { operatorToken: "op" }, ...FAST, checkpointIntervalMs: 500 });
+    const rec = record(sub);
+    try {
+      sub.start();
+      await sub.ready();
+      const fresh = sub.freshAtMs;
+      await eventually(() => broker.streams.length >= 3, 20_000, "two reconnections");
+      const [first, second, third] = broker.streams as [Opened, Opened, Opened];
+      expect([first.cursor, second.cursor, third.cursor]).toEqual(["", "3", "3"]);
+      // Not before the idle timeout (1000 ms); the upper bound is generous for a loaded machine.
+      const gap = second.atMs - first.atMs;
+      expect(gap).toBeGreaterThanOrEqual(950);
+      expect(gap).toBeLessThan(10_000);
+      // Each reconnection on a new TCP connection: the silent one may be half-open.
+      expect(new Set([first.peer, second.peer, third.peer]).size).toBe(3);
+      const idle = rec.states.filter((s) => s.state === "backoff").map((s) => s.error?.code);
+      expect(idle.slice(0, 2)).toEqual([status.DEADLINE_EXCEEDED, status.DEADLINE_EXCEEDED]);
+      // Silence does not make the view look fresh: verifiers go STALE as for any outage.
+      expect(sub.freshAtMs).toBe(fresh);
+    } finally {
+      sub.close();
+      broker.stop();
+    }
+  });
+
+  it("by default, reconnects a silent stream after 10 s (twice the 5 s checkpoint interval)", async () => {
+    const broker = await scripted(() => {});
+    const sub = new RevocationSubscriber({ target: broker.address, caller: { operatorToken: "op" } });
+    try {
+      sub.start();
+      await eventually(() => broker.streams.length >= 2, 25_000, "a reconnection");
+      const gap = broker.streams[1]!.atMs - broker.streams[0]!.atMs;
+      expect(gap).toBeGreaterThanOrEqual(9_950);
+      expect(gap).toBeLessThan(25_000);
+    } finally {
+      sub.close();
+      broker.stop();
+    }
+  }, 40_000);
 });
 
 describe("RevocationSet (property)", () => {

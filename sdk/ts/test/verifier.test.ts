@@ -13,6 +13,7 @@ import type { JSONWebKeySet } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, createApp, operatorMd, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
 import { isLowS, twinSignature } from "../../../test/helpers/low-s.js";
+import { TestAgentKey } from "../../../test/helpers/agent-key.js";
 import {
   AgentKey,
   BrokerClient,
@@ -132,6 +133,27 @@ describe("with a live stream", () => {
     const short = await issue({ ttlSeconds: 1 });
     const strict = another({ leewayMs: 0 });
     await eventually(async () => reasonOf(await strict.verify(short.accessToken)) === "EXPIRED", 5000, "EXPIRED");
+  });
+
+  it("allows 5 s of clock skew on exp by default, and the leeway configured otherwise", async () => {
+    const t = await issue({ ttlSeconds: 60 });
+    const exp = t.claims.expireTime!.getTime();
+    // Verifier clocks set past exp; a fresh view regardless, so that only exp decides.
+    const at = (ms: number, o: Partial<TokenVerifierOptions> = {}) => another({ now: () => exp + ms, maxStalenessMs: 3_600_000, ...o });
+    expect(reasonOf(await at(10_000).verify(t.accessToken))).toBe("EXPIRED");
+    expect(reasonOf(await at(10_000, { leewayMs: 30_000 }).verify(t.accessToken))).toBe("OK");
+    expect(reasonOf(await at(4_000).verify(t.accessToken))).toBe("OK");
+    expect(reasonOf(await at(5_000).verify(t.accessToken))).toBe("EXPIRED");
+    expect(reasonOf(await at(0, { leewayMs: 0 }).verify(t.accessToken))).toBe("EXPIRED");
+  });
+
+  it("keeps the proof iat window at 30 s by default, apart from the exp leeway", async () => {
+    const key = await TestAgentKey.generate();
+    const t = await issue({ agentPublicKeyJwk: key.jwkJson });
+    const proofAt = (secondsAgo: number) => key.proof(t.accessToken, { method: HTM, iatSeconds: Math.floor(Date.now() / 1000) - secondsAgo });
+    expect(reasonOf(await verifier.verify(t.accessToken, { proof: await proofAt(15), htm: HTM }))).toBe("OK");
+    expect(reasonOf(await verifier.verify(t.accessToken, { proof: await proofAt(40), htm: HTM }))).toBe("PROOF_INVALID");
+    expect(reasonOf(await another({ proofWindowMs: 5_000 }).verify(t.accessToken, { proof: await proofAt(15), htm: HTM }))).toBe("PROOF_INVALID");
   });
 
   it("refuses tampered tokens, alg none, HS256 and an alg other than the key's, and unknown keys", async () => {
