@@ -63,7 +63,12 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
     logger.info("starting embedded PostgreSQL", { data_dir: dataDir });
-    embedded = await startEmbedded({ dataDir, persistent: true, onLog: (l) => logger.debug("postgres", { line: l.trim() }) });
+    embedded = await startEmbedded({
+      dataDir,
+      persistent: true,
+      ownSignals: true,
+      onLog: (l) => logger.debug("postgres", { line: l.trim() }),
+    });
     databaseUrl = embedded.url("postgres");
   }
   const masterKey = MasterKey.fromBase64(config.masterKey ?? secretFile(dataDir, "master.key", MasterKey.generate));

