@@ -22,7 +22,7 @@ import { RevocationStreams } from "./service/revocation-streams.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
-import { createPool, type Db } from "./storage/db.js";
+import { checkConnection, createPool, type Db, type DatabaseUnavailableError, describeDatabase } from "./storage/db.js";
 import { type EmbeddedDatabase, startEmbedded } from "./storage/embedded.js";
 import { migrate } from "./storage/migrate.js";
 import { deleteExpiredProofs } from "./storage/proofs.js";
@@ -45,6 +45,13 @@ const PRUNE_INTERVAL_MS = 30_000;
 // lost notification or a dropped LISTEN connection.
 const CATCH_UP_INTERVAL_MS = 1_000;
 const KEY_RELOAD_INTERVAL_MS = 30_000;
+// /readyz answers "not ready" rather than wait longer than this on the database.
+const READY_TIMEOUT_MS = 1_000;
+// At most one "database unavailable" log line per interval; the rest are counted.
+const DB_WARN_INTERVAL_MS = 5_000;
+
+/** The broker cannot start; the message says why and what to change. */
+export class StartupError extends Error {}
 
 /** Reads a secret file in the data directory, creating it (mode 0600) on first start. */
 function secretFile(dir: string, name: string, make: () => string): string {
@@ -74,7 +81,19 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
   const masterKey = MasterKey.fromBase64(config.masterKey ?? secretFile(dataDir, "master.key", MasterKey.generate));
   const operatorToken = config.operatorToken ?? secretFile(dataDir, "operator-token", () => `bop_${randomBase62(40)}`);
 
-  const db = createPool(databaseUrl, config.databasePoolSize);
+  const timeouts = config.databaseTimeouts;
+  let lastDbWarn = 0;
+  let quietDbWarns = 0;
+  const onUnavailable = (err: DatabaseUnavailableError): void => {
+    if (Date.now() - lastDbWarn < DB_WARN_INTERVAL_MS) {
+      quietDbWarns += 1;
+      return;
+    }
+    logger.warn("database unavailable", { message: err.message, error: err.driverError, similar_since_last: quietDbWarns });
+    lastDbWarn = Date.now();
+    quietDbWarns = 0;
+  };
+  const db = createPool(databaseUrl, config.databasePoolSize, timeouts, onUnavailable);
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const c of cleanups.reverse()) await c();
@@ -82,6 +101,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
   cleanups.push(async () => embedded?.stop());
   cleanups.push(() => db.end());
   try {
+    const where = describeDatabase(databaseUrl);
+    logger.info("connecting to the database", { database: where });
+    await checkConnection(databaseUrl, timeouts).catch((err: Error) => {
+      throw new StartupError(err.message);
+    });
     const applied = await migrate(db);
     if (applied.length > 0) logger.info("database migrated", { versions: applied });
 
@@ -133,7 +157,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
         reloadKeys();
       },
       onError: (err) => logger.warn("LISTEN connection lost; reconnecting", { error: err }),
-    });
+    }, timeouts.connectMs);
     await listener.start();
     cleanups.push(() => listener.stop());
 
@@ -156,6 +180,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
           await db.query("SELECT 1");
           return true;
         },
+        readyTimeoutMs: READY_TIMEOUT_MS,
       });
       httpPort = await listenHttp(http, config.httpListen);
       const h = http;

@@ -26,6 +26,9 @@ export interface DatabaseTimeouts {
 
 export const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5_000, statementMs: 5_000, acquireMs: 2_000 };
 
+/** The server's own statement_timeout normally fires first, leaving the connection usable. */
+const STATEMENT_GRACE_MS = 500;
+
 /** The database failed or did not answer: the request may succeed on retry. */
 export class DatabaseUnavailableError extends UnavailableError {
   constructor(
@@ -111,6 +114,12 @@ export function createPool(
     max,
     application_name: "baton",
     Client,
+    // pg-pool applies this both to waiting in its queue and to opening a
+    // connection for a waiting request: the acquire bound.
+    connectionTimeoutMillis: Math.min(timeouts.acquireMs, timeouts.connectMs),
+    statement_timeout: timeouts.statementMs,
+    query_timeout: timeouts.statementMs + STATEMENT_GRACE_MS,
+    keepAlive: true,
   });
   // An idle client losing its connection must not crash the process; the
   // pool replaces it and the next query reports the failure.
@@ -143,5 +152,53 @@ export async function withTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, beg
       );
     }
     throw err;
+  }
+}
+
+/** Where a connection string points, without its password: for messages. */
+export function describeDatabase(connectionString: string): string {
+  try {
+    const u = new URL(connectionString);
+    return `${u.username ? `${decodeURIComponent(u.username)}@` : ""}${u.hostname}:${u.port || "5432"}${u.pathname}`;
+  } catch {
+    return "(unparsable DATABASE_URL)";
+  }
+}
+
+/**
+ * Opens one connection and runs one statement, within the connect and
+ * statement timeouts: at startup, so a database that is down or hung is
+ * reported at once, by name and with the timeout that expired, rather than
+ * as a silent wait. Throws an Error whose message says what failed.
+ */
+export async function checkConnection(connectionString: string, timeouts: DatabaseTimeouts): Promise<void> {
+  const where = describeDatabase(connectionString);
+  const client = new pg.Client({
+    connectionString,
+    application_name: "baton",
+    connectionTimeoutMillis: timeouts.connectMs,
+    query_timeout: timeouts.statementMs,
+  });
+  client.on("error", () => {});
+  try {
+    await client.connect().catch((err: unknown) => {
+      const timedOut = err instanceof Error && /timeout/i.test(err.message);
+      throw new Error(
+        timedOut
+          ? `cannot connect to the database ${where}: no answer within ${timeouts.connectMs} ms (BATON_DATABASE_CONNECT_TIMEOUT_MS)`
+          : `cannot connect to the database ${where}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    });
+    await client.query("SELECT 1").catch((err: unknown) => {
+      const timedOut = err instanceof Error && err.message.startsWith("Query read timeout");
+      throw new Error(
+        timedOut
+          ? `the database ${where} did not answer a query within ${timeouts.statementMs} ms (BATON_DATABASE_STATEMENT_TIMEOUT_MS)`
+          : `the database ${where} refused a query: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    });
+  } finally {
+    // A hung server never answers the goodbye either.
+    void client.end().catch(() => {});
   }
 }

@@ -1,11 +1,11 @@
 // The broker against a database that fails under it: connections killed
-// mid-transaction, PostgreSQL restarted. The broker is `baton serve` in a
-// child process, so a crash shows as its exit; PostgreSQL is a private
-// embedded cluster that this file may kill and stop without touching the one
-// other test files share.
+// mid-transaction, PostgreSQL restarted, PostgreSQL hung (SIGSTOP). The
+// broker is `baton serve` in a child process, so a crash shows as its exit;
+// PostgreSQL is a private embedded cluster that this file may kill, stop and
+// freeze without touching the one other test files share.
 
 import { type ServiceError, status, type Metadata } from "@grpc/grpc-js";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -15,6 +15,7 @@ import { RevocationTarget } from "../../server/gen/baton/v1/broker.js";
 import { type EmbeddedDatabase, freePort, startEmbedded } from "../../server/storage/embedded.js";
 import { exitWithin, serveReady, type ReadyBroker } from "../fixtures/serve.js";
 import { basic, bearer, decodeError, issueRequest, OPERATOR_TOKEN } from "../helpers/broker.js";
+import { openStream } from "../helpers/stream.js";
 
 let dir: string;
 let port: number;
@@ -116,6 +117,11 @@ async function listening(database: string): Promise<boolean> {
   });
 }
 
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
 describe("connections dropped under load", () => {
   it("survives pg_terminate_backend and a PostgreSQL restart mid-transaction, answers UNAVAILABLE meanwhile, and serves again", async () => {
     const database = await newDatabase();
@@ -183,6 +189,85 @@ describe("connections dropped under load", () => {
       b.close();
       if (b.exit() === null) b.child.kill("SIGKILL");
       if (!cluster) await startCluster();
+    }
+  }, 180_000);
+});
+
+/** The postmaster and every process it started (its backends and helpers). */
+function postgresPids(): number[] {
+  const postmaster = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
+  const children = readdirSync("/proc")
+    .filter((d) => /^[0-9]+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [postmaster, ...children];
+}
+
+describe("PostgreSQL hung (SIGSTOP)", () => {
+  it("Issue, Revoke and new streams answer UNAVAILABLE within the timeouts, /readyz 503 fast; SIGCONT and it serves again", async () => {
+    const database = await newDatabase();
+    const b = await serve(database);
+    let frozen: number[] = [];
+    try {
+      const app = await createApp(b);
+      const issued = await Promise.all(Array.from({ length: 12 }, (_, i) => issue(b, app, `to-revoke-${i}`)));
+      expect(issued.every((o) => o.ok)).toBe(true);
+      const ready = async (): Promise<{ status: number; ms: number }> => {
+        const started = Date.now();
+        const res = await fetch(`http://127.0.0.1:${b.httpPort}/readyz`, { signal: AbortSignal.timeout(30_000) });
+        return { status: res.status, ms: Date.now() - started };
+      };
+      expect((await ready()).status).toBe(200);
+
+      frozen = postgresPids();
+      for (const pid of frozen) process.kill(pid, "SIGSTOP");
+
+      const rounds: { issue: number[]; revoke: number[]; stream: number; readyz: { status: number; ms: number } }[] = [];
+      // Round 1 finds the pool's open connections (their statements hang);
+      // round 2 finds them discarded, so it must open new ones (which hang).
+      for (const round of [0, 1]) {
+        const streamStarted = Date.now();
+        const stream = openStream(b.client, "", bearer(OPERATOR_TOKEN));
+        const calls = await Promise.all([
+          ...Array.from({ length: 6 }, (_, i) => issue(b, app, `frozen-${round}-${i}`)),
+          ...issued.slice(round * 6, round * 6 + 6).map((o) => revoke(b, app, tokenId(o))),
+        ]);
+        await stream.waitFor((s) => s.ended !== null, 30_000, "the stream to end");
+        const streamMs = Date.now() - streamStarted;
+        const readyz = await ready();
+        for (const c of calls) expect(c).toMatchObject({ ok: false, code: status.UNAVAILABLE, reason: "UNAVAILABLE" });
+        expect(stream.ended).toMatchObject({ code: status.UNAVAILABLE, reason: "UNAVAILABLE" });
+        expect(readyz.status).toBe(503);
+        // Generous bounds (the deadline is 60 s): the defaults allow 2 s to get a connection plus 5.5 s for a statement.
+        for (const c of calls) expect(c.ms).toBeLessThan(20_000);
+        expect(readyz.ms).toBeLessThan(10_000);
+        rounds.push({ issue: calls.slice(0, 6).map((c) => c.ms), revoke: calls.slice(6).map((c) => c.ms), stream: streamMs, readyz });
+      }
+      for (const pid of frozen) process.kill(pid, "SIGCONT");
+      frozen = [];
+      const back = await servesAgain(b, app, 30_000);
+      expect((await ready()).status).toBe(200);
+      for (const [i, r] of rounds.entries()) {
+        console.log(
+          `[faults] SIGSTOP round ${i + 1}: time to UNAVAILABLE, median of 6: Issue ${median(r.issue)} ms, Revoke ${median(r.revoke)} ms; ` +
+            `new stream ended after ${r.stream} ms; /readyz ${r.readyz.status} in ${r.readyz.ms} ms`,
+        );
+      }
+      console.log(`[faults] after SIGCONT: serves again in ${back} ms`);
+      expect(b.exit(), "the broker exited").toBeNull();
+      b.child.kill("SIGTERM");
+      expect(await exitWithin(b, 30_000)).toBe(0);
+    } finally {
+      for (const pid of frozen) process.kill(pid, "SIGCONT");
+      b.close();
+      if (b.exit() === null) b.child.kill("SIGKILL");
     }
   }, 180_000);
 });
