@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import type { Server as HttpServer } from "node:http";
 import type { Config } from "./config.js";
-import { MasterKey } from "./crypto/master-key.js";
+import { MasterKey, MasterKeyMismatchError } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
 import { Authentication } from "./service/authentication.js";
@@ -125,7 +125,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       now: () => new Date(),
       onChange: (ring) => streams.keySetChanged(ring.jwksJson),
     });
-    await keys.start();
+    await keys.start().catch((err: unknown) => {
+      if (!(err instanceof MasterKeyMismatchError)) throw err;
+      const source = config.masterKey ? "BATON_MASTER_KEY" : `the master key in ${join(dataDir, "master.key")}`;
+      throw new StartupError(`${source} does not decrypt the stored signing keys: it is not the master key this database was set up with`);
+    });
     const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
     const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
     const minter = new Minter(db, keys, {

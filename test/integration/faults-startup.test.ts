@@ -1,11 +1,22 @@
 // `baton serve` that cannot start says why, in one line on stderr, and exits
-// non-zero: a database that accepts connections but never answers.
+// non-zero: a database that accepts connections but never answers, a master
+// key that does not open the stored signing keys, an embedded data directory
+// that another broker holds.
 
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { describe, expect, it } from "vitest";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { MasterKey } from "../../server/crypto/master-key.js";
-import { exitWithin, spawnServe } from "../fixtures/serve.js";
-import { OPERATOR_TOKEN } from "../helpers/broker.js";
+import { exitWithin, serveReady, spawnServe } from "../fixtures/serve.js";
+import { OPERATOR_TOKEN, startTestBroker } from "../helpers/broker.js";
+import { freshDatabase } from "../helpers/database.js";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** One line, "baton: ...", and nothing that looks like a stack trace. */
 function expectOneLine(stderr: string, message: RegExp | string): void {
@@ -41,4 +52,49 @@ describe("a database that accepts connections and never answers", () => {
       silent.close();
     }
   }, 90_000);
+});
+
+describe("a wrong master key", () => {
+  it("says that the master key does not decrypt the stored signing keys", async () => {
+    const database = await freshDatabase();
+    try {
+      // A broker creates the signing keys under one master key...
+      const first = await startTestBroker({ BATON_MASTER_KEY: MasterKey.generate() }, database);
+      await first.stop();
+      // ...and another is started on the same database with another.
+      const p = spawnServe({ DATABASE_URL: database.url, BATON_MASTER_KEY: MasterKey.generate(), BATON_OPERATOR_TOKEN: OPERATOR_TOKEN });
+      expect(await exitWithin(p, 60_000)).toBe(1);
+      expectOneLine(
+        p.stderr(),
+        "baton: BATON_MASTER_KEY does not decrypt the stored signing keys: it is not the master key this database was set up with",
+      );
+      expect(p.stderr()).not.toContain("Unsupported state");
+    } finally {
+      await database.drop();
+    }
+  }, 90_000);
+});
+
+describe("a second broker on the same embedded data directory", () => {
+  it("says the directory is in use and by which pid; the first broker is unharmed", async () => {
+    // Under /tmp, which the dedicated postgres user can traverse.
+    const dir = mkdtempSync(join(tmpdir(), "baton-twice-"));
+    dirs.push(dir);
+    const first = await serveReady({ BATON_DATA_DIR: dir, BATON_OPERATOR_TOKEN: OPERATOR_TOKEN });
+    try {
+      const second = spawnServe({ BATON_DATA_DIR: dir, BATON_OPERATOR_TOKEN: OPERATOR_TOKEN });
+      expect(await exitWithin(second, 60_000)).toBe(1);
+      expectOneLine(second.stderr(), `baton: the data directory ${dir} is in use by another broker (pid ${first.child.pid};`);
+      expect(second.stderr()).not.toContain("TypeError");
+
+      expect(first.exit()).toBeNull();
+      const res = await fetch(`http://127.0.0.1:${first.httpPort}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      first.child.kill("SIGTERM");
+      expect(await exitWithin(first, 30_000)).toBe(0);
+    } finally {
+      first.close();
+      if (first.exit() === null) first.child.kill("SIGKILL");
+    }
+  }, 180_000);
 });
