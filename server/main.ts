@@ -47,6 +47,8 @@ const CATCH_UP_INTERVAL_MS = 1_000;
 const KEY_RELOAD_INTERVAL_MS = 30_000;
 // /readyz answers "not ready" rather than wait longer than this on the database.
 const READY_TIMEOUT_MS = 1_000;
+// The statement timeout while migrating: a schema change on a large table is slow.
+const MIGRATION_TIMEOUT_MS = 15 * 60_000;
 // At most one "database unavailable" log line per interval; the rest are counted.
 const DB_WARN_INTERVAL_MS = 5_000;
 
@@ -106,7 +108,10 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await checkConnection(databaseUrl, timeouts).catch((err: Error) => {
       throw new StartupError(err.message);
     });
-    const applied = await migrate(db);
+    // Migrating (or waiting for another replica to finish) may take longer
+    // than any request: its own connection, without the statement timeout.
+    const migrator = createPool(databaseUrl, 1, { ...timeouts, acquireMs: timeouts.connectMs, statementMs: MIGRATION_TIMEOUT_MS });
+    const applied = await migrate(migrator).finally(() => migrator.end());
     if (applied.length > 0) logger.info("database migrated", { versions: applied });
 
     const now = (): number => Date.now();
