@@ -3,8 +3,10 @@
 // Every wait on PostgreSQL is bounded, so a hung or unreachable database
 // turns into UNAVAILABLE within a known time instead of a call that waits for
 // its client's deadline:
-//   connect:   opening a connection (TCP, TLS, authentication);
-//   acquire:   a request waiting for a pooled connection, including opening one;
+//   connect:   opening a connection (TCP, TLS, authentication): the check at
+//              startup, the LISTEN connection;
+//   acquire:   a request waiting for a pooled connection, including opening
+//              one (so that is bounded by the smaller of the two);
 //   statement: the server cancels a statement after this (statement_timeout);
 //              if the server does not answer at all, the client gives up
 //              STATEMENT_GRACE_MS later and discards the connection.
