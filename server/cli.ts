@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { AdminServiceClient } from "./gen/baton/v1/admin.js";
 import { BrokerServiceClient, RevocationTarget, tokenStatusToJSON } from "./gen/baton/v1/broker.js";
-import { startBroker } from "./main.js";
+import { type RunningBroker, startBroker } from "./main.js";
 import { createLogger } from "./telemetry/logger.js";
 
 const USAGE = `usage:
@@ -35,6 +35,9 @@ const USAGE = `usage:
   baton token validate TOKEN --audience AUD
   baton token revoke TOKEN_ID`;
 
+/** The longest a drain may take before the process exits anyway. */
+const SHUTDOWN_LIMIT_MS = 20_000;
+
 async function serve(): Promise<void> {
   let config;
   try {
@@ -47,23 +50,52 @@ async function serve(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const broker = await startBroker(config, logger);
-  if (!config.operatorToken) {
-    logger.info("operator credential is in the data directory", { file: join(config.dataDir, "operator-token") });
-  }
-  const stop = (signal: string): void => {
-    logger.info("shutting down", { signal });
-    broker.stop().then(
-      () => process.exit(0),
+
+  // The one place that handles signals. The first SIGINT or SIGTERM drains:
+  // new calls are refused with SHUTTING_DOWN, streams end with their cursor,
+  // running calls finish (up to the gRPC grace period), then the database
+  // connections and any embedded PostgreSQL stop, and the process exits 0.
+  // A second signal, or a drain that overruns SHUTDOWN_LIMIT_MS (say, on a
+  // hung database), exits at once with status 1.
+  let broker: RunningBroker | null = null;
+  let stopping = false;
+  const stop = (): void => {
+    const started = Date.now();
+    setTimeout(() => {
+      logger.error("shutdown did not finish in time; exiting", { limit_ms: SHUTDOWN_LIMIT_MS });
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS);
+    broker!.stop().then(
+      () => {
+        logger.info("shutdown complete", { drain_ms: Date.now() - started });
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error("shutdown failed", { error: err });
         process.exit(1);
       },
     );
   };
-  process.once("SIGINT", () => stop("SIGINT"));
-  process.once("SIGTERM", () => stop("SIGTERM"));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn("second signal; exiting without draining", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info("shutting down", { signal });
+    // While starting, the drain begins once the broker is up.
+    if (broker) stop();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  broker = await startBroker(config, logger);
+  if (!config.operatorToken) {
+    logger.info("operator credential is in the data directory", { file: join(config.dataDir, "operator-token") });
+  }
+  if (stopping) stop();
 }
+
 
 function operatorToken(): string {
   const fromEnv = process.env.BATON_OPERATOR_TOKEN;
@@ -211,7 +243,8 @@ main(process.argv.slice(2)).then(
     if (!isServe) process.exit(process.exitCode ?? 0);
   },
   (err: unknown) => {
-    const e = err as Partial<ServiceError>;
+    // One line, no stack: the message says what is wrong.
+    const e = (err ?? {}) as Partial<ServiceError>;
     process.stderr.write(`baton: ${e.details ?? e.message ?? String(err)}\n`);
     process.exit(1);
   },

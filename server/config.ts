@@ -9,6 +9,8 @@ export interface Config {
   /** null: start the embedded PostgreSQL in `dataDir`. */
   readonly databaseUrl: string | null;
   readonly databasePoolSize: number;
+  /** How long the broker waits on PostgreSQL before it answers UNAVAILABLE (see db.ts). */
+  readonly databaseTimeouts: { readonly connectMs: number; readonly statementMs: number; readonly acquireMs: number };
   /** Embedded PostgreSQL data, generated master key and operator credential. */
   readonly dataDir: string;
   /** base64 of 32 bytes; null only in embedded mode (then created in dataDir). */
@@ -103,6 +105,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     httpListen,
     databaseUrl,
     databasePoolSize: int("BATON_DATABASE_POOL_SIZE", 10, 1, 100),
+    databaseTimeouts: Object.freeze({
+      connectMs: int("BATON_DATABASE_CONNECT_TIMEOUT_MS", 5_000, 100, 600_000),
+      statementMs: int("BATON_DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 100, 600_000),
+      acquireMs: int("BATON_DATABASE_ACQUIRE_TIMEOUT_MS", 2_000, 100, 600_000),
+    }),
     dataDir: str("BATON_DATA_DIR", ".baton"),
     masterKey,
     operatorToken,

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import type { Server as HttpServer } from "node:http";
 import type { Config } from "./config.js";
-import { MasterKey } from "./crypto/master-key.js";
+import { MasterKey, MasterKeyMismatchError } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
 import { Authentication } from "./service/authentication.js";
@@ -22,7 +22,7 @@ import { RevocationStreams } from "./service/revocation-streams.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
-import { createPool, type Db } from "./storage/db.js";
+import { checkConnection, createPool, type Db, type DatabaseUnavailableError, describeDatabase } from "./storage/db.js";
 import { type EmbeddedDatabase, startEmbedded } from "./storage/embedded.js";
 import { migrate } from "./storage/migrate.js";
 import { deleteExpiredProofs } from "./storage/proofs.js";
@@ -45,6 +45,15 @@ const PRUNE_INTERVAL_MS = 30_000;
 // lost notification or a dropped LISTEN connection.
 const CATCH_UP_INTERVAL_MS = 1_000;
 const KEY_RELOAD_INTERVAL_MS = 30_000;
+// /readyz answers "not ready" rather than wait longer than this on the database.
+const READY_TIMEOUT_MS = 1_000;
+// The statement timeout while migrating: a schema change on a large table is slow.
+const MIGRATION_TIMEOUT_MS = 15 * 60_000;
+// At most one "database unavailable" log line per interval; the rest are counted.
+const DB_WARN_INTERVAL_MS = 5_000;
+
+/** The broker cannot start; the message says why and what to change. */
+export class StartupError extends Error {}
 
 /** Reads a secret file in the data directory, creating it (mode 0600) on first start. */
 function secretFile(dir: string, name: string, make: () => string): string {
@@ -63,13 +72,30 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
     logger.info("starting embedded PostgreSQL", { data_dir: dataDir });
-    embedded = await startEmbedded({ dataDir, persistent: true, onLog: (l) => logger.debug("postgres", { line: l.trim() }) });
+    embedded = await startEmbedded({
+      dataDir,
+      persistent: true,
+      ownSignals: true,
+      onLog: (l) => logger.debug("postgres", { line: l.trim() }),
+    });
     databaseUrl = embedded.url("postgres");
   }
   const masterKey = MasterKey.fromBase64(config.masterKey ?? secretFile(dataDir, "master.key", MasterKey.generate));
   const operatorToken = config.operatorToken ?? secretFile(dataDir, "operator-token", () => `bop_${randomBase62(40)}`);
 
-  const db = createPool(databaseUrl, config.databasePoolSize);
+  const timeouts = config.databaseTimeouts;
+  let lastDbWarn = 0;
+  let quietDbWarns = 0;
+  const onUnavailable = (err: DatabaseUnavailableError): void => {
+    if (Date.now() - lastDbWarn < DB_WARN_INTERVAL_MS) {
+      quietDbWarns += 1;
+      return;
+    }
+    logger.warn("database unavailable", { message: err.message, error: err.driverError, similar_since_last: quietDbWarns });
+    lastDbWarn = Date.now();
+    quietDbWarns = 0;
+  };
+  const db = createPool(databaseUrl, config.databasePoolSize, timeouts, onUnavailable);
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const c of cleanups.reverse()) await c();
@@ -77,7 +103,15 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
   cleanups.push(async () => embedded?.stop());
   cleanups.push(() => db.end());
   try {
-    const applied = await migrate(db);
+    const where = describeDatabase(databaseUrl);
+    logger.info("connecting to the database", { database: where });
+    await checkConnection(databaseUrl, timeouts).catch((err: Error) => {
+      throw new StartupError(err.message);
+    });
+    // Migrating (or waiting for another replica to finish) may take longer
+    // than any request: its own connection, without the statement timeout.
+    const migrator = createPool(databaseUrl, 1, { ...timeouts, acquireMs: timeouts.connectMs, statementMs: MIGRATION_TIMEOUT_MS });
+    const applied = await migrate(migrator).finally(() => migrator.end());
     if (applied.length > 0) logger.info("database migrated", { versions: applied });
 
     const now = (): number => Date.now();
@@ -96,7 +130,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       now: () => new Date(),
       onChange: (ring) => streams.keySetChanged(ring.jwksJson),
     });
-    await keys.start();
+    await keys.start().catch((err: unknown) => {
+      if (!(err instanceof MasterKeyMismatchError)) throw err;
+      const source = config.masterKey ? "BATON_MASTER_KEY" : `the master key in ${join(dataDir, "master.key")}`;
+      throw new StartupError(`${source} does not decrypt the stored signing keys: it is not the master key this database was set up with`);
+    });
     const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
     const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
     const minter = new Minter(db, keys, {
@@ -128,7 +166,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
         reloadKeys();
       },
       onError: (err) => logger.warn("LISTEN connection lost; reconnecting", { error: err }),
-    });
+    }, timeouts.connectMs);
     await listener.start();
     cleanups.push(() => listener.stop());
 
@@ -151,6 +189,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
           await db.query("SELECT 1");
           return true;
         },
+        readyTimeoutMs: READY_TIMEOUT_MS,
       });
       httpPort = await listenHttp(http, config.httpListen);
       const h = http;

@@ -4,6 +4,13 @@
 
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 
+/** The master key does not open a ciphertext: it is not the key that sealed it (or the data was altered). */
+export class MasterKeyMismatchError extends Error {
+  constructor() {
+    super("the master key does not decrypt this data");
+  }
+}
+
 export class MasterKey {
   private constructor(private readonly key: Buffer) {}
 
@@ -30,6 +37,11 @@ export class MasterKey {
     const d = createDecipheriv("aes-256-gcm", this.key, sealed.subarray(0, 12));
     d.setAAD(Buffer.from(aad, "utf8"));
     d.setAuthTag(sealed.subarray(12, 28));
-    return Buffer.concat([d.update(sealed.subarray(28)), d.final()]);
+    try {
+      return Buffer.concat([d.update(sealed.subarray(28)), d.final()]);
+    } catch {
+      // node:crypto only says "Unsupported state or unable to authenticate data".
+      throw new MasterKeyMismatchError();
+    }
   }
 }

@@ -7,6 +7,8 @@ import type { AddressInfo } from "node:net";
 export interface HttpDeps {
   readonly jwksJson: () => string;
   readonly ready: () => Promise<boolean>;
+  /** /readyz answers 503 when `ready` has not answered within this. */
+  readonly readyTimeoutMs: number;
   readonly metrics: () => string;
 }
 
@@ -21,12 +23,20 @@ export function createHttpServer(deps: HttpDeps): Server {
     switch (path) {
       case "/healthz":
         return send(200, "text/plain", "ok\n");
-      case "/readyz":
-        deps.ready().then(
-          (ok) => send(ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n"),
-          () => send(503, "text/plain", "not ready\n"),
-        );
+      case "/readyz": {
+        // A hung database must not hang the probe: a load balancer needs a fast "no".
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), deps.readyTimeoutMs);
+        });
+        Promise.race([deps.ready(), late])
+          .then(
+            (ok) => send(ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n"),
+            () => send(503, "text/plain", "not ready\n"),
+          )
+          .finally(() => clearTimeout(timer));
         return;
+      }
       case "/metrics":
         return send(200, "text/plain; version=0.0.4", deps.metrics());
       case "/.well-known/jwks.json":

@@ -41,7 +41,8 @@ export class Delegator {
     try {
       return await this.delegateFrom(parent, input, ctx);
     } catch (err) {
-      if (err instanceof BatonError) {
+      // UNAVAILABLE is no decision to record, and its audit row would wait on the failing database.
+      if (err instanceof BatonError && err.reason !== "UNAVAILABLE") {
         const lineage = [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }];
         await this.minter.refused("delegation.refused", parent.appId, caller, err, ctx, {
           lineage: lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),

@@ -41,7 +41,8 @@ export class Issuer {
     try {
       return await this.issueFor(app, input, ctx);
     } catch (err) {
-      if (err instanceof BatonError) await this.minter.refused("issue.refused", app.appId, caller, err, ctx);
+      // UNAVAILABLE is no decision to record, and its audit row would wait on the failing database.
+      if (err instanceof BatonError && err.reason !== "UNAVAILABLE") await this.minter.refused("issue.refused", app.appId, caller, err, ctx);
       throw err;
     }
   }

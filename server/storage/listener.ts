@@ -25,6 +25,8 @@ export class Listener {
     private readonly connectionString: string,
     private readonly channels: readonly string[],
     private readonly events: ListenerEvents,
+    /** An attempt that has not connected and listened within this is abandoned and retried. */
+    private readonly connectTimeoutMs = 5_000,
   ) {}
 
   /** Connects and listens; resolves after the first attempt, successful or not. */
@@ -38,7 +40,14 @@ export class Listener {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: "baton-listen" });
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: "baton-listen",
+      connectionTimeoutMillis: this.connectTimeoutMs,
+      query_timeout: this.connectTimeoutMs,
+      // A silent network cut is noticed by TCP keepalive, not by the idle LISTEN.
+      keepAlive: true,
+    });
     let lost = false;
     const onLost = (err?: unknown): void => {
       if (lost) return;

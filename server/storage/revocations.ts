@@ -1,7 +1,7 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
 import type { Revocation, RevocationTarget } from "../domain/revocations.js";
-import type { Db, Queryable, Tx } from "./db.js";
+import { type Db, type Queryable, type Tx, withTransaction } from "./db.js";
 
 /** The channel that wakes replicas when a revocation commits (payload: cursor). */
 export const REVOCATIONS_CHANNEL = "baton_revocations";
@@ -90,17 +90,12 @@ export async function cursorBounds(db: Queryable): Promise<CursorBounds> {
  * are complete up to, read in one snapshot.
  */
 export async function revocationSnapshot(db: Db, nowMs: number): Promise<{ revocations: Revocation[]; cursor: bigint }> {
-  const client = await db.connect();
-  try {
-    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const bounds = await cursorBounds(client);
-    const revocations = await liveRevocations(client, nowMs);
-    await client.query("COMMIT");
-    return { revocations, cursor: bounds.latest };
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  return withTransaction(
+    db,
+    async (tx) => {
+      const bounds = await cursorBounds(tx);
+      return { revocations: await liveRevocations(tx, nowMs), cursor: bounds.latest };
+    },
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  );
 }
