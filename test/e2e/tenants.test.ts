@@ -6,6 +6,9 @@
 
 import fc from "fast-check";
 import type { Metadata } from "@grpc/grpc-js";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
 import { verifyAudit } from "../../server/storage/audit.js";
@@ -15,6 +18,7 @@ import {
   call,
   createApp,
   issueRequest,
+  OPERATOR_TOKEN,
   operatorMd,
   refusal,
   startTestBroker,
@@ -384,4 +388,27 @@ describe("resource server credentials", () => {
     for (const r of audit.rows) expect(r.payload).not.toContain(rs.secret);
     expect((await verifyAudit(b.broker.db)).intact).toBe(true);
   });
+});
+
+describe("baton rs", () => {
+  const baton = async (...args: string[]): Promise<string> => {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(import.meta.dirname, "../../bin/baton.mjs"), ...args], {
+      env: { ...process.env, BATON_ADDR: b.address, BATON_OPERATOR_TOKEN: OPERATOR_TOKEN },
+    });
+    return stdout;
+  };
+
+  it("creates, lists and disables resource servers from the command line", async () => {
+    const created = JSON.parse(await baton("rs", "create", "--name", "cli-rs", "--audience", "cli-api", "--audience", "cli2-api"));
+    expect(created.resource_server_id).toMatch(/^rs_[0-9A-Za-z]{22}$/);
+    expect(created.audiences).toEqual(["cli-api", "cli2-api"]);
+    const md = basic(created.resource_server_id, created.client_secret);
+    const s = openStream(b.client, "", md);
+    await ready(s);
+    expect(await baton("rs", "list")).toContain(`"resource_server_id": "${created.resource_server_id}"`);
+    const disabled = JSON.parse(await baton("rs", "disable", created.resource_server_id, "--reason", "test"));
+    expect(disabled).toEqual({ resource_server_id: created.resource_server_id, disabled: true });
+    await s.waitFor((x) => x.ended !== null, 10_000, "the stream to end");
+    expect(s.ended).toMatchObject({ reason: "RESOURCE_SERVER_DISABLED" });
+  }, 60_000);
 });
