@@ -174,6 +174,34 @@ describe("the revocation stream, per tenant", () => {
     replay.cancel();
   });
 
+  it("passes skipped events at once: a resumable error carries a cursor past them without waiting for a checkpoint", async () => {
+    // Its own broker: no checkpoint within the test, and it is stopped.
+    const own = await startTestBroker({ BATON_STREAM_CHECKPOINT_SECONDS: "300" });
+    let stopped = false;
+    try {
+      const appB = await createApp(own, { ceiling: ["read:records:*"], audiences: ["sb-api"] });
+      const created = await call(own.admin.createResourceServer, own.admin, { name: "skip-rs", audiences: ["sa-api"] }, operatorMd());
+      const rsA = basic(created.resourceServer!.resourceServerId, created.clientSecret);
+      const sA = openStream(own.client, "", rsA);
+      const sOp = openStream(own.client, "", operatorMd());
+      await Promise.all([sA, sOp].map(ready));
+      const snapshotAt = BigInt(lastCursor(sA));
+      const byB = await call(own.client.revoke, own.client, { target: TARGET.task, id: "skip-1", appId: "", reason: "" }, appB.md);
+      const skipped = BigInt(byB.revocation!.cursor);
+      // Every session hears of a revocation in the same turn: once the operator's stream has it, A's session passed it.
+      await sOp.waitFor((x) => x.cursors.includes(skipped), 10_000, "the operator stream");
+      stopped = true;
+      await own.stop();
+      await sA.waitFor((x) => x.ended !== null, 10_000, "SHUTTING_DOWN");
+      expect(sA.cursors).toEqual([]);
+      expect(sA.ended).toMatchObject({ reason: "SHUTTING_DOWN" });
+      expect(snapshotAt).toBeLessThan(skipped);
+      expect((sA.ended as { metadata: Record<string, string> }).metadata.cursor).toBe(skipped.toString());
+    } finally {
+      if (!stopped) await own.stop();
+    }
+  });
+
   it("matches by the audiences of the tokens a revocation kills, not by app", async () => {
     // One app serving two audiences; a token for one of them only.
     const app = await createApp(b, { ceiling: ["read:records:*"], audiences: ["m1-api", "m2-api"] });
