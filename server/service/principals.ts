@@ -95,6 +95,7 @@ export async function authenticate(
       }
       if (!allowed.includes("app")) throw new NotPermittedError(`this method needs ${expected}`);
       const app = /^app_[0-9A-Za-z]{22}$/.test(creds.clientId) ? await auth.findApp(creds.clientId) : null;
+      // Hash the secret even for an unknown app, so timing does not tell which ids exist.
       const ok = secretMatches(creds.clientSecret, app?.secretHash ?? Buffer.alloc(32));
       if (!app || !ok) throw new CredentialsInvalidError();
       if (app.disabled) throw new AppDisabledError();
