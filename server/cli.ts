@@ -4,6 +4,9 @@
 //   baton app create --name NAME --scope S [--scope S...] --audience A [...] [--max-ttl SECONDS] [--max-depth N]
 //   baton app list
 //   baton app disable APP_ID
+//   baton rs create --name NAME --audience A [--audience A...]
+//   baton rs list
+//   baton rs disable RS_ID [--reason TEXT]
 //   baton key rotate
 //   baton audit verify
 //   baton token issue --task T --scope S... --audience A... [--ttl SECONDS]
@@ -29,6 +32,9 @@ const USAGE = `usage:
   baton app create --name NAME --scope SCOPE... --audience AUD... [--max-ttl SECONDS] [--max-depth N]
   baton app list
   baton app disable APP_ID [--reason TEXT]
+  baton rs create --name NAME --audience AUD...
+  baton rs list
+  baton rs disable RS_ID [--reason TEXT]
   baton key rotate
   baton audit verify
   baton token issue --task TASK --scope SCOPE... --audience AUD... [--ttl SECONDS] [--human ID]
@@ -177,6 +183,35 @@ async function main(argv: string[]): Promise<void> {
     const { client, md } = adminClient();
     const res = await call(client.disableApp.bind(client), { appId: positionals[0] ?? "", reason: values.reason ?? "" }, md);
     print({ app_id: res.app?.appId, disabled: res.app?.disabled });
+    return;
+  }
+  if (cmd === "rs" && sub === "create") {
+    const { values } = parseArgs({ args: rest, options: { name: { type: "string" }, audience: { type: "string", multiple: true } } });
+    const { client, md } = adminClient();
+    const res = await call(client.createResourceServer.bind(client), { name: values.name ?? "", audiences: values.audience ?? [] }, md);
+    print({
+      resource_server_id: res.resourceServer?.resourceServerId,
+      client_secret: res.clientSecret,
+      audiences: res.resourceServer?.audiences,
+      note: "the client secret is shown only now",
+    });
+    return;
+  }
+  if (cmd === "rs" && sub === "list") {
+    const { client, md } = adminClient();
+    let pageToken = "";
+    do {
+      const res = await call(client.listResourceServers.bind(client), { pageSize: 100, pageToken }, md);
+      for (const r of res.resourceServers) print({ resource_server_id: r.resourceServerId, name: r.name, disabled: r.disabled, audiences: r.audiences });
+      pageToken = res.nextPageToken;
+    } while (pageToken);
+    return;
+  }
+  if (cmd === "rs" && sub === "disable" && rest[0]) {
+    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { reason: { type: "string" } } });
+    const { client, md } = adminClient();
+    const res = await call(client.disableResourceServer.bind(client), { resourceServerId: positionals[0] ?? "", reason: values.reason ?? "" }, md);
+    print({ resource_server_id: res.resourceServer?.resourceServerId, disabled: res.resourceServer?.disabled });
     return;
   }
   if (cmd === "key" && sub === "rotate") {

@@ -12,6 +12,7 @@ import { Authentication } from "./service/authentication.js";
 import { Delegator } from "./service/delegate.js";
 import { Issuer } from "./service/issue.js";
 import { Minter } from "./service/minter.js";
+import { ResourceServerAdmin } from "./service/resource-servers.js";
 import { Revoker } from "./service/revoke.js";
 import { TokenChecker } from "./service/token-check.js";
 import { Validator } from "./service/validate.js";
@@ -148,6 +149,10 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const validator = new Validator(checker);
     const revoker = new Revoker(db, revocations, { leewayMs, now });
     const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => auth.forgetApp(id));
+    const resourceServers = new ResourceServerAdmin(db, now, (id) => {
+      auth.forgetResourceServer(id);
+      streams.closeResourceServer(id);
+    });
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
     metrics.gauge("baton_revocation_streams", () => streams.count);
@@ -170,7 +175,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, keys, streams, db, logger, metrics });
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their

@@ -28,7 +28,9 @@ export type ErrorReason =
   | "SUBSCRIBER_TOO_SLOW"
   | "SHUTTING_DOWN"
   | "NOT_IMPLEMENTED"
-  | "UNAVAILABLE";
+  | "UNAVAILABLE"
+  | "AUDIENCE_NOT_SERVED"
+  | "RESOURCE_SERVER_DISABLED";
 
 /** Base of every error a caller may see. */
 export class BatonError extends Error {
@@ -133,6 +135,18 @@ export class AppDisabledError extends BatonError {
 export class NotPermittedError extends BatonError {
   constructor(message: string) {
     super("NOT_PERMITTED", message);
+  }
+}
+
+export class AudienceNotServedError extends BatonError {
+  constructor(audience: string) {
+    super("AUDIENCE_NOT_SERVED", `this resource server does not serve the audience "${clip(audience, 64)}"`, { audience: clip(audience) });
+  }
+}
+
+export class ResourceServerDisabledError extends BatonError {
+  constructor() {
+    super("RESOURCE_SERVER_DISABLED", "the resource server is disabled");
   }
 }
 

@@ -22,6 +22,15 @@ export interface Revocation {
   readonly cursor: bigint;
 }
 
+/**
+ * A revocation as stored and streamed, with the audiences of every token it
+ * can kill, fixed at revoke time: what the stream matches resource servers
+ * against (tenant isolation). Matching tokens does not need them.
+ */
+export interface StoredRevocation extends Revocation {
+  readonly audiences: readonly string[];
+}
+
 type Facts = Pick<TokenClaims, "tokenId" | "agentId" | "appId" | "taskId" | "lineage" | "rootIssuedAtMs">;
 
 const taskKey = (appId: string, taskId: string): string => `${appId}\u0000${taskId}`;

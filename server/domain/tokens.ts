@@ -59,4 +59,6 @@ export type TokenStatus =
   | "WRONG_AUDIENCE"
   | "REVOKED"
   | "INSUFFICIENT_SCOPE"
-  | "WRONG_TYPE";
+  | "WRONG_TYPE"
+  /** Validate: the caller may not ask about this token (tenant isolation). */
+  | "AUDIENCE_NOT_SERVED";

@@ -145,7 +145,7 @@ export class AppAdmin {
         revoked.push(
           await insertRevocation(
             tx,
-            { target: "token", id: g.tokenId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + this.leewayMs },
+            { target: "token", id: g.tokenId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + this.leewayMs, audiences: g.audiences },
             "app narrowed",
           ),
         );
@@ -179,7 +179,7 @@ export class AppAdmin {
       await updateApp(tx, app);
       const revocation = await insertRevocation(
         tx,
-        { target: "app", id: appId, appId, revokedAtMs: nowMs, expiresAtMs: nowMs + old.maxTtlSeconds * 1000 + this.leewayMs },
+        { target: "app", id: appId, appId, revokedAtMs: nowMs, expiresAtMs: nowMs + old.maxTtlSeconds * 1000 + this.leewayMs, audiences: old.audiences },
         reason || "app disabled",
       );
       await this.audit(tx, "app.disabled", app, requestId, { reason: reason || null, cursor: revocation.cursor.toString() });

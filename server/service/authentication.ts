@@ -8,6 +8,7 @@ import type { TokenClaims } from "../domain/tokens.js";
 import { verifyProof } from "../crypto/proofs.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
 import type { Db } from "../storage/db.js";
+import { getResourceServer, type ResourceServerRecord } from "../storage/resource-servers.js";
 import { type ProofUse, useProofs } from "../storage/proofs.js";
 import { Batcher } from "./batcher.js";
 import type { Authenticator } from "./principals.js";
@@ -27,6 +28,7 @@ export class Authentication implements Authenticator {
   /** Proof ids, recorded once each across replicas, in group commits. */
   private readonly proofLedger: Batcher<ProofUse, boolean>;
   private readonly appCache = new Map<string, { app: AppRecord; at: number }>();
+  private readonly resourceServerCache = new Map<string, { rs: ResourceServerRecord; at: number }>();
   readonly operatorTokenHash: Buffer;
 
   constructor(
@@ -57,6 +59,21 @@ export class Authentication implements Authenticator {
 
   forgetApp(appId: string): void {
     this.appCache.delete(appId);
+  }
+
+  /** Resource servers, cached like apps (a stream and a Validate authenticate with them). */
+  async findResourceServer(id: string): Promise<ResourceServerRecord | null> {
+    const hit = this.resourceServerCache.get(id);
+    const now = Date.now();
+    if (hit && now - hit.at < APP_CACHE_MS) return hit.rs;
+    const rs = await getResourceServer(this.db, id);
+    if (rs) this.resourceServerCache.set(id, { rs, at: now });
+    else this.resourceServerCache.delete(id);
+    return rs;
+  }
+
+  forgetResourceServer(id: string): void {
+    this.resourceServerCache.delete(id);
   }
 
   /**

@@ -7,10 +7,12 @@ import {
   CredentialsInvalidError,
   CredentialsMissingError,
   NotPermittedError,
+  ResourceServerDisabledError,
 } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import { secretMatches } from "../crypto/secrets.js";
 import type { AppRecord } from "../storage/apps.js";
+import type { ResourceServerRecord } from "../storage/resource-servers.js";
 
 /** Credentials as they arrived, not yet checked. */
 export type Credentials =
@@ -22,6 +24,7 @@ export type Credentials =
 export type Principal =
   | { readonly kind: "operator" }
   | { readonly kind: "app"; readonly app: AppRecord }
+  | { readonly kind: "resourceServer"; readonly resourceServer: ResourceServerRecord }
   | { readonly kind: "agent"; readonly claims: TokenClaims; readonly token: string };
 
 export function actorOf(p: Principal): string {
@@ -30,6 +33,8 @@ export function actorOf(p: Principal): string {
       return "operator";
     case "app":
       return `app:${p.app.appId}`;
+    case "resourceServer":
+      return `resource_server:${p.resourceServer.resourceServerId}`;
     case "agent":
       return `agent:${p.claims.agentId}`;
   }
@@ -38,6 +43,8 @@ export function actorOf(p: Principal): string {
 export interface Authenticator {
   /** Looks up an app by client id. */
   findApp(appId: string): Promise<AppRecord | null>;
+  /** Looks up a resource server by client id. */
+  findResourceServer(id: string): Promise<ResourceServerRecord | null>;
   /**
    * Verifies an agent token (signature, lifetime, revocation) and, when it is
    * key-bound, the proof of possession for `method`; returns its claims or
@@ -53,7 +60,14 @@ export function isOperatorToken(token: string, operatorTokenHash: Buffer): boole
   return timingSafeEqual(sha256(token), operatorTokenHash);
 }
 
-export type Allowed = "operator" | "app" | "agent";
+export type Allowed = "operator" | "app" | "resourceServer" | "agent";
+
+const EXPECTED: Record<Allowed, string> = {
+  operator: "the operator Bearer credential",
+  app: "Basic client credentials of an app",
+  resourceServer: "Basic client credentials of a resource server",
+  agent: "an agent Bearer token",
+};
 
 /** Authenticates `creds` as one of the allowed kinds of principal. */
 export async function authenticate(
@@ -62,15 +76,23 @@ export async function authenticate(
   allowed: readonly Allowed[],
   method: string,
 ): Promise<Principal> {
-  const expected = allowed
-    .map((a) => (a === "app" ? "Basic client credentials" : a === "operator" ? "the operator Bearer credential" : "an agent Bearer token"))
-    .join(" or ");
+  const expected = allowed.map((a) => EXPECTED[a]).join(" or ");
   switch (creds.kind) {
     case "none":
       throw new CredentialsMissingError(expected);
     case "malformed":
       throw new CredentialsInvalidError();
     case "basic": {
+      // The client id's prefix says which kind of principal it claims to be.
+      if (creds.clientId.startsWith("rs_")) {
+        if (!allowed.includes("resourceServer")) throw new NotPermittedError(`this method needs ${expected}`);
+        const rs = /^rs_[0-9A-Za-z]{22}$/.test(creds.clientId) ? await auth.findResourceServer(creds.clientId) : null;
+        // Hash the secret even for an unknown id, so timing does not tell which ids exist.
+        const ok = secretMatches(creds.clientSecret, rs?.secretHash ?? Buffer.alloc(32));
+        if (!rs || !ok) throw new CredentialsInvalidError();
+        if (rs.disabled) throw new ResourceServerDisabledError();
+        return { kind: "resourceServer", resourceServer: rs };
+      }
       if (!allowed.includes("app")) throw new NotPermittedError(`this method needs ${expected}`);
       const app = /^app_[0-9A-Za-z]{22}$/.test(creds.clientId) ? await auth.findApp(creds.clientId) : null;
       // Hash the secret even for an unknown app, so timing does not tell which ids exist.

@@ -5,12 +5,12 @@
 // as entries expire so the set stays proportional to recent revocations.
 // Streams subscribe here: they see every revocation once, in cursor order.
 
-import { type Revocation, RevocationSet } from "../domain/revocations.js";
+import { type Revocation, RevocationSet, type StoredRevocation } from "../domain/revocations.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import type { Db } from "../storage/db.js";
 import { deleteExpiredRevocations, liveRevocations, revocationsAfter } from "../storage/revocations.js";
 
-export type RevocationListener = (r: Revocation) => void;
+export type RevocationListener = (r: StoredRevocation) => void;
 
 export class RevocationState {
   private set = new RevocationSet();

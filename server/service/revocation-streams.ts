@@ -10,21 +10,30 @@
 // it reads the table, and drops live events at or below what the read
 // covered. The state emits every cursor in order, so whatever the read did
 // not cover arrives live.
+//
+// Tenant isolation: each session sends only what its subscriber may see
+// (`visibleTo`): a resource server, the revocations whose audiences meet its
+// own; an app, its own; the operator, all. A skipped revocation still moves
+// the session's resume point past it, so checkpoints (and the cursor in a
+// resumable error) carry the latest cursor and resuming stays lossless.
 
 import {
   type BatonError,
   CursorExpiredError,
   CursorInvalidError,
+  NotPermittedError,
+  ResourceServerDisabledError,
   ShuttingDownError,
   SubscriberTooSlowError,
 } from "../domain/errors.js";
-import type { Revocation } from "../domain/revocations.js";
+import type { StoredRevocation } from "../domain/revocations.js";
 import type { Db } from "../storage/db.js";
 import { cursorBounds, revocationsAfter, revocationSnapshot } from "../storage/revocations.js";
+import type { Principal } from "./principals.js";
 import type { RevocationState } from "./revocation-state.js";
 
 export type StreamEvent =
-  | { readonly kind: "revocation"; readonly revocation: Revocation }
+  | { readonly kind: "revocation"; readonly revocation: StoredRevocation }
   | { readonly kind: "snapshotComplete"; readonly cursor: bigint }
   | { readonly kind: "checkpoint"; readonly cursor: bigint; readonly observeMs: number }
   | { readonly kind: "keySetChanged"; readonly jwksJson: string };
@@ -44,6 +53,31 @@ export interface StreamSettings {
   /** Live events a session may hold while its transport is full. */
   readonly maxBufferedEvents: number;
   readonly now: () => number;
+}
+
+/** Which revocations a subscriber may see. */
+export type Visibility = (r: StoredRevocation) => boolean;
+
+/**
+ * What `p` may see: a revocation can affect tokens for the audiences it
+ * records, so a resource server sees those that meet its own; an app sees
+ * its own app's; the operator sees everything.
+ */
+export function visibleTo(p: Principal): Visibility {
+  switch (p.kind) {
+    case "operator":
+      return () => true;
+    case "app": {
+      const appId = p.app.appId;
+      return (r) => r.appId === appId;
+    }
+    case "resourceServer": {
+      const served = new Set(p.resourceServer.audiences);
+      return (r) => r.audiences.some((a) => served.has(a));
+    }
+    case "agent":
+      throw new NotPermittedError("agents may not stream revocations");
+  }
 }
 
 const CURSOR = /^[0-9]{1,19}$/;
@@ -67,14 +101,16 @@ export class RevocationStreams {
    * Starts a stream. Throws CURSOR_INVALID or CURSOR_EXPIRED before anything
    * is sent. Returns a function that stops the session (on cancellation).
    */
-  async open(cursorText: string, sink: StreamSink): Promise<() => void> {
+  async open(cursorText: string, sink: StreamSink, subscriber: Principal): Promise<() => void> {
+    const visible = visibleTo(subscriber);
+    const owner = subscriber.kind === "resourceServer" ? subscriber.resourceServer.resourceServerId : null;
     if (this.closing) throw new ShuttingDownError();
     let from: bigint | null = null;
     if (cursorText !== "") {
       if (!CURSOR.test(cursorText)) throw new CursorInvalidError();
       from = BigInt(cursorText);
     }
-    const session = new Session(sink, this.state, this.settings, () => this.sessions.delete(session));
+    const session = new Session(sink, this.state, this.settings, visible, owner, () => this.sessions.delete(session));
     this.sessions.add(session);
     try {
       if (from === null) {
@@ -84,7 +120,7 @@ export class RevocationStreams {
         const bounds = await cursorBounds(this.db);
         if (from > bounds.latest) throw new CursorInvalidError();
         if (from < bounds.prunedThrough) throw new CursorExpiredError();
-        const replay: Revocation[] = [];
+        const replay: StoredRevocation[] = [];
         let after = from;
         for (;;) {
           const rows = await revocationsAfter(this.db, after, REPLAY_PAGE);
@@ -104,6 +140,11 @@ export class RevocationStreams {
   /** Sends the new key set on every stream. */
   keySetChanged(jwksJson: string): void {
     for (const s of this.sessions) s.send({ kind: "keySetChanged", jwksJson });
+  }
+
+  /** Ends the streams of a disabled resource server. */
+  closeResourceServer(id: string): void {
+    for (const s of [...this.sessions]) if (s.owner === id) s.fail(() => new ResourceServerDisabledError());
   }
 
   /** Ends every stream with SHUTTING_DOWN (and its cursor), so clients resume elsewhere. */
@@ -133,18 +174,22 @@ class Session {
     private readonly sink: StreamSink,
     private readonly state: RevocationState,
     private readonly settings: StreamSettings,
+    private readonly visible: Visibility,
+    /** The resource server subscribed, if one did. */
+    readonly owner: string | null,
     private readonly onStop: () => void,
   ) {
     this.unsubscribe = state.subscribe((r) => this.send({ kind: "revocation", revocation: r }));
   }
 
   /** Sends the initial read (waiting on the transport as needed), then goes live. */
-  async start(initial: readonly Revocation[], coveredThrough: bigint, resumedFrom: bigint | null): Promise<void> {
+  async start(initial: readonly StoredRevocation[], coveredThrough: bigint, resumedFrom: bigint | null): Promise<void> {
     this.floor = coveredThrough;
     this.delivered = resumedFrom;
     for (const r of initial) {
       if (this.stopped) return;
-      const more = this.sink.write({ kind: "revocation", revocation: r });
+      // Everything before `r` was handed over, so a skipped `r` is passed too.
+      const more = this.visible(r) ? this.sink.write({ kind: "revocation", revocation: r }) : true;
       if (resumedFrom !== null) this.delivered = r.cursor;
       if (!more) await new Promise<void>((res) => this.sink.onceDrained(res));
     }
@@ -164,6 +209,13 @@ class Session {
   send(e: StreamEvent): void {
     if (this.stopped) return;
     if (e.kind === "revocation" && this.live && e.revocation.cursor <= this.floor) return;
+    if (e.kind === "revocation" && !this.visible(e.revocation)) {
+      // Not the subscriber's to see. When everything before it was handed
+      // over, it is passed too; otherwise the resume point stays behind it
+      // (safe: a resume replays it, skipped again) until a checkpoint.
+      if (this.live && !this.blocked && this.queue.length === 0) this.delivered = e.revocation.cursor;
+      return;
+    }
     this.queue.push(e);
     if (this.queue.length > this.settings.maxBufferedEvents) {
       this.fail((cursor) => new SubscriberTooSlowError(cursor));

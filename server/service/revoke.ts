@@ -4,12 +4,12 @@
 
 import { InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
-import type { Revocation, RevocationTarget } from "../domain/revocations.js";
+import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
 import { appendAudit } from "../storage/audit.js";
 import { type Db, type Queryable, withTransaction } from "../storage/db.js";
 import { agentGrantSpan, getGrant } from "../storage/grants.js";
-import { insertRevocation } from "../storage/revocations.js";
+import { audiencesOfAgent, insertRevocation } from "../storage/revocations.js";
 import type { RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
 import type { RevocationState } from "./revocation-state.js";
@@ -33,7 +33,7 @@ export class Revoker {
     private readonly settings: RevokeSettings,
   ) {}
 
-  async revoke(caller: Principal, input: RevokeInput, ctx: RequestContext): Promise<Revocation> {
+  async revoke(caller: Principal, input: RevokeInput, ctx: RequestContext): Promise<StoredRevocation> {
     if (input.target === null) throw new InvalidRequestError("target", "a revocation target is required");
     const reason = optionalText("reason", input.reason, MAX_REASON_LENGTH);
     const nowMs = this.settings.now();
@@ -56,8 +56,11 @@ export class Revoker {
     return stored;
   }
 
-  /** Checks the caller may revoke the target and works out what it kills and until when. */
-  private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<Revocation, "cursor">> {
+  /**
+   * Checks the caller may revoke the target and works out what it kills,
+   * until when, and for which audiences (what the stream filters on).
+   */
+  private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<StoredRevocation, "cursor">> {
     const leeway = this.settings.leewayMs;
     const target = input.target!;
     if (caller.kind === "agent") {
@@ -66,7 +69,7 @@ export class Revoker {
         throw new NotPermittedError("an agent may only release its own token");
       }
       const c = caller.claims;
-      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + leeway };
+      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + leeway, audiences: c.audiences };
     }
     const ownApp = caller.kind === "app" ? caller.app.appId : null;
     const mayTouch = (appId: string): void => {
@@ -81,18 +84,20 @@ export class Revoker {
         if (!g) throw new NotFoundError("token");
         mayTouch(g.appId);
         if (target === "token") {
-          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + leeway };
+          // Descendants' audiences are within the token's own.
+          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + leeway, audiences: g.audiences };
         }
         // A chain is stored as its root; nothing below the root outlives it.
         const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
         if (!root) throw new NotFoundError("token");
-        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + leeway };
+        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + leeway, audiences: root.audiences };
       }
       case "agent": {
         const span = await agentGrantSpan(this.db, input.id);
         if (!span) throw new NotFoundError("agent");
         mayTouch(span.appId);
-        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + leeway };
+        const audiences = await audiencesOfAgent(this.db, input.id);
+        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + leeway, audiences };
       }
       case "task": {
         const appId = input.appId || ownApp;
@@ -100,12 +105,13 @@ export class Revoker {
         requireTaskId("id", input.id);
         const app = await this.appOf(this.db, appId, target);
         mayTouch(app.appId);
-        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+        // Every live token of the app fits its audience list (narrowing it revokes what does not).
+        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway, audiences: app.audiences };
       }
       case "app": {
         const app = await this.appOf(this.db, input.id, target);
         mayTouch(app.appId);
-        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway, audiences: app.audiences };
       }
     }
   }

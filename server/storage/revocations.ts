@@ -1,6 +1,6 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
-import type { Revocation, RevocationTarget } from "../domain/revocations.js";
+import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
 import { type Db, type Queryable, type Tx, withTransaction } from "./db.js";
 
 /** The channel that wakes replicas when a revocation commits (payload: cursor). */
@@ -13,27 +13,31 @@ interface Row {
   app_id: string;
   revoke_time: Date;
   expire_time: Date;
+  audiences: string[];
 }
 
-const fromRow = (r: Row): Revocation => ({
+const fromRow = (r: Row): StoredRevocation => ({
   cursor: BigInt(r.cursor),
   target: r.target,
   id: r.target_id,
   appId: r.app_id,
   revokedAtMs: r.revoke_time.getTime(),
   expiresAtMs: r.expire_time.getTime(),
+  audiences: r.audiences,
 });
+
+const COLUMNS = "cursor, target, target_id, app_id, revoke_time, expire_time, audiences";
 
 /**
  * Stores a revocation. Must run inside a transaction: the cursor row stays
  * locked until commit, so concurrent revokers commit in cursor order.
  */
-export async function insertRevocation(tx: Tx, r: Omit<Revocation, "cursor">, reason: string | null): Promise<Revocation> {
+export async function insertRevocation(tx: Tx, r: Omit<StoredRevocation, "cursor">, reason: string | null): Promise<StoredRevocation> {
   const c = await tx.query<{ value: string }>("UPDATE revocation_cursor SET value = value + 1 WHERE id = 1 RETURNING value");
   const cursor = BigInt(c.rows[0]!.value);
   await tx.query(
-    "INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    [cursor.toString(), r.target, r.id, r.appId, new Date(r.revokedAtMs), new Date(r.expiresAtMs), reason],
+    "INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [cursor.toString(), r.target, r.id, r.appId, new Date(r.revokedAtMs), new Date(r.expiresAtMs), reason, r.audiences],
   );
   // Delivered at commit, to every replica listening: a wake-up only; the
   // table stays the truth.
@@ -41,19 +45,31 @@ export async function insertRevocation(tx: Tx, r: Omit<Revocation, "cursor">, re
   return { ...r, cursor };
 }
 
+/**
+ * The audiences of every token of an agent (an agent revocation kills them
+ * and their descendants, whose audiences are a subset), sorted.
+ */
+export async function audiencesOfAgent(db: Queryable, agentId: string): Promise<string[]> {
+  const { rows } = await db.query<{ a: string }>(
+    "SELECT DISTINCT a FROM grants, unnest(audiences) AS a WHERE agent_id = $1 ORDER BY a",
+    [agentId],
+  );
+  return rows.map((r) => r.a);
+}
+
 /** Revocations that may still match a live token at `nowMs`, in cursor order. */
-export async function liveRevocations(db: Queryable, nowMs: number): Promise<Revocation[]> {
+export async function liveRevocations(db: Queryable, nowMs: number): Promise<StoredRevocation[]> {
   const { rows } = await db.query<Row>(
-    "SELECT cursor, target, target_id, app_id, revoke_time, expire_time FROM revocations WHERE expire_time >= $1 ORDER BY cursor",
+    `SELECT ${COLUMNS} FROM revocations WHERE expire_time >= $1 ORDER BY cursor`,
     [new Date(nowMs)],
   );
   return rows.map(fromRow);
 }
 
 /** Revocations after `cursor`, in cursor order. */
-export async function revocationsAfter(db: Queryable, cursor: bigint, limit: number): Promise<Revocation[]> {
+export async function revocationsAfter(db: Queryable, cursor: bigint, limit: number): Promise<StoredRevocation[]> {
   const { rows } = await db.query<Row>(
-    "SELECT cursor, target, target_id, app_id, revoke_time, expire_time FROM revocations WHERE cursor > $1 ORDER BY cursor LIMIT $2",
+    `SELECT ${COLUMNS} FROM revocations WHERE cursor > $1 ORDER BY cursor LIMIT $2`,
     [cursor.toString(), limit],
   );
   return rows.map(fromRow);
@@ -89,7 +105,7 @@ export async function cursorBounds(db: Queryable): Promise<CursorBounds> {
  * Every revocation that may still match a live token, and the cursor they
  * are complete up to, read in one snapshot.
  */
-export async function revocationSnapshot(db: Db, nowMs: number): Promise<{ revocations: Revocation[]; cursor: bigint }> {
+export async function revocationSnapshot(db: Db, nowMs: number): Promise<{ revocations: StoredRevocation[]; cursor: bigint }> {
   return withTransaction(
     db,
     async (tx) => {

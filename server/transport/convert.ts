@@ -5,7 +5,8 @@ import { InvalidRequestError } from "../domain/errors.js";
 import type { TokenClaims as DomainClaims, TokenStatus as DomainStatus } from "../domain/tokens.js";
 import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
-import { type App, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
+import type { ResourceServerRecord } from "../storage/resource-servers.js";
+import { type App, type ResourceServer, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
 import type { DelegateInput } from "../service/delegate.js";
@@ -56,6 +57,7 @@ const STATUS: Record<DomainStatus, TokenStatus> = {
   REVOKED: TokenStatus.TOKEN_STATUS_REVOKED,
   INSUFFICIENT_SCOPE: TokenStatus.TOKEN_STATUS_INSUFFICIENT_SCOPE,
   WRONG_TYPE: TokenStatus.TOKEN_STATUS_WRONG_TYPE,
+  AUDIENCE_NOT_SERVED: TokenStatus.TOKEN_STATUS_AUDIENCE_NOT_SERVED,
 };
 
 export const statusToProto = (s: DomainStatus): TokenStatus => STATUS[s];
@@ -130,6 +132,17 @@ export function appToProto(a: AppRecord): App {
     disabled: a.disabled,
     createTime: a.createTime,
     updateTime: a.updateTime,
+  };
+}
+
+export function resourceServerToProto(r: ResourceServerRecord): ResourceServer {
+  return {
+    resourceServerId: r.resourceServerId,
+    name: r.name,
+    audiences: [...r.audiences],
+    disabled: r.disabled,
+    createTime: r.createTime,
+    updateTime: r.updateTime,
   };
 }
 

@@ -35,6 +35,8 @@ const CODES: Record<ErrorReason, status> = {
   SHUTTING_DOWN: status.UNAVAILABLE,
   NOT_IMPLEMENTED: status.UNIMPLEMENTED,
   UNAVAILABLE: status.UNAVAILABLE,
+  AUDIENCE_NOT_SERVED: status.PERMISSION_DENIED,
+  RESOURCE_SERVER_DISABLED: status.PERMISSION_DENIED,
 };
 
 const INTERNAL_MESSAGE = "internal error; the broker logged it with the request id";

@@ -16,6 +16,7 @@ import type { AppAdmin } from "../service/apps.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
 import type { Issuer } from "../service/issue.js";
+import type { ResourceServerAdmin } from "../service/resource-servers.js";
 import type { Revoker } from "../service/revoke.js";
 import type { Validator } from "../service/validate.js";
 import type { KeyManager } from "../service/keys.js";
@@ -40,6 +41,7 @@ import {
   grantFromProto,
   issuedToProto,
   keyToProto,
+  resourceServerToProto,
   revocationToProto,
   statusToProto,
   streamEventToProto,
@@ -99,6 +101,7 @@ export interface GrpcDeps {
   readonly validator: Validator;
   readonly revoker: Revoker;
   readonly apps: AppAdmin;
+  readonly resourceServers: ResourceServerAdmin;
   readonly keys: KeyManager;
   readonly streams: RevocationStreams;
   readonly db: Db;
@@ -225,7 +228,7 @@ export class GrpcServer {
         return issuedToProto(await delegator.delegate(caller, grantFromProto(req), ctx));
       }),
       validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
-        const caller = await ctx.caller(["app", "operator"]);
+        const caller = await ctx.caller(["resourceServer", "app", "operator"]);
         const v = await validator.validate(caller, { token: req.token, audience: req.audience, requiredScopes: req.requiredScopes });
         metrics.observeValidation(v.status);
         return {
@@ -284,17 +287,22 @@ export class GrpcServer {
     };
     (async () => {
       if (this.shuttingDown) throw new ShuttingDownError();
-      await authenticate(auth, credentialsFrom(call.metadata), ["app", "operator"], "/baton.v1.BrokerService/StreamRevocations");
+      const caller = await authenticate(
+        auth,
+        credentialsFrom(call.metadata),
+        ["resourceServer", "app", "operator"],
+        "/baton.v1.BrokerService/StreamRevocations",
+      );
       const req = call.request as StreamRevocationsRequest | typeof UNDECODABLE;
       if (req === UNDECODABLE) throw new InvalidRequestError("request", "the request message does not decode");
-      const s = await streams.open(req.cursor, sink);
+      const s = await streams.open(req.cursor, sink, caller);
       if (ended) s();
       else stop = s;
     })().catch(fail);
   }
 
   private adminHandlers(): AdminServiceServer {
-    const { apps, keys, db } = this.deps;
+    const { apps, resourceServers, keys, db } = this.deps;
     const operator = (ctx: CallContext) => ctx.caller(["operator"]);
     return {
       createApp: this.unary("AdminService", "CreateApp", async (req, ctx) => {
@@ -344,6 +352,20 @@ export class GrpcServer {
       rotateAppSecret: this.unary("AdminService", "RotateAppSecret", async (req, ctx) => {
         await operator(ctx);
         return { clientSecret: await apps.rotateSecret(req.appId, ctx.requestId) };
+      }),
+      createResourceServer: this.unary("AdminService", "CreateResourceServer", async (req, ctx) => {
+        await operator(ctx);
+        const r = await resourceServers.create({ name: req.name, audiences: req.audiences }, ctx.requestId);
+        return { resourceServer: resourceServerToProto(r.resourceServer), clientSecret: r.clientSecret };
+      }),
+      listResourceServers: this.unary("AdminService", "ListResourceServers", async (req, ctx) => {
+        await operator(ctx);
+        const r = await resourceServers.list(req.pageSize, req.pageToken);
+        return { resourceServers: r.resourceServers.map(resourceServerToProto), nextPageToken: r.nextPageToken };
+      }),
+      disableResourceServer: this.unary("AdminService", "DisableResourceServer", async (req, ctx) => {
+        await operator(ctx);
+        return { resourceServer: resourceServerToProto(await resourceServers.disable(req.resourceServerId, req.reason, ctx.requestId)) };
       }),
       listSigningKeys: this.unary("AdminService", "ListSigningKeys", async (_req, ctx) => {
         await operator(ctx);

@@ -100,7 +100,9 @@ describe("app changes", () => {
     const a = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
     const t = await issue({}, a);
     await call(b.admin.disableApp, b.admin, { appId: a.appId, reason: "compromised" }, operatorMd());
-    expect(await statusOf(t.accessToken)).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
+    // Asked as the operator: a disabled app cannot call, and another app is not answered about its tokens.
+    const v = await call(b.client.validate, b.client, { token: t.accessToken, audience: "ehr-api", requiredScopes: [] }, operatorMd());
+    expect(v.status).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
     const e = await refusal(issue({}, a));
     expect(e.reason).toBe("APP_DISABLED");
   });
@@ -114,8 +116,8 @@ describe("app changes", () => {
       updateAudiences: false, audiences: [], maxTtl: undefined, maxDelegationDepth: undefined,
     }, operatorMd());
     expect(res.revokedTokenCount).toBe(1);
-    expect(await statusOf(reader.accessToken)).toBe(TokenStatus.TOKEN_STATUS_VALID);
-    expect(await statusOf(writer.accessToken)).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
+    expect(await statusOf(reader.accessToken, a)).toBe(TokenStatus.TOKEN_STATUS_VALID);
+    expect(await statusOf(writer.accessToken, a)).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
     expect((await refusal(issue({ scopes: ["write:notes:N-2"] }, a))).reason).toBe("SCOPE_NOT_COVERED");
   });
 

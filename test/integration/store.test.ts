@@ -136,7 +136,7 @@ describe("revocation store", () => {
     await Promise.all(
       Array.from({ length: n }, (_, i) =>
         withTransaction(d.db, async (tx) => {
-          const r = await insertRevocation(tx, { target: "token", id: `t${i}`, appId: "app_AAAAAAAAAAAAAAAAAAAAAA", revokedAtMs: Date.now(), expiresAtMs: Date.now() + 60_000 }, null);
+          const r = await insertRevocation(tx, { target: "token", id: `t${i}`, appId: "app_AAAAAAAAAAAAAAAAAAAAAA", revokedAtMs: Date.now(), expiresAtMs: Date.now() + 60_000, audiences: ["ehr-api"] }, null);
           // Hold the transaction open a random while: commits interleave.
           await new Promise((res) => setTimeout(res, Math.random() * 20));
           return r.cursor;
@@ -151,8 +151,8 @@ describe("revocation store", () => {
   it("prunes expired revocations from memory and, past retention, from the table", async () => {
     const now = Date.now();
     await withTransaction(d.db, async (tx) => {
-      await insertRevocation(tx, { target: "token", id: "old", appId: "app_AAAAAAAAAAAAAAAAAAAAAA", revokedAtMs: now - 7200_000, expiresAtMs: now - 3600_000 }, null);
-      await insertRevocation(tx, { target: "token", id: "live", appId: "app_AAAAAAAAAAAAAAAAAAAAAA", revokedAtMs: now, expiresAtMs: now + 3600_000 }, null);
+      await insertRevocation(tx, { target: "token", id: "old", appId: "app_AAAAAAAAAAAAAAAAAAAAAA", revokedAtMs: now - 7200_000, expiresAtMs: now - 3600_000, audiences: ["ehr-api"] }, null);
+      await insertRevocation(tx, { target: "token", id: "live", appId: "app_AAAAAAAAAAAAAAAAAAAAAA", revokedAtMs: now, expiresAtMs: now + 3600_000, audiences: ["ehr-api"] }, null);
     });
     const state = new RevocationState(d.db, () => now);
     await state.load();

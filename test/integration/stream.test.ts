@@ -31,7 +31,7 @@ async function revokeTask(id: string, broker = b): Promise<bigint> {
 /** One revoking transaction that holds its cursor for `holdMs` before committing. */
 async function slowRevocation(db: Db, id: string, holdMs: number, expiresAtMs = Date.now() + 600_000): Promise<bigint> {
   return withTransaction(db, async (tx) => {
-    const r = await insertRevocation(tx, { target: "task", id, appId: app.appId, revokedAtMs: Date.now(), expiresAtMs }, null);
+    const r = await insertRevocation(tx, { target: "task", id, appId: app.appId, revokedAtMs: Date.now(), expiresAtMs, audiences: ["ehr-api"] }, null);
     await sleep(holdMs);
     return r.cursor;
   });
@@ -197,8 +197,8 @@ describe("slow subscribers, cancellation, shutdown", () => {
       await withTransaction(slow.broker.db, async (tx) => {
         await tx.query(
           `WITH c AS (UPDATE revocation_cursor SET value = value + 20000 WHERE id = 1 RETURNING value)
-           INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time)
-           SELECT c.value - 20000 + g, 'task', 'bulk-' || g, $1, now(), now() + interval '10 minutes' FROM c, generate_series(1, 20000) g`,
+           INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, audiences)
+           SELECT c.value - 20000 + g, 'task', 'bulk-' || g, $1, now(), now() + interval '10 minutes', '{ehr-api}' FROM c, generate_series(1, 20000) g`,
           [slowApp.appId],
         );
         await tx.query("SELECT pg_notify($1, '')", [REVOCATIONS_CHANNEL]);

@@ -1,6 +1,9 @@
 // Runs the Python and Go SDK tests against a live broker: starts an embedded
-// PostgreSQL and a broker on loopback, registers an app, and hands its
-// address and credentials to scripts/sdk-test.sh through the environment.
+// PostgreSQL and a broker on loopback, registers an app and a resource
+// server for its audience, and hands the address and credentials to
+// scripts/sdk-test.sh through the environment. The app (BATON_CLIENT_ID)
+// streams only its own revocations; the resource server (BATON_RS_ID) every
+// revocation that can affect a token for BATON_AUDIENCE.
 //
 //   npx tsx test/sdk/run-live.ts                 # scripts/sdk-test.sh: Python and Go
 //   npx tsx test/sdk/run-live.ts CMD [ARGS...]   # any command, with the same environment
@@ -45,6 +48,11 @@ try {
         (err, res) => (err ? reject(err) : resolve({ appId: res.app!.appId, secret: res.clientSecret })),
       ),
     );
+    const rs = await new Promise<{ id: string; secret: string }>((resolve, reject) =>
+      admin.createResourceServer({ name: "sdk-live-rs", audiences: ["ehr-api"] }, md, (err, res) =>
+        err ? reject(err) : resolve({ id: res.resourceServer!.resourceServerId, secret: res.clientSecret }),
+      ),
+    );
     admin.close();
     // Asynchronous: the broker runs in this process and must keep serving.
     const [cmd, ...args] = process.argv.length > 2 ? process.argv.slice(2) : ["bash", "scripts/sdk-test.sh"];
@@ -55,6 +63,8 @@ try {
         BATON_ADDR: addr,
         BATON_CLIENT_ID: created.appId,
         BATON_CLIENT_SECRET: created.secret,
+        BATON_RS_ID: rs.id,
+        BATON_RS_SECRET: rs.secret,
         BATON_AUDIENCE: "ehr-api",
         BATON_SCOPE: "read:records:P-1042",
         BATON_JWKS_URL: `http://127.0.0.1:${broker.httpPort}/.well-known/jwks.json`,

@@ -899,6 +899,423 @@ func (x *RotateAppSecretResponse) GetClientSecret() string {
 	return ""
 }
 
+// ResourceServer is a registered resource server (a token audience's
+// server), allowed to stream revocations and validate tokens for the
+// audiences it serves.
+type ResourceServer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource server id, also its client id (`rs_` + 22 base62
+	// characters). Assigned by the broker.
+	ResourceServerId string `protobuf:"bytes,1,opt,name=resource_server_id,json=resourceServerId,proto3" json:"resource_server_id,omitempty"`
+	// A unique human-readable name; 1 to 128 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The audiences it serves: it receives the revocations that can affect
+	// tokens for any of them, and may validate tokens for them.
+	Audiences []string `protobuf:"bytes,3,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	// True once it was disabled.
+	Disabled bool `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// When it was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it was last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceServer) Reset() {
+	*x = ResourceServer{}
+	mi := &file_baton_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceServer) ProtoMessage() {}
+
+func (x *ResourceServer) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceServer.ProtoReflect.Descriptor instead.
+func (*ResourceServer) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ResourceServer) GetResourceServerId() string {
+	if x != nil {
+		return x.ResourceServerId
+	}
+	return ""
+}
+
+func (x *ResourceServer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ResourceServer) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *ResourceServer) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *ResourceServer) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ResourceServer) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateResourceServerRequest registers a resource server.
+type CreateResourceServerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its name; unique among resource servers; 1 to 128 characters from
+	// `A-Z a-z 0-9 . _ -`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The audiences it serves; 1 to 16 entries, as in an app's audiences.
+	Audiences     []string `protobuf:"bytes,2,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateResourceServerRequest) Reset() {
+	*x = CreateResourceServerRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateResourceServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateResourceServerRequest) ProtoMessage() {}
+
+func (x *CreateResourceServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateResourceServerRequest.ProtoReflect.Descriptor instead.
+func (*CreateResourceServerRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateResourceServerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateResourceServerRequest) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+// CreateResourceServerResponse returns the resource server and its secret.
+type CreateResourceServerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource server as stored.
+	ResourceServer *ResourceServer `protobuf:"bytes,1,opt,name=resource_server,json=resourceServer,proto3" json:"resource_server,omitempty"`
+	// The client secret. Shown only here: the broker stores only a hash.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateResourceServerResponse) Reset() {
+	*x = CreateResourceServerResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateResourceServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateResourceServerResponse) ProtoMessage() {}
+
+func (x *CreateResourceServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateResourceServerResponse.ProtoReflect.Descriptor instead.
+func (*CreateResourceServerResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateResourceServerResponse) GetResourceServer() *ResourceServer {
+	if x != nil {
+		return x.ResourceServer
+	}
+	return nil
+}
+
+func (x *CreateResourceServerResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// ListResourceServersRequest asks for a page of resource servers.
+type ListResourceServersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many. 0 (unset): 50. At most 500.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResourceServersRequest) Reset() {
+	*x = ListResourceServersRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResourceServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResourceServersRequest) ProtoMessage() {}
+
+func (x *ListResourceServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResourceServersRequest.ProtoReflect.Descriptor instead.
+func (*ListResourceServersRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListResourceServersRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListResourceServersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListResourceServersResponse is a page of resource servers.
+type ListResourceServersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource servers, ordered by id.
+	ResourceServers []*ResourceServer `protobuf:"bytes,1,rep,name=resource_servers,json=resourceServers,proto3" json:"resource_servers,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResourceServersResponse) Reset() {
+	*x = ListResourceServersResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResourceServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResourceServersResponse) ProtoMessage() {}
+
+func (x *ListResourceServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResourceServersResponse.ProtoReflect.Descriptor instead.
+func (*ListResourceServersResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListResourceServersResponse) GetResourceServers() []*ResourceServer {
+	if x != nil {
+		return x.ResourceServers
+	}
+	return nil
+}
+
+func (x *ListResourceServersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// DisableResourceServerRequest names the resource server to disable.
+type DisableResourceServerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource server id.
+	ResourceServerId string `protobuf:"bytes,1,opt,name=resource_server_id,json=resourceServerId,proto3" json:"resource_server_id,omitempty"`
+	// Why, for the audit trail; at most 256 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableResourceServerRequest) Reset() {
+	*x = DisableResourceServerRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableResourceServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableResourceServerRequest) ProtoMessage() {}
+
+func (x *DisableResourceServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableResourceServerRequest.ProtoReflect.Descriptor instead.
+func (*DisableResourceServerRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DisableResourceServerRequest) GetResourceServerId() string {
+	if x != nil {
+		return x.ResourceServerId
+	}
+	return ""
+}
+
+func (x *DisableResourceServerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// DisableResourceServerResponse returns the disabled resource server.
+type DisableResourceServerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource server as stored.
+	ResourceServer *ResourceServer `protobuf:"bytes,1,opt,name=resource_server,json=resourceServer,proto3" json:"resource_server,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DisableResourceServerResponse) Reset() {
+	*x = DisableResourceServerResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableResourceServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableResourceServerResponse) ProtoMessage() {}
+
+func (x *DisableResourceServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableResourceServerResponse.ProtoReflect.Descriptor instead.
+func (*DisableResourceServerResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DisableResourceServerResponse) GetResourceServer() *ResourceServer {
+	if x != nil {
+		return x.ResourceServer
+	}
+	return nil
+}
+
 // SigningKey is the public view of one signing key.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -922,7 +1339,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_baton_v1_admin_proto_msgTypes[13]
+	mi := &file_baton_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1351,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[13]
+	mi := &file_baton_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1364,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -1008,7 +1425,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[14]
+	mi := &file_baton_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1437,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[14]
+	mi := &file_baton_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1450,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 // ListSigningKeysResponse lists the keys still published.
@@ -1047,7 +1464,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[15]
+	mi := &file_baton_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1476,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[15]
+	mi := &file_baton_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1489,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListSigningKeysResponse) GetKeys() []*SigningKey {
@@ -1091,7 +1508,7 @@ type RotateSigningKeyRequest struct {
 
 func (x *RotateSigningKeyRequest) Reset() {
 	*x = RotateSigningKeyRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[16]
+	mi := &file_baton_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1520,7 @@ func (x *RotateSigningKeyRequest) String() string {
 func (*RotateSigningKeyRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[16]
+	mi := &file_baton_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1533,7 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 // RotateSigningKeyResponse reports the rotation.
@@ -1132,7 +1549,7 @@ type RotateSigningKeyResponse struct {
 
 func (x *RotateSigningKeyResponse) Reset() {
 	*x = RotateSigningKeyResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[17]
+	mi := &file_baton_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1561,7 @@ func (x *RotateSigningKeyResponse) String() string {
 func (*RotateSigningKeyResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[17]
+	mi := &file_baton_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1574,7 @@ func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RotateSigningKeyResponse) GetActive() *SigningKey {
@@ -1183,7 +1600,7 @@ type VerifyAuditLogRequest struct {
 
 func (x *VerifyAuditLogRequest) Reset() {
 	*x = VerifyAuditLogRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[18]
+	mi := &file_baton_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1612,7 @@ func (x *VerifyAuditLogRequest) String() string {
 func (*VerifyAuditLogRequest) ProtoMessage() {}
 
 func (x *VerifyAuditLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[18]
+	mi := &file_baton_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1625,7 @@ func (x *VerifyAuditLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditLogRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditLogRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 // VerifyAuditLogResponse reports the check.
@@ -1226,7 +1643,7 @@ type VerifyAuditLogResponse struct {
 
 func (x *VerifyAuditLogResponse) Reset() {
 	*x = VerifyAuditLogResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[19]
+	mi := &file_baton_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1655,7 @@ func (x *VerifyAuditLogResponse) String() string {
 func (*VerifyAuditLogResponse) ProtoMessage() {}
 
 func (x *VerifyAuditLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[19]
+	mi := &file_baton_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1668,7 @@ func (x *VerifyAuditLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditLogResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditLogResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VerifyAuditLogResponse) GetIntact() bool {
@@ -1334,7 +1751,34 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\x16RotateAppSecretRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\">\n" +
 	"\x17RotateAppSecretResponse\x12#\n" +
-	"\rclient_secret\x18\x01 \x01(\tR\fclientSecret\"\xd5\x02\n" +
+	"\rclient_secret\x18\x01 \x01(\tR\fclientSecret\"\x86\x02\n" +
+	"\x0eResourceServer\x12,\n" +
+	"\x12resource_server_id\x18\x01 \x01(\tR\x10resourceServerId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\taudiences\x18\x03 \x03(\tR\taudiences\x12\x1a\n" +
+	"\bdisabled\x18\x04 \x01(\bR\bdisabled\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"O\n" +
+	"\x1bCreateResourceServerRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\taudiences\x18\x02 \x03(\tR\taudiences\"\x86\x01\n" +
+	"\x1cCreateResourceServerResponse\x12A\n" +
+	"\x0fresource_server\x18\x01 \x01(\v2\x18.baton.v1.ResourceServerR\x0eresourceServer\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"X\n" +
+	"\x1aListResourceServersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x8a\x01\n" +
+	"\x1bListResourceServersResponse\x12C\n" +
+	"\x10resource_servers\x18\x01 \x03(\v2\x18.baton.v1.ResourceServerR\x0fresourceServers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"d\n" +
+	"\x1cDisableResourceServerRequest\x12,\n" +
+	"\x12resource_server_id\x18\x01 \x01(\tR\x10resourceServerId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"b\n" +
+	"\x1dDisableResourceServerResponse\x12A\n" +
+	"\x0fresource_server\x18\x01 \x01(\v2\x18.baton.v1.ResourceServerR\x0eresourceServer\"\xd5\x02\n" +
 	"\n" +
 	"SigningKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1c\n" +
@@ -1363,7 +1807,7 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
 	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
-	"\x19SIGNING_KEY_STATE_RETIRED\x10\x032\xc3\x05\n" +
+	"\x19SIGNING_KEY_STATE_RETIRED\x10\x032\xf8\a\n" +
 	"\fAdminService\x12D\n" +
 	"\tCreateApp\x12\x1a.baton.v1.CreateAppRequest\x1a\x1b.baton.v1.CreateAppResponse\x12;\n" +
 	"\x06GetApp\x12\x17.baton.v1.GetAppRequest\x1a\x18.baton.v1.GetAppResponse\x12A\n" +
@@ -1371,7 +1815,10 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\tUpdateApp\x12\x1a.baton.v1.UpdateAppRequest\x1a\x1b.baton.v1.UpdateAppResponse\x12G\n" +
 	"\n" +
 	"DisableApp\x12\x1b.baton.v1.DisableAppRequest\x1a\x1c.baton.v1.DisableAppResponse\x12V\n" +
-	"\x0fRotateAppSecret\x12 .baton.v1.RotateAppSecretRequest\x1a!.baton.v1.RotateAppSecretResponse\x12V\n" +
+	"\x0fRotateAppSecret\x12 .baton.v1.RotateAppSecretRequest\x1a!.baton.v1.RotateAppSecretResponse\x12e\n" +
+	"\x14CreateResourceServer\x12%.baton.v1.CreateResourceServerRequest\x1a&.baton.v1.CreateResourceServerResponse\x12b\n" +
+	"\x13ListResourceServers\x12$.baton.v1.ListResourceServersRequest\x1a%.baton.v1.ListResourceServersResponse\x12h\n" +
+	"\x15DisableResourceServer\x12&.baton.v1.DisableResourceServerRequest\x1a'.baton.v1.DisableResourceServerResponse\x12V\n" +
 	"\x0fListSigningKeys\x12 .baton.v1.ListSigningKeysRequest\x1a!.baton.v1.ListSigningKeysResponse\x12Y\n" +
 	"\x10RotateSigningKey\x12!.baton.v1.RotateSigningKeyRequest\x1a\".baton.v1.RotateSigningKeyResponse\x12S\n" +
 	"\x0eVerifyAuditLog\x12\x1f.baton.v1.VerifyAuditLogRequest\x1a .baton.v1.VerifyAuditLogResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
@@ -1389,73 +1836,91 @@ func file_baton_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_baton_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_baton_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_baton_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_baton_v1_admin_proto_goTypes = []any{
-	(SigningKeyState)(0),             // 0: baton.v1.SigningKeyState
-	(*App)(nil),                      // 1: baton.v1.App
-	(*CreateAppRequest)(nil),         // 2: baton.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),        // 3: baton.v1.CreateAppResponse
-	(*GetAppRequest)(nil),            // 4: baton.v1.GetAppRequest
-	(*GetAppResponse)(nil),           // 5: baton.v1.GetAppResponse
-	(*ListAppsRequest)(nil),          // 6: baton.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),         // 7: baton.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),         // 8: baton.v1.UpdateAppRequest
-	(*UpdateAppResponse)(nil),        // 9: baton.v1.UpdateAppResponse
-	(*DisableAppRequest)(nil),        // 10: baton.v1.DisableAppRequest
-	(*DisableAppResponse)(nil),       // 11: baton.v1.DisableAppResponse
-	(*RotateAppSecretRequest)(nil),   // 12: baton.v1.RotateAppSecretRequest
-	(*RotateAppSecretResponse)(nil),  // 13: baton.v1.RotateAppSecretResponse
-	(*SigningKey)(nil),               // 14: baton.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),   // 15: baton.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),  // 16: baton.v1.ListSigningKeysResponse
-	(*RotateSigningKeyRequest)(nil),  // 17: baton.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil), // 18: baton.v1.RotateSigningKeyResponse
-	(*VerifyAuditLogRequest)(nil),    // 19: baton.v1.VerifyAuditLogRequest
-	(*VerifyAuditLogResponse)(nil),   // 20: baton.v1.VerifyAuditLogResponse
-	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
+	(SigningKeyState)(0),                  // 0: baton.v1.SigningKeyState
+	(*App)(nil),                           // 1: baton.v1.App
+	(*CreateAppRequest)(nil),              // 2: baton.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),             // 3: baton.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                 // 4: baton.v1.GetAppRequest
+	(*GetAppResponse)(nil),                // 5: baton.v1.GetAppResponse
+	(*ListAppsRequest)(nil),               // 6: baton.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),              // 7: baton.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),              // 8: baton.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),             // 9: baton.v1.UpdateAppResponse
+	(*DisableAppRequest)(nil),             // 10: baton.v1.DisableAppRequest
+	(*DisableAppResponse)(nil),            // 11: baton.v1.DisableAppResponse
+	(*RotateAppSecretRequest)(nil),        // 12: baton.v1.RotateAppSecretRequest
+	(*RotateAppSecretResponse)(nil),       // 13: baton.v1.RotateAppSecretResponse
+	(*ResourceServer)(nil),                // 14: baton.v1.ResourceServer
+	(*CreateResourceServerRequest)(nil),   // 15: baton.v1.CreateResourceServerRequest
+	(*CreateResourceServerResponse)(nil),  // 16: baton.v1.CreateResourceServerResponse
+	(*ListResourceServersRequest)(nil),    // 17: baton.v1.ListResourceServersRequest
+	(*ListResourceServersResponse)(nil),   // 18: baton.v1.ListResourceServersResponse
+	(*DisableResourceServerRequest)(nil),  // 19: baton.v1.DisableResourceServerRequest
+	(*DisableResourceServerResponse)(nil), // 20: baton.v1.DisableResourceServerResponse
+	(*SigningKey)(nil),                    // 21: baton.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),        // 22: baton.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),       // 23: baton.v1.ListSigningKeysResponse
+	(*RotateSigningKeyRequest)(nil),       // 24: baton.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),      // 25: baton.v1.RotateSigningKeyResponse
+	(*VerifyAuditLogRequest)(nil),         // 26: baton.v1.VerifyAuditLogRequest
+	(*VerifyAuditLogResponse)(nil),        // 27: baton.v1.VerifyAuditLogResponse
+	(*durationpb.Duration)(nil),           // 28: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
 }
 var file_baton_v1_admin_proto_depIdxs = []int32{
-	21, // 0: baton.v1.App.max_ttl:type_name -> google.protobuf.Duration
-	22, // 1: baton.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	22, // 2: baton.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	21, // 3: baton.v1.CreateAppRequest.max_ttl:type_name -> google.protobuf.Duration
+	28, // 0: baton.v1.App.max_ttl:type_name -> google.protobuf.Duration
+	29, // 1: baton.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	29, // 2: baton.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	28, // 3: baton.v1.CreateAppRequest.max_ttl:type_name -> google.protobuf.Duration
 	1,  // 4: baton.v1.CreateAppResponse.app:type_name -> baton.v1.App
 	1,  // 5: baton.v1.GetAppResponse.app:type_name -> baton.v1.App
 	1,  // 6: baton.v1.ListAppsResponse.apps:type_name -> baton.v1.App
-	21, // 7: baton.v1.UpdateAppRequest.max_ttl:type_name -> google.protobuf.Duration
+	28, // 7: baton.v1.UpdateAppRequest.max_ttl:type_name -> google.protobuf.Duration
 	1,  // 8: baton.v1.UpdateAppResponse.app:type_name -> baton.v1.App
 	1,  // 9: baton.v1.DisableAppResponse.app:type_name -> baton.v1.App
-	0,  // 10: baton.v1.SigningKey.state:type_name -> baton.v1.SigningKeyState
-	22, // 11: baton.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	22, // 12: baton.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	22, // 13: baton.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	14, // 14: baton.v1.ListSigningKeysResponse.keys:type_name -> baton.v1.SigningKey
-	14, // 15: baton.v1.RotateSigningKeyResponse.active:type_name -> baton.v1.SigningKey
-	14, // 16: baton.v1.RotateSigningKeyResponse.next:type_name -> baton.v1.SigningKey
-	2,  // 17: baton.v1.AdminService.CreateApp:input_type -> baton.v1.CreateAppRequest
-	4,  // 18: baton.v1.AdminService.GetApp:input_type -> baton.v1.GetAppRequest
-	6,  // 19: baton.v1.AdminService.ListApps:input_type -> baton.v1.ListAppsRequest
-	8,  // 20: baton.v1.AdminService.UpdateApp:input_type -> baton.v1.UpdateAppRequest
-	10, // 21: baton.v1.AdminService.DisableApp:input_type -> baton.v1.DisableAppRequest
-	12, // 22: baton.v1.AdminService.RotateAppSecret:input_type -> baton.v1.RotateAppSecretRequest
-	15, // 23: baton.v1.AdminService.ListSigningKeys:input_type -> baton.v1.ListSigningKeysRequest
-	17, // 24: baton.v1.AdminService.RotateSigningKey:input_type -> baton.v1.RotateSigningKeyRequest
-	19, // 25: baton.v1.AdminService.VerifyAuditLog:input_type -> baton.v1.VerifyAuditLogRequest
-	3,  // 26: baton.v1.AdminService.CreateApp:output_type -> baton.v1.CreateAppResponse
-	5,  // 27: baton.v1.AdminService.GetApp:output_type -> baton.v1.GetAppResponse
-	7,  // 28: baton.v1.AdminService.ListApps:output_type -> baton.v1.ListAppsResponse
-	9,  // 29: baton.v1.AdminService.UpdateApp:output_type -> baton.v1.UpdateAppResponse
-	11, // 30: baton.v1.AdminService.DisableApp:output_type -> baton.v1.DisableAppResponse
-	13, // 31: baton.v1.AdminService.RotateAppSecret:output_type -> baton.v1.RotateAppSecretResponse
-	16, // 32: baton.v1.AdminService.ListSigningKeys:output_type -> baton.v1.ListSigningKeysResponse
-	18, // 33: baton.v1.AdminService.RotateSigningKey:output_type -> baton.v1.RotateSigningKeyResponse
-	20, // 34: baton.v1.AdminService.VerifyAuditLog:output_type -> baton.v1.VerifyAuditLogResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	29, // 10: baton.v1.ResourceServer.create_time:type_name -> google.protobuf.Timestamp
+	29, // 11: baton.v1.ResourceServer.update_time:type_name -> google.protobuf.Timestamp
+	14, // 12: baton.v1.CreateResourceServerResponse.resource_server:type_name -> baton.v1.ResourceServer
+	14, // 13: baton.v1.ListResourceServersResponse.resource_servers:type_name -> baton.v1.ResourceServer
+	14, // 14: baton.v1.DisableResourceServerResponse.resource_server:type_name -> baton.v1.ResourceServer
+	0,  // 15: baton.v1.SigningKey.state:type_name -> baton.v1.SigningKeyState
+	29, // 16: baton.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	29, // 17: baton.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	29, // 18: baton.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	21, // 19: baton.v1.ListSigningKeysResponse.keys:type_name -> baton.v1.SigningKey
+	21, // 20: baton.v1.RotateSigningKeyResponse.active:type_name -> baton.v1.SigningKey
+	21, // 21: baton.v1.RotateSigningKeyResponse.next:type_name -> baton.v1.SigningKey
+	2,  // 22: baton.v1.AdminService.CreateApp:input_type -> baton.v1.CreateAppRequest
+	4,  // 23: baton.v1.AdminService.GetApp:input_type -> baton.v1.GetAppRequest
+	6,  // 24: baton.v1.AdminService.ListApps:input_type -> baton.v1.ListAppsRequest
+	8,  // 25: baton.v1.AdminService.UpdateApp:input_type -> baton.v1.UpdateAppRequest
+	10, // 26: baton.v1.AdminService.DisableApp:input_type -> baton.v1.DisableAppRequest
+	12, // 27: baton.v1.AdminService.RotateAppSecret:input_type -> baton.v1.RotateAppSecretRequest
+	15, // 28: baton.v1.AdminService.CreateResourceServer:input_type -> baton.v1.CreateResourceServerRequest
+	17, // 29: baton.v1.AdminService.ListResourceServers:input_type -> baton.v1.ListResourceServersRequest
+	19, // 30: baton.v1.AdminService.DisableResourceServer:input_type -> baton.v1.DisableResourceServerRequest
+	22, // 31: baton.v1.AdminService.ListSigningKeys:input_type -> baton.v1.ListSigningKeysRequest
+	24, // 32: baton.v1.AdminService.RotateSigningKey:input_type -> baton.v1.RotateSigningKeyRequest
+	26, // 33: baton.v1.AdminService.VerifyAuditLog:input_type -> baton.v1.VerifyAuditLogRequest
+	3,  // 34: baton.v1.AdminService.CreateApp:output_type -> baton.v1.CreateAppResponse
+	5,  // 35: baton.v1.AdminService.GetApp:output_type -> baton.v1.GetAppResponse
+	7,  // 36: baton.v1.AdminService.ListApps:output_type -> baton.v1.ListAppsResponse
+	9,  // 37: baton.v1.AdminService.UpdateApp:output_type -> baton.v1.UpdateAppResponse
+	11, // 38: baton.v1.AdminService.DisableApp:output_type -> baton.v1.DisableAppResponse
+	13, // 39: baton.v1.AdminService.RotateAppSecret:output_type -> baton.v1.RotateAppSecretResponse
+	16, // 40: baton.v1.AdminService.CreateResourceServer:output_type -> baton.v1.CreateResourceServerResponse
+	18, // 41: baton.v1.AdminService.ListResourceServers:output_type -> baton.v1.ListResourceServersResponse
+	20, // 42: baton.v1.AdminService.DisableResourceServer:output_type -> baton.v1.DisableResourceServerResponse
+	23, // 43: baton.v1.AdminService.ListSigningKeys:output_type -> baton.v1.ListSigningKeysResponse
+	25, // 44: baton.v1.AdminService.RotateSigningKey:output_type -> baton.v1.RotateSigningKeyResponse
+	27, // 45: baton.v1.AdminService.VerifyAuditLog:output_type -> baton.v1.VerifyAuditLogResponse
+	34, // [34:46] is the sub-list for method output_type
+	22, // [22:34] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_baton_v1_admin_proto_init() }
@@ -1470,7 +1935,7 @@ func file_baton_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_v1_admin_proto_rawDesc), len(file_baton_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,23 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateApp_FullMethodName        = "/baton.v1.AdminService/CreateApp"
-	AdminService_GetApp_FullMethodName           = "/baton.v1.AdminService/GetApp"
-	AdminService_ListApps_FullMethodName         = "/baton.v1.AdminService/ListApps"
-	AdminService_UpdateApp_FullMethodName        = "/baton.v1.AdminService/UpdateApp"
-	AdminService_DisableApp_FullMethodName       = "/baton.v1.AdminService/DisableApp"
-	AdminService_RotateAppSecret_FullMethodName  = "/baton.v1.AdminService/RotateAppSecret"
-	AdminService_ListSigningKeys_FullMethodName  = "/baton.v1.AdminService/ListSigningKeys"
-	AdminService_RotateSigningKey_FullMethodName = "/baton.v1.AdminService/RotateSigningKey"
-	AdminService_VerifyAuditLog_FullMethodName   = "/baton.v1.AdminService/VerifyAuditLog"
+	AdminService_CreateApp_FullMethodName             = "/baton.v1.AdminService/CreateApp"
+	AdminService_GetApp_FullMethodName                = "/baton.v1.AdminService/GetApp"
+	AdminService_ListApps_FullMethodName              = "/baton.v1.AdminService/ListApps"
+	AdminService_UpdateApp_FullMethodName             = "/baton.v1.AdminService/UpdateApp"
+	AdminService_DisableApp_FullMethodName            = "/baton.v1.AdminService/DisableApp"
+	AdminService_RotateAppSecret_FullMethodName       = "/baton.v1.AdminService/RotateAppSecret"
+	AdminService_CreateResourceServer_FullMethodName  = "/baton.v1.AdminService/CreateResourceServer"
+	AdminService_ListResourceServers_FullMethodName   = "/baton.v1.AdminService/ListResourceServers"
+	AdminService_DisableResourceServer_FullMethodName = "/baton.v1.AdminService/DisableResourceServer"
+	AdminService_ListSigningKeys_FullMethodName       = "/baton.v1.AdminService/ListSigningKeys"
+	AdminService_RotateSigningKey_FullMethodName      = "/baton.v1.AdminService/RotateSigningKey"
+	AdminService_VerifyAuditLog_FullMethodName        = "/baton.v1.AdminService/VerifyAuditLog"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AdminService is the operator's service: apps, signing keys and the audit
-// trail. Every call needs the operator credential
+// AdminService is the operator's service: apps, resource servers, signing
+// keys and the audit trail. Every call needs the operator credential
 // (`authorization: Bearer <operator credential>`).
 type AdminServiceClient interface {
 	// CreateApp registers an app and returns its client secret, once.
@@ -55,6 +58,20 @@ type AdminServiceClient interface {
 	// RotateAppSecret replaces an app's client secret; the old one stops
 	// working at once. The new secret is returned once.
 	RotateAppSecret(ctx context.Context, in *RotateAppSecretRequest, opts ...grpc.CallOption) (*RotateAppSecretResponse, error)
+	// CreateResourceServer registers a resource server: a principal naming the
+	// audiences it serves. It authenticates like an app (Basic client id and
+	// secret) but can only call StreamRevocations, which sends it only the
+	// revocations that can affect tokens for its audiences, and Validate, which
+	// answers only for tokens for its audiences. It has no scope ceiling and
+	// issues nothing. The client secret is returned once.
+	CreateResourceServer(ctx context.Context, in *CreateResourceServerRequest, opts ...grpc.CallOption) (*CreateResourceServerResponse, error)
+	// ListResourceServers lists resource servers ordered by id, a page at a
+	// time.
+	ListResourceServers(ctx context.Context, in *ListResourceServersRequest, opts ...grpc.CallOption) (*ListResourceServersResponse, error)
+	// DisableResourceServer disables a resource server: it can no longer
+	// authenticate, and its open revocation streams on the broker that handled
+	// the call end with RESOURCE_SERVER_DISABLED.
+	DisableResourceServer(ctx context.Context, in *DisableResourceServerRequest, opts ...grpc.CallOption) (*DisableResourceServerResponse, error)
 	// ListSigningKeys lists the broker's signing keys (public parts only).
 	ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error)
 	// RotateSigningKey activates the published next key, retires the current
@@ -133,6 +150,36 @@ func (c *adminServiceClient) RotateAppSecret(ctx context.Context, in *RotateAppS
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateResourceServer(ctx context.Context, in *CreateResourceServerRequest, opts ...grpc.CallOption) (*CreateResourceServerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateResourceServerResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateResourceServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListResourceServers(ctx context.Context, in *ListResourceServersRequest, opts ...grpc.CallOption) (*ListResourceServersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListResourceServersResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListResourceServers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DisableResourceServer(ctx context.Context, in *DisableResourceServerRequest, opts ...grpc.CallOption) (*DisableResourceServerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableResourceServerResponse)
+	err := c.cc.Invoke(ctx, AdminService_DisableResourceServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSigningKeysResponse)
@@ -167,8 +214,8 @@ func (c *adminServiceClient) VerifyAuditLog(ctx context.Context, in *VerifyAudit
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// AdminService is the operator's service: apps, signing keys and the audit
-// trail. Every call needs the operator credential
+// AdminService is the operator's service: apps, resource servers, signing
+// keys and the audit trail. Every call needs the operator credential
 // (`authorization: Bearer <operator credential>`).
 type AdminServiceServer interface {
 	// CreateApp registers an app and returns its client secret, once.
@@ -188,6 +235,20 @@ type AdminServiceServer interface {
 	// RotateAppSecret replaces an app's client secret; the old one stops
 	// working at once. The new secret is returned once.
 	RotateAppSecret(context.Context, *RotateAppSecretRequest) (*RotateAppSecretResponse, error)
+	// CreateResourceServer registers a resource server: a principal naming the
+	// audiences it serves. It authenticates like an app (Basic client id and
+	// secret) but can only call StreamRevocations, which sends it only the
+	// revocations that can affect tokens for its audiences, and Validate, which
+	// answers only for tokens for its audiences. It has no scope ceiling and
+	// issues nothing. The client secret is returned once.
+	CreateResourceServer(context.Context, *CreateResourceServerRequest) (*CreateResourceServerResponse, error)
+	// ListResourceServers lists resource servers ordered by id, a page at a
+	// time.
+	ListResourceServers(context.Context, *ListResourceServersRequest) (*ListResourceServersResponse, error)
+	// DisableResourceServer disables a resource server: it can no longer
+	// authenticate, and its open revocation streams on the broker that handled
+	// the call end with RESOURCE_SERVER_DISABLED.
+	DisableResourceServer(context.Context, *DisableResourceServerRequest) (*DisableResourceServerResponse, error)
 	// ListSigningKeys lists the broker's signing keys (public parts only).
 	ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error)
 	// RotateSigningKey activates the published next key, retires the current
@@ -223,6 +284,15 @@ func (UnimplementedAdminServiceServer) DisableApp(context.Context, *DisableAppRe
 }
 func (UnimplementedAdminServiceServer) RotateAppSecret(context.Context, *RotateAppSecretRequest) (*RotateAppSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateAppSecret not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateResourceServer(context.Context, *CreateResourceServerRequest) (*CreateResourceServerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateResourceServer not implemented")
+}
+func (UnimplementedAdminServiceServer) ListResourceServers(context.Context, *ListResourceServersRequest) (*ListResourceServersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListResourceServers not implemented")
+}
+func (UnimplementedAdminServiceServer) DisableResourceServer(context.Context, *DisableResourceServerRequest) (*DisableResourceServerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableResourceServer not implemented")
 }
 func (UnimplementedAdminServiceServer) ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSigningKeys not implemented")
@@ -362,6 +432,60 @@ func _AdminService_RotateAppSecret_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateResourceServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateResourceServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateResourceServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateResourceServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateResourceServer(ctx, req.(*CreateResourceServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListResourceServers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListResourceServersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListResourceServers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListResourceServers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListResourceServers(ctx, req.(*ListResourceServersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DisableResourceServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableResourceServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DisableResourceServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DisableResourceServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DisableResourceServer(ctx, req.(*DisableResourceServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListSigningKeysRequest)
 	if err := dec(in); err != nil {
@@ -446,6 +570,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateAppSecret",
 			Handler:    _AdminService_RotateAppSecret_Handler,
+		},
+		{
+			MethodName: "CreateResourceServer",
+			Handler:    _AdminService_CreateResourceServer_Handler,
+		},
+		{
+			MethodName: "ListResourceServers",
+			Handler:    _AdminService_ListResourceServers_Handler,
+		},
+		{
+			MethodName: "DisableResourceServer",
+			Handler:    _AdminService_DisableResourceServer_Handler,
 		},
 		{
 			MethodName: "ListSigningKeys",

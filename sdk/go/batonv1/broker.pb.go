@@ -53,6 +53,10 @@ const (
 	TokenStatus_TOKEN_STATUS_INSUFFICIENT_SCOPE TokenStatus = 11
 	// The token has a type other than `at+jwt`.
 	TokenStatus_TOKEN_STATUS_WRONG_TYPE TokenStatus = 12
+	// The caller may not ask about this token: it names none of the audiences
+	// the calling resource server serves, or the calling app did not issue
+	// it. No claims are returned and nothing about its revocation is said.
+	TokenStatus_TOKEN_STATUS_AUDIENCE_NOT_SERVED TokenStatus = 13
 )
 
 // Enum value maps for TokenStatus.
@@ -71,6 +75,7 @@ var (
 		10: "TOKEN_STATUS_REVOKED",
 		11: "TOKEN_STATUS_INSUFFICIENT_SCOPE",
 		12: "TOKEN_STATUS_WRONG_TYPE",
+		13: "TOKEN_STATUS_AUDIENCE_NOT_SERVED",
 	}
 	TokenStatus_value = map[string]int32{
 		"TOKEN_STATUS_UNSPECIFIED":           0,
@@ -86,6 +91,7 @@ var (
 		"TOKEN_STATUS_REVOKED":               10,
 		"TOKEN_STATUS_INSUFFICIENT_SCOPE":    11,
 		"TOKEN_STATUS_WRONG_TYPE":            12,
+		"TOKEN_STATUS_AUDIENCE_NOT_SERVED":   13,
 	}
 )
 
@@ -602,7 +608,8 @@ type ValidateResponse struct {
 	// Why not, when `valid` is false; `TOKEN_STATUS_VALID` when valid.
 	Status TokenStatus `protobuf:"varint,2,opt,name=status,proto3,enum=baton.v1.TokenStatus" json:"status,omitempty"`
 	// The token's claims. Set when the signature verified (even if the token
-	// is expired, revoked or for another audience); unset otherwise.
+	// is expired, revoked or for another audience), except with
+	// `TOKEN_STATUS_AUDIENCE_NOT_SERVED`; unset otherwise.
 	Claims        *TokenClaims `protobuf:"bytes,3,opt,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1612,7 +1619,7 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson\"\x12\n" +
 	"\x10GetKeySetRequest\"0\n" +
 	"\x11GetKeySetResponse\x12\x1b\n" +
-	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson*\x9b\x03\n" +
+	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson*\xc1\x03\n" +
 	"\vTokenStatus\x12\x1c\n" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TOKEN_STATUS_VALID\x10\x01\x12\x1a\n" +
@@ -1627,7 +1634,8 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\x14TOKEN_STATUS_REVOKED\x10\n" +
 	"\x12#\n" +
 	"\x1fTOKEN_STATUS_INSUFFICIENT_SCOPE\x10\v\x12\x1b\n" +
-	"\x17TOKEN_STATUS_WRONG_TYPE\x10\f*\xc3\x01\n" +
+	"\x17TOKEN_STATUS_WRONG_TYPE\x10\f\x12$\n" +
+	" TOKEN_STATUS_AUDIENCE_NOT_SERVED\x10\r*\xc3\x01\n" +
 	"\x10RevocationTarget\x12!\n" +
 	"\x1dREVOCATION_TARGET_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17REVOCATION_TARGET_TOKEN\x10\x01\x12\x1b\n" +

@@ -36,8 +36,10 @@ const (
 //
 // Authentication travels in the `authorization` request metadata:
 //
-//   - an app (orchestrator, or a resource server registered as an app):
-//     `authorization: Basic base64(client_id ":" client_secret)`;
+//   - an app (orchestrator): `authorization: Basic base64(client_id ":"
+//     client_secret)`, client id `app_...`;
+//   - a resource server (registered with AdminService.CreateResourceServer):
+//     the same Basic form, client id `rs_...`;
 //   - an agent: `authorization: Bearer <its Baton token>`, plus, when the token
 //     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
 //     metadata (see DelegateRequest);
@@ -56,15 +58,34 @@ type BrokerServiceClient interface {
 	// Validate checks a token online: signature, lifetime, issuer, audience,
 	// required scopes and revocation at every level of its lineage. A
 	// malformed or hostile token is an ordinary `valid = false` answer, never
-	// an error. Called by an app or an operator.
+	// an error. Called by a resource server, an app or an operator.
+	//
+	// Tenants are kept apart: a resource server may only ask for an audience
+	// it serves (else PERMISSION_DENIED, AUDIENCE_NOT_SERVED), and a token for
+	// none of its audiences gets `TOKEN_STATUS_AUDIENCE_NOT_SERVED` with no
+	// claims and no revocation state. An app gets an answer only for tokens
+	// it issued (others: `TOKEN_STATUS_AUDIENCE_NOT_SERVED`). The operator may
+	// ask about any token.
 	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
 	// Revoke revokes a token, an agent, a task, a delegation chain or a whole
 	// app, with effect at once and persistently. Operators may revoke
 	// anything, an app only what it issued, an agent only its own token
 	// (release).
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
-	// StreamRevocations streams every revocation, in commit order, to a
-	// resource server. Called by an app or an operator.
+	// StreamRevocations streams revocations, in commit order, to a resource
+	// server. What each caller receives:
+	//
+	//   - a resource server: only the revocations that can affect a token for
+	//     one of its audiences (token, agent and chain revocations by the
+	//     audiences of the tokens they kill, task and app revocations by the
+	//     app's audiences);
+	//   - an app: only its own app's revocations;
+	//   - the operator: every revocation.
+	//
+	// The others are skipped, but the cursor still moves past them:
+	// checkpoints carry the latest cursor, so resuming loses and repeats
+	// nothing. Cursors are global, so gaps between them show that other
+	// revocations happened, never what they were.
 	//
 	// Without a cursor: a snapshot of all live revocations, then one
 	// `snapshot_complete` event, then live events. With a cursor: every event
@@ -163,8 +184,10 @@ func (c *brokerServiceClient) GetKeySet(ctx context.Context, in *GetKeySetReques
 //
 // Authentication travels in the `authorization` request metadata:
 //
-//   - an app (orchestrator, or a resource server registered as an app):
-//     `authorization: Basic base64(client_id ":" client_secret)`;
+//   - an app (orchestrator): `authorization: Basic base64(client_id ":"
+//     client_secret)`, client id `app_...`;
+//   - a resource server (registered with AdminService.CreateResourceServer):
+//     the same Basic form, client id `rs_...`;
 //   - an agent: `authorization: Bearer <its Baton token>`, plus, when the token
 //     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
 //     metadata (see DelegateRequest);
@@ -183,15 +206,34 @@ type BrokerServiceServer interface {
 	// Validate checks a token online: signature, lifetime, issuer, audience,
 	// required scopes and revocation at every level of its lineage. A
 	// malformed or hostile token is an ordinary `valid = false` answer, never
-	// an error. Called by an app or an operator.
+	// an error. Called by a resource server, an app or an operator.
+	//
+	// Tenants are kept apart: a resource server may only ask for an audience
+	// it serves (else PERMISSION_DENIED, AUDIENCE_NOT_SERVED), and a token for
+	// none of its audiences gets `TOKEN_STATUS_AUDIENCE_NOT_SERVED` with no
+	// claims and no revocation state. An app gets an answer only for tokens
+	// it issued (others: `TOKEN_STATUS_AUDIENCE_NOT_SERVED`). The operator may
+	// ask about any token.
 	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
 	// Revoke revokes a token, an agent, a task, a delegation chain or a whole
 	// app, with effect at once and persistently. Operators may revoke
 	// anything, an app only what it issued, an agent only its own token
 	// (release).
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
-	// StreamRevocations streams every revocation, in commit order, to a
-	// resource server. Called by an app or an operator.
+	// StreamRevocations streams revocations, in commit order, to a resource
+	// server. What each caller receives:
+	//
+	//   - a resource server: only the revocations that can affect a token for
+	//     one of its audiences (token, agent and chain revocations by the
+	//     audiences of the tokens they kill, task and app revocations by the
+	//     app's audiences);
+	//   - an app: only its own app's revocations;
+	//   - the operator: every revocation.
+	//
+	// The others are skipped, but the cursor still moves past them:
+	// checkpoints carry the latest cursor, so resuming loses and repeats
+	// nothing. Cursors are global, so gaps between them show that other
+	// revocations happened, never what they were.
 	//
 	// Without a cursor: a snapshot of all live revocations, then one
 	// `snapshot_complete` event, then live events. With a cursor: every event

@@ -123,6 +123,13 @@ const (
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 24
 	// The broker's database is unreachable. Status UNAVAILABLE; retry.
 	ErrorReason_ERROR_REASON_UNAVAILABLE ErrorReason = 25
+	// A resource server asked Validate about an audience it does not serve.
+	// Status PERMISSION_DENIED. Metadata: `audience` (the one asked for,
+	// truncated to 128 characters).
+	ErrorReason_ERROR_REASON_AUDIENCE_NOT_SERVED ErrorReason = 28
+	// The resource server is disabled. Status PERMISSION_DENIED. Also ends its
+	// open revocation streams.
+	ErrorReason_ERROR_REASON_RESOURCE_SERVER_DISABLED ErrorReason = 29
 )
 
 // Enum value maps for ErrorReason.
@@ -154,6 +161,8 @@ var (
 		23: "ERROR_REASON_NOT_IMPLEMENTED",
 		24: "ERROR_REASON_INTERNAL",
 		25: "ERROR_REASON_UNAVAILABLE",
+		28: "ERROR_REASON_AUDIENCE_NOT_SERVED",
+		29: "ERROR_REASON_RESOURCE_SERVER_DISABLED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":               0,
@@ -182,6 +191,8 @@ var (
 		"ERROR_REASON_NOT_IMPLEMENTED":           23,
 		"ERROR_REASON_INTERNAL":                  24,
 		"ERROR_REASON_UNAVAILABLE":               25,
+		"ERROR_REASON_AUDIENCE_NOT_SERVED":       28,
+		"ERROR_REASON_RESOURCE_SERVER_DISABLED":  29,
 	}
 )
 
@@ -216,7 +227,7 @@ var File_baton_v1_errors_proto protoreflect.FileDescriptor
 
 const file_baton_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15baton/v1/errors.proto\x12\bbaton.v1*\xf9\x06\n" +
+	"\x15baton/v1/errors.proto\x12\bbaton.v1*\xca\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\x1e\n" +
@@ -244,7 +255,9 @@ const file_baton_v1_errors_proto_rawDesc = "" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10\x16\x12 \n" +
 	"\x1cERROR_REASON_NOT_IMPLEMENTED\x10\x17\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\x18\x12\x1c\n" +
-	"\x18ERROR_REASON_UNAVAILABLE\x10\x19B3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
+	"\x18ERROR_REASON_UNAVAILABLE\x10\x19\x12$\n" +
+	" ERROR_REASON_AUDIENCE_NOT_SERVED\x10\x1c\x12)\n" +
+	"%ERROR_REASON_RESOURCE_SERVER_DISABLED\x10\x1dB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 
 var (
 	file_baton_v1_errors_proto_rawDescOnce sync.Once

@@ -16,7 +16,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MasterKey } from "../../../server/crypto/master-key.js";
 import { RevocationSet as ServerRevocationSet, type RevocationTarget as ServerTarget } from "../../../server/domain/revocations.js";
-import { createApp, OPERATOR_TOKEN, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
+import { call, createApp, OPERATOR_TOKEN, operatorMd, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
 import {
   BatonError,
   BrokerClient,
@@ -81,10 +81,12 @@ function record(sub: RevocationSubscriber): Recorded {
 describe("against one broker", () => {
   let b: TestBroker;
   let app: AppCredentials;
+  /** Subscribes as a resource server for ehr-api: it sees every app's revocations for that audience. */
+  let resourceServer: AppCredentials;
   let client: BrokerClient;
   const subs: RevocationSubscriber[] = [];
   const subscriber = (extra: { cursor?: string } = {}): RevocationSubscriber => {
-    const s = new RevocationSubscriber({ target: b.address, caller: app, ...FAST, ...extra });
+    const s = new RevocationSubscriber({ target: b.address, caller: resourceServer, ...FAST, ...extra });
     subs.push(s);
     return s;
   };
@@ -94,6 +96,8 @@ describe("against one broker", () => {
     b = await startTestBroker(ENV);
     const a = await createApp(b);
     app = { clientId: a.appId, clientSecret: a.secret };
+    const rs = await call(b.admin.createResourceServer, b.admin, { name: "sdk-ts-ehr", audiences: ["ehr-api"] }, operatorMd());
+    resourceServer = { clientId: rs.resourceServer!.resourceServerId, clientSecret: rs.clientSecret };
     client = new BrokerClient(b.address);
   });
   afterAll(async () => {

@@ -55,6 +55,12 @@ export enum TokenStatus {
   TOKEN_STATUS_INSUFFICIENT_SCOPE = 11,
   /** TOKEN_STATUS_WRONG_TYPE - The token has a type other than `at+jwt`. */
   TOKEN_STATUS_WRONG_TYPE = 12,
+  /**
+   * TOKEN_STATUS_AUDIENCE_NOT_SERVED - The caller may not ask about this token: it names none of the audiences
+   * the calling resource server serves, or the calling app did not issue
+   * it. No claims are returned and nothing about its revocation is said.
+   */
+  TOKEN_STATUS_AUDIENCE_NOT_SERVED = 13,
   UNRECOGNIZED = -1,
 }
 
@@ -99,6 +105,9 @@ export function tokenStatusFromJSON(object: any): TokenStatus {
     case 12:
     case "TOKEN_STATUS_WRONG_TYPE":
       return TokenStatus.TOKEN_STATUS_WRONG_TYPE;
+    case 13:
+    case "TOKEN_STATUS_AUDIENCE_NOT_SERVED":
+      return TokenStatus.TOKEN_STATUS_AUDIENCE_NOT_SERVED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -134,6 +143,8 @@ export function tokenStatusToJSON(object: TokenStatus): string {
       return "TOKEN_STATUS_INSUFFICIENT_SCOPE";
     case TokenStatus.TOKEN_STATUS_WRONG_TYPE:
       return "TOKEN_STATUS_WRONG_TYPE";
+    case TokenStatus.TOKEN_STATUS_AUDIENCE_NOT_SERVED:
+      return "TOKEN_STATUS_AUDIENCE_NOT_SERVED";
     case TokenStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -348,7 +359,8 @@ export interface ValidateResponse {
   status: TokenStatus;
   /**
    * The token's claims. Set when the signature verified (even if the token
-   * is expired, revoked or for another audience); unset otherwise.
+   * is expired, revoked or for another audience), except with
+   * `TOKEN_STATUS_AUDIENCE_NOT_SERVED`; unset otherwise.
    */
   claims: TokenClaims | undefined;
 }
@@ -2685,8 +2697,10 @@ export const GetKeySetResponse: MessageFns<GetKeySetResponse> = {
  *
  * Authentication travels in the `authorization` request metadata:
  *
- * * an app (orchestrator, or a resource server registered as an app):
- *   `authorization: Basic base64(client_id ":" client_secret)`;
+ * * an app (orchestrator): `authorization: Basic base64(client_id ":"
+ *   client_secret)`, client id `app_...`;
+ * * a resource server (registered with AdminService.CreateResourceServer):
+ *   the same Basic form, client id `rs_...`;
  * * an agent: `authorization: Bearer <its Baton token>`, plus, when the token
  *   is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
  *   metadata (see DelegateRequest);
@@ -2728,7 +2742,14 @@ export const BrokerServiceService = {
    * Validate checks a token online: signature, lifetime, issuer, audience,
    * required scopes and revocation at every level of its lineage. A
    * malformed or hostile token is an ordinary `valid = false` answer, never
-   * an error. Called by an app or an operator.
+   * an error. Called by a resource server, an app or an operator.
+   *
+   * Tenants are kept apart: a resource server may only ask for an audience
+   * it serves (else PERMISSION_DENIED, AUDIENCE_NOT_SERVED), and a token for
+   * none of its audiences gets `TOKEN_STATUS_AUDIENCE_NOT_SERVED` with no
+   * claims and no revocation state. An app gets an answer only for tokens
+   * it issued (others: `TOKEN_STATUS_AUDIENCE_NOT_SERVED`). The operator may
+   * ask about any token.
    */
   validate: {
     path: "/baton.v1.BrokerService/Validate" as const,
@@ -2755,8 +2776,20 @@ export const BrokerServiceService = {
     responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
   },
   /**
-   * StreamRevocations streams every revocation, in commit order, to a
-   * resource server. Called by an app or an operator.
+   * StreamRevocations streams revocations, in commit order, to a resource
+   * server. What each caller receives:
+   *
+   * * a resource server: only the revocations that can affect a token for
+   *   one of its audiences (token, agent and chain revocations by the
+   *   audiences of the tokens they kill, task and app revocations by the
+   *   app's audiences);
+   * * an app: only its own app's revocations;
+   * * the operator: every revocation.
+   *
+   * The others are skipped, but the cursor still moves past them:
+   * checkpoints carry the latest cursor, so resuming loses and repeats
+   * nothing. Cursors are global, so gaps between them show that other
+   * revocations happened, never what they were.
    *
    * Without a cursor: a snapshot of all live revocations, then one
    * `snapshot_complete` event, then live events. With a cursor: every event
@@ -2806,7 +2839,14 @@ export interface BrokerServiceServer extends UntypedServiceImplementation {
    * Validate checks a token online: signature, lifetime, issuer, audience,
    * required scopes and revocation at every level of its lineage. A
    * malformed or hostile token is an ordinary `valid = false` answer, never
-   * an error. Called by an app or an operator.
+   * an error. Called by a resource server, an app or an operator.
+   *
+   * Tenants are kept apart: a resource server may only ask for an audience
+   * it serves (else PERMISSION_DENIED, AUDIENCE_NOT_SERVED), and a token for
+   * none of its audiences gets `TOKEN_STATUS_AUDIENCE_NOT_SERVED` with no
+   * claims and no revocation state. An app gets an answer only for tokens
+   * it issued (others: `TOKEN_STATUS_AUDIENCE_NOT_SERVED`). The operator may
+   * ask about any token.
    */
   validate: handleUnaryCall<ValidateRequest, ValidateResponse>;
   /**
@@ -2817,8 +2857,20 @@ export interface BrokerServiceServer extends UntypedServiceImplementation {
    */
   revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
   /**
-   * StreamRevocations streams every revocation, in commit order, to a
-   * resource server. Called by an app or an operator.
+   * StreamRevocations streams revocations, in commit order, to a resource
+   * server. What each caller receives:
+   *
+   * * a resource server: only the revocations that can affect a token for
+   *   one of its audiences (token, agent and chain revocations by the
+   *   audiences of the tokens they kill, task and app revocations by the
+   *   app's audiences);
+   * * an app: only its own app's revocations;
+   * * the operator: every revocation.
+   *
+   * The others are skipped, but the cursor still moves past them:
+   * checkpoints carry the latest cursor, so resuming loses and repeats
+   * nothing. Cursors are global, so gaps between them show that other
+   * revocations happened, never what they were.
    *
    * Without a cursor: a snapshot of all live revocations, then one
    * `snapshot_complete` event, then live events. With a cursor: every event
@@ -2878,7 +2930,14 @@ export interface BrokerServiceClient extends Client {
    * Validate checks a token online: signature, lifetime, issuer, audience,
    * required scopes and revocation at every level of its lineage. A
    * malformed or hostile token is an ordinary `valid = false` answer, never
-   * an error. Called by an app or an operator.
+   * an error. Called by a resource server, an app or an operator.
+   *
+   * Tenants are kept apart: a resource server may only ask for an audience
+   * it serves (else PERMISSION_DENIED, AUDIENCE_NOT_SERVED), and a token for
+   * none of its audiences gets `TOKEN_STATUS_AUDIENCE_NOT_SERVED` with no
+   * claims and no revocation state. An app gets an answer only for tokens
+   * it issued (others: `TOKEN_STATUS_AUDIENCE_NOT_SERVED`). The operator may
+   * ask about any token.
    */
   validate(
     request: ValidateRequest,
@@ -2917,8 +2976,20 @@ export interface BrokerServiceClient extends Client {
     callback: (error: ServiceError | null, response: RevokeResponse) => void,
   ): ClientUnaryCall;
   /**
-   * StreamRevocations streams every revocation, in commit order, to a
-   * resource server. Called by an app or an operator.
+   * StreamRevocations streams revocations, in commit order, to a resource
+   * server. What each caller receives:
+   *
+   * * a resource server: only the revocations that can affect a token for
+   *   one of its audiences (token, agent and chain revocations by the
+   *   audiences of the tokens they kill, task and app revocations by the
+   *   app's audiences);
+   * * an app: only its own app's revocations;
+   * * the operator: every revocation.
+   *
+   * The others are skipped, but the cursor still moves past them:
+   * checkpoints carry the latest cursor, so resuming loses and repeats
+   * nothing. Cursors are global, so gaps between them show that other
+   * revocations happened, never what they were.
    *
    * Without a cursor: a snapshot of all live revocations, then one
    * `snapshot_complete` event, then live events. With a cursor: every event

@@ -148,6 +148,17 @@ export enum ErrorReason {
   ERROR_REASON_INTERNAL = 24,
   /** ERROR_REASON_UNAVAILABLE - The broker's database is unreachable. Status UNAVAILABLE; retry. */
   ERROR_REASON_UNAVAILABLE = 25,
+  /**
+   * ERROR_REASON_AUDIENCE_NOT_SERVED - A resource server asked Validate about an audience it does not serve.
+   * Status PERMISSION_DENIED. Metadata: `audience` (the one asked for,
+   * truncated to 128 characters).
+   */
+  ERROR_REASON_AUDIENCE_NOT_SERVED = 28,
+  /**
+   * ERROR_REASON_RESOURCE_SERVER_DISABLED - The resource server is disabled. Status PERMISSION_DENIED. Also ends its
+   * open revocation streams.
+   */
+  ERROR_REASON_RESOURCE_SERVER_DISABLED = 29,
   UNRECOGNIZED = -1,
 }
 
@@ -231,6 +242,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 25:
     case "ERROR_REASON_UNAVAILABLE":
       return ErrorReason.ERROR_REASON_UNAVAILABLE;
+    case 28:
+    case "ERROR_REASON_AUDIENCE_NOT_SERVED":
+      return ErrorReason.ERROR_REASON_AUDIENCE_NOT_SERVED;
+    case 29:
+    case "ERROR_REASON_RESOURCE_SERVER_DISABLED":
+      return ErrorReason.ERROR_REASON_RESOURCE_SERVER_DISABLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -292,6 +309,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_INTERNAL";
     case ErrorReason.ERROR_REASON_UNAVAILABLE:
       return "ERROR_REASON_UNAVAILABLE";
+    case ErrorReason.ERROR_REASON_AUDIENCE_NOT_SERVED:
+      return "ERROR_REASON_AUDIENCE_NOT_SERVED";
+    case ErrorReason.ERROR_REASON_RESOURCE_SERVER_DISABLED:
+      return "ERROR_REASON_RESOURCE_SERVER_DISABLED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

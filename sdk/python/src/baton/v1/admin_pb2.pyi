@@ -148,6 +148,68 @@ class RotateAppSecretResponse(_message.Message):
     client_secret: str
     def __init__(self, client_secret: _Optional[str] = ...) -> None: ...
 
+class ResourceServer(_message.Message):
+    __slots__ = ("resource_server_id", "name", "audiences", "disabled", "create_time", "update_time")
+    RESOURCE_SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    resource_server_id: str
+    name: str
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    disabled: bool
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, resource_server_id: _Optional[str] = ..., name: _Optional[str] = ..., audiences: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateResourceServerRequest(_message.Message):
+    __slots__ = ("name", "audiences")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., audiences: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateResourceServerResponse(_message.Message):
+    __slots__ = ("resource_server", "client_secret")
+    RESOURCE_SERVER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    resource_server: ResourceServer
+    client_secret: str
+    def __init__(self, resource_server: _Optional[_Union[ResourceServer, _Mapping]] = ..., client_secret: _Optional[str] = ...) -> None: ...
+
+class ListResourceServersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListResourceServersResponse(_message.Message):
+    __slots__ = ("resource_servers", "next_page_token")
+    RESOURCE_SERVERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    resource_servers: _containers.RepeatedCompositeFieldContainer[ResourceServer]
+    next_page_token: str
+    def __init__(self, resource_servers: _Optional[_Iterable[_Union[ResourceServer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DisableResourceServerRequest(_message.Message):
+    __slots__ = ("resource_server_id", "reason")
+    RESOURCE_SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    resource_server_id: str
+    reason: str
+    def __init__(self, resource_server_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DisableResourceServerResponse(_message.Message):
+    __slots__ = ("resource_server",)
+    RESOURCE_SERVER_FIELD_NUMBER: _ClassVar[int]
+    resource_server: ResourceServer
+    def __init__(self, resource_server: _Optional[_Union[ResourceServer, _Mapping]] = ...) -> None: ...
+
 class SigningKey(_message.Message):
     __slots__ = ("key_id", "algorithm", "state", "public_jwk_json", "create_time", "activate_time", "retire_time")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]

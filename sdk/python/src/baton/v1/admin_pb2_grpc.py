@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """AdminService is the operator's service: apps, signing keys and the audit
-    trail. Every call needs the operator credential
+    """AdminService is the operator's service: apps, resource servers, signing
+    keys and the audit trail. Every call needs the operator credential
     (`authorization: Bearer <operator credential>`).
     """
 
@@ -67,6 +67,21 @@ class AdminServiceStub:
                 request_serializer=baton_dot_v1_dot_admin__pb2.RotateAppSecretRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_admin__pb2.RotateAppSecretResponse.FromString,
                 _registered_method=True)
+        self.CreateResourceServer = channel.unary_unary(
+                '/baton.v1.AdminService/CreateResourceServer',
+                request_serializer=baton_dot_v1_dot_admin__pb2.CreateResourceServerRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.CreateResourceServerResponse.FromString,
+                _registered_method=True)
+        self.ListResourceServers = channel.unary_unary(
+                '/baton.v1.AdminService/ListResourceServers',
+                request_serializer=baton_dot_v1_dot_admin__pb2.ListResourceServersRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.ListResourceServersResponse.FromString,
+                _registered_method=True)
+        self.DisableResourceServer = channel.unary_unary(
+                '/baton.v1.AdminService/DisableResourceServer',
+                request_serializer=baton_dot_v1_dot_admin__pb2.DisableResourceServerRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.DisableResourceServerResponse.FromString,
+                _registered_method=True)
         self.ListSigningKeys = channel.unary_unary(
                 '/baton.v1.AdminService/ListSigningKeys',
                 request_serializer=baton_dot_v1_dot_admin__pb2.ListSigningKeysRequest.SerializeToString,
@@ -85,8 +100,8 @@ class AdminServiceStub:
 
 
 class AdminServiceServicer:
-    """AdminService is the operator's service: apps, signing keys and the audit
-    trail. Every call needs the operator credential
+    """AdminService is the operator's service: apps, resource servers, signing
+    keys and the audit trail. Every call needs the operator credential
     (`authorization: Bearer <operator credential>`).
     """
 
@@ -132,6 +147,35 @@ class AdminServiceServicer:
     def RotateAppSecret(self, request, context):
         """RotateAppSecret replaces an app's client secret; the old one stops
         working at once. The new secret is returned once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateResourceServer(self, request, context):
+        """CreateResourceServer registers a resource server: a principal naming the
+        audiences it serves. It authenticates like an app (Basic client id and
+        secret) but can only call StreamRevocations, which sends it only the
+        revocations that can affect tokens for its audiences, and Validate, which
+        answers only for tokens for its audiences. It has no scope ceiling and
+        issues nothing. The client secret is returned once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResourceServers(self, request, context):
+        """ListResourceServers lists resource servers ordered by id, a page at a
+        time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableResourceServer(self, request, context):
+        """DisableResourceServer disables a resource server: it can no longer
+        authenticate, and its open revocation streams on the broker that handled
+        the call end with RESOURCE_SERVER_DISABLED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,6 +237,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=baton_dot_v1_dot_admin__pb2.RotateAppSecretRequest.FromString,
                     response_serializer=baton_dot_v1_dot_admin__pb2.RotateAppSecretResponse.SerializeToString,
             ),
+            'CreateResourceServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateResourceServer,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.CreateResourceServerRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.CreateResourceServerResponse.SerializeToString,
+            ),
+            'ListResourceServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResourceServers,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.ListResourceServersRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.ListResourceServersResponse.SerializeToString,
+            ),
+            'DisableResourceServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableResourceServer,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.DisableResourceServerRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.DisableResourceServerResponse.SerializeToString,
+            ),
             'ListSigningKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSigningKeys,
                     request_deserializer=baton_dot_v1_dot_admin__pb2.ListSigningKeysRequest.FromString,
@@ -217,8 +276,8 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """AdminService is the operator's service: apps, signing keys and the audit
-    trail. Every call needs the operator credential
+    """AdminService is the operator's service: apps, resource servers, signing
+    keys and the audit trail. Every call needs the operator credential
     (`authorization: Bearer <operator credential>`).
     """
 
@@ -374,6 +433,87 @@ class AdminService:
             '/baton.v1.AdminService/RotateAppSecret',
             baton_dot_v1_dot_admin__pb2.RotateAppSecretRequest.SerializeToString,
             baton_dot_v1_dot_admin__pb2.RotateAppSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateResourceServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/CreateResourceServer',
+            baton_dot_v1_dot_admin__pb2.CreateResourceServerRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.CreateResourceServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResourceServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/ListResourceServers',
+            baton_dot_v1_dot_admin__pb2.ListResourceServersRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.ListResourceServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableResourceServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/DisableResourceServer',
+            baton_dot_v1_dot_admin__pb2.DisableResourceServerRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.DisableResourceServerResponse.FromString,
             options,
             channel_credentials,
             insecure,

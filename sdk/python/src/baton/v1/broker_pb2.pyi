@@ -26,6 +26,7 @@ class TokenStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOKEN_STATUS_REVOKED: _ClassVar[TokenStatus]
     TOKEN_STATUS_INSUFFICIENT_SCOPE: _ClassVar[TokenStatus]
     TOKEN_STATUS_WRONG_TYPE: _ClassVar[TokenStatus]
+    TOKEN_STATUS_AUDIENCE_NOT_SERVED: _ClassVar[TokenStatus]
 
 class RevocationTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -48,6 +49,7 @@ TOKEN_STATUS_WRONG_AUDIENCE: TokenStatus
 TOKEN_STATUS_REVOKED: TokenStatus
 TOKEN_STATUS_INSUFFICIENT_SCOPE: TokenStatus
 TOKEN_STATUS_WRONG_TYPE: TokenStatus
+TOKEN_STATUS_AUDIENCE_NOT_SERVED: TokenStatus
 REVOCATION_TARGET_UNSPECIFIED: RevocationTarget
 REVOCATION_TARGET_TOKEN: RevocationTarget
 REVOCATION_TARGET_AGENT: RevocationTarget

@@ -31,8 +31,10 @@ class BrokerServiceStub:
 
     Authentication travels in the `authorization` request metadata:
 
-    * an app (orchestrator, or a resource server registered as an app):
-    `authorization: Basic base64(client_id ":" client_secret)`;
+    * an app (orchestrator): `authorization: Basic base64(client_id ":"
+    client_secret)`, client id `app_...`;
+    * a resource server (registered with AdminService.CreateResourceServer):
+    the same Basic form, client id `rs_...`;
     * an agent: `authorization: Bearer <its Baton token>`, plus, when the token
     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
     metadata (see DelegateRequest);
@@ -86,8 +88,10 @@ class BrokerServiceServicer:
 
     Authentication travels in the `authorization` request metadata:
 
-    * an app (orchestrator, or a resource server registered as an app):
-    `authorization: Basic base64(client_id ":" client_secret)`;
+    * an app (orchestrator): `authorization: Basic base64(client_id ":"
+    client_secret)`, client id `app_...`;
+    * a resource server (registered with AdminService.CreateResourceServer):
+    the same Basic form, client id `rs_...`;
     * an agent: `authorization: Bearer <its Baton token>`, plus, when the token
     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
     metadata (see DelegateRequest);
@@ -118,7 +122,14 @@ class BrokerServiceServicer:
         """Validate checks a token online: signature, lifetime, issuer, audience,
         required scopes and revocation at every level of its lineage. A
         malformed or hostile token is an ordinary `valid = false` answer, never
-        an error. Called by an app or an operator.
+        an error. Called by a resource server, an app or an operator.
+
+        Tenants are kept apart: a resource server may only ask for an audience
+        it serves (else PERMISSION_DENIED, AUDIENCE_NOT_SERVED), and a token for
+        none of its audiences gets `TOKEN_STATUS_AUDIENCE_NOT_SERVED` with no
+        claims and no revocation state. An app gets an answer only for tokens
+        it issued (others: `TOKEN_STATUS_AUDIENCE_NOT_SERVED`). The operator may
+        ask about any token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,8 +146,20 @@ class BrokerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamRevocations(self, request, context):
-        """StreamRevocations streams every revocation, in commit order, to a
-        resource server. Called by an app or an operator.
+        """StreamRevocations streams revocations, in commit order, to a resource
+        server. What each caller receives:
+
+        * a resource server: only the revocations that can affect a token for
+        one of its audiences (token, agent and chain revocations by the
+        audiences of the tokens they kill, task and app revocations by the
+        app's audiences);
+        * an app: only its own app's revocations;
+        * the operator: every revocation.
+
+        The others are skipped, but the cursor still moves past them:
+        checkpoints carry the latest cursor, so resuming loses and repeats
+        nothing. Cursors are global, so gaps between them show that other
+        revocations happened, never what they were.
 
         Without a cursor: a snapshot of all live revocations, then one
         `snapshot_complete` event, then live events. With a cursor: every event
@@ -203,8 +226,10 @@ class BrokerService:
 
     Authentication travels in the `authorization` request metadata:
 
-    * an app (orchestrator, or a resource server registered as an app):
-    `authorization: Basic base64(client_id ":" client_secret)`;
+    * an app (orchestrator): `authorization: Basic base64(client_id ":"
+    client_secret)`, client id `app_...`;
+    * a resource server (registered with AdminService.CreateResourceServer):
+    the same Basic form, client id `rs_...`;
     * an agent: `authorization: Bearer <its Baton token>`, plus, when the token
     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
     metadata (see DelegateRequest);

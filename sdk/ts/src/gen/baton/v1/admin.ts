@@ -230,6 +230,85 @@ export interface RotateAppSecretResponse {
   clientSecret: string;
 }
 
+/**
+ * ResourceServer is a registered resource server (a token audience's
+ * server), allowed to stream revocations and validate tokens for the
+ * audiences it serves.
+ */
+export interface ResourceServer {
+  /**
+   * The resource server id, also its client id (`rs_` + 22 base62
+   * characters). Assigned by the broker.
+   */
+  resourceServerId: string;
+  /** A unique human-readable name; 1 to 128 characters. */
+  name: string;
+  /**
+   * The audiences it serves: it receives the revocations that can affect
+   * tokens for any of them, and may validate tokens for them.
+   */
+  audiences: string[];
+  /** True once it was disabled. */
+  disabled: boolean;
+  /** When it was created. */
+  createTime:
+    | Date
+    | undefined;
+  /** When it was last changed. */
+  updateTime: Date | undefined;
+}
+
+/** CreateResourceServerRequest registers a resource server. */
+export interface CreateResourceServerRequest {
+  /**
+   * Its name; unique among resource servers; 1 to 128 characters from
+   * `A-Z a-z 0-9 . _ -`.
+   */
+  name: string;
+  /** The audiences it serves; 1 to 16 entries, as in an app's audiences. */
+  audiences: string[];
+}
+
+/** CreateResourceServerResponse returns the resource server and its secret. */
+export interface CreateResourceServerResponse {
+  /** The resource server as stored. */
+  resourceServer:
+    | ResourceServer
+    | undefined;
+  /** The client secret. Shown only here: the broker stores only a hash. */
+  clientSecret: string;
+}
+
+/** ListResourceServersRequest asks for a page of resource servers. */
+export interface ListResourceServersRequest {
+  /** At most this many. 0 (unset): 50. At most 500. */
+  pageSize: number;
+  /** The `next_page_token` of the previous page; empty for the first page. */
+  pageToken: string;
+}
+
+/** ListResourceServersResponse is a page of resource servers. */
+export interface ListResourceServersResponse {
+  /** The resource servers, ordered by id. */
+  resourceServers: ResourceServer[];
+  /** Pass as `page_token` for the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** DisableResourceServerRequest names the resource server to disable. */
+export interface DisableResourceServerRequest {
+  /** The resource server id. */
+  resourceServerId: string;
+  /** Why, for the audit trail; at most 256 characters. */
+  reason: string;
+}
+
+/** DisableResourceServerResponse returns the disabled resource server. */
+export interface DisableResourceServerResponse {
+  /** The resource server as stored. */
+  resourceServer: ResourceServer | undefined;
+}
+
 /** SigningKey is the public view of one signing key. */
 export interface SigningKey {
   /** The key id (`kid`). */
@@ -1694,6 +1773,710 @@ export const RotateAppSecretResponse: MessageFns<RotateAppSecretResponse> = {
   },
 };
 
+function createBaseResourceServer(): ResourceServer {
+  return {
+    resourceServerId: "",
+    name: "",
+    audiences: [],
+    disabled: false,
+    createTime: undefined,
+    updateTime: undefined,
+  };
+}
+
+export const ResourceServer: MessageFns<ResourceServer> = {
+  encode(message: ResourceServer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resourceServerId !== "") {
+      writer.uint32(10).string(message.resourceServerId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    for (const v of message.audiences) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.disabled !== false) {
+      writer.uint32(32).bool(message.disabled);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(42).fork()).join();
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceServer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceServer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resourceServerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.audiences.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.disabled = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceServer {
+    return {
+      resourceServerId: isSet(object.resourceServerId)
+        ? globalThis.String(object.resourceServerId)
+        : isSet(object.resource_server_id)
+        ? globalThis.String(object.resource_server_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      audiences: globalThis.Array.isArray(object?.audiences)
+        ? object.audiences.map((e: any) => globalThis.String(e))
+        : [],
+      disabled: isSet(object.disabled) ? globalThis.Boolean(object.disabled) : false,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+      updateTime: isSet(object.updateTime)
+        ? fromJsonTimestamp(object.updateTime)
+        : isSet(object.update_time)
+        ? fromJsonTimestamp(object.update_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ResourceServer): unknown {
+    const obj: any = {};
+    if (message.resourceServerId !== "") {
+      obj.resourceServerId = message.resourceServerId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.audiences?.length) {
+      obj.audiences = message.audiences;
+    }
+    if (message.disabled !== false) {
+      obj.disabled = message.disabled;
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.updateTime !== undefined) {
+      obj.updateTime = message.updateTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResourceServer>, I>>(base?: I): ResourceServer {
+    return ResourceServer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResourceServer>, I>>(object: I): ResourceServer {
+    const message = createBaseResourceServer();
+    message.resourceServerId = object.resourceServerId ?? "";
+    message.name = object.name ?? "";
+    message.audiences = object.audiences?.map((e) => e) || [];
+    message.disabled = object.disabled ?? false;
+    message.createTime = object.createTime ?? undefined;
+    message.updateTime = object.updateTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateResourceServerRequest(): CreateResourceServerRequest {
+  return { name: "", audiences: [] };
+}
+
+export const CreateResourceServerRequest: MessageFns<CreateResourceServerRequest> = {
+  encode(message: CreateResourceServerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.audiences) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateResourceServerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateResourceServerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.audiences.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateResourceServerRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      audiences: globalThis.Array.isArray(object?.audiences)
+        ? object.audiences.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateResourceServerRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.audiences?.length) {
+      obj.audiences = message.audiences;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateResourceServerRequest>, I>>(base?: I): CreateResourceServerRequest {
+    return CreateResourceServerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateResourceServerRequest>, I>>(object: I): CreateResourceServerRequest {
+    const message = createBaseCreateResourceServerRequest();
+    message.name = object.name ?? "";
+    message.audiences = object.audiences?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCreateResourceServerResponse(): CreateResourceServerResponse {
+  return { resourceServer: undefined, clientSecret: "" };
+}
+
+export const CreateResourceServerResponse: MessageFns<CreateResourceServerResponse> = {
+  encode(message: CreateResourceServerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resourceServer !== undefined) {
+      ResourceServer.encode(message.resourceServer, writer.uint32(10).fork()).join();
+    }
+    if (message.clientSecret !== "") {
+      writer.uint32(18).string(message.clientSecret);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateResourceServerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateResourceServerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resourceServer = ResourceServer.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientSecret = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateResourceServerResponse {
+    return {
+      resourceServer: isSet(object.resourceServer)
+        ? ResourceServer.fromJSON(object.resourceServer)
+        : isSet(object.resource_server)
+        ? ResourceServer.fromJSON(object.resource_server)
+        : undefined,
+      clientSecret: isSet(object.clientSecret)
+        ? globalThis.String(object.clientSecret)
+        : isSet(object.client_secret)
+        ? globalThis.String(object.client_secret)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateResourceServerResponse): unknown {
+    const obj: any = {};
+    if (message.resourceServer !== undefined) {
+      obj.resourceServer = ResourceServer.toJSON(message.resourceServer);
+    }
+    if (message.clientSecret !== "") {
+      obj.clientSecret = message.clientSecret;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateResourceServerResponse>, I>>(base?: I): CreateResourceServerResponse {
+    return CreateResourceServerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateResourceServerResponse>, I>>(object: I): CreateResourceServerResponse {
+    const message = createBaseCreateResourceServerResponse();
+    message.resourceServer = (object.resourceServer !== undefined && object.resourceServer !== null)
+      ? ResourceServer.fromPartial(object.resourceServer)
+      : undefined;
+    message.clientSecret = object.clientSecret ?? "";
+    return message;
+  },
+};
+
+function createBaseListResourceServersRequest(): ListResourceServersRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListResourceServersRequest: MessageFns<ListResourceServersRequest> = {
+  encode(message: ListResourceServersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListResourceServersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListResourceServersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListResourceServersRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListResourceServersRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListResourceServersRequest>, I>>(base?: I): ListResourceServersRequest {
+    return ListResourceServersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListResourceServersRequest>, I>>(object: I): ListResourceServersRequest {
+    const message = createBaseListResourceServersRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListResourceServersResponse(): ListResourceServersResponse {
+  return { resourceServers: [], nextPageToken: "" };
+}
+
+export const ListResourceServersResponse: MessageFns<ListResourceServersResponse> = {
+  encode(message: ListResourceServersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.resourceServers) {
+      ResourceServer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListResourceServersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListResourceServersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resourceServers.push(ResourceServer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListResourceServersResponse {
+    return {
+      resourceServers: globalThis.Array.isArray(object?.resourceServers)
+        ? object.resourceServers.map((e: any) => ResourceServer.fromJSON(e))
+        : globalThis.Array.isArray(object?.resource_servers)
+        ? object.resource_servers.map((e: any) => ResourceServer.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListResourceServersResponse): unknown {
+    const obj: any = {};
+    if (message.resourceServers?.length) {
+      obj.resourceServers = message.resourceServers.map((e) => ResourceServer.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListResourceServersResponse>, I>>(base?: I): ListResourceServersResponse {
+    return ListResourceServersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListResourceServersResponse>, I>>(object: I): ListResourceServersResponse {
+    const message = createBaseListResourceServersResponse();
+    message.resourceServers = object.resourceServers?.map((e) => ResourceServer.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDisableResourceServerRequest(): DisableResourceServerRequest {
+  return { resourceServerId: "", reason: "" };
+}
+
+export const DisableResourceServerRequest: MessageFns<DisableResourceServerRequest> = {
+  encode(message: DisableResourceServerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resourceServerId !== "") {
+      writer.uint32(10).string(message.resourceServerId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableResourceServerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableResourceServerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resourceServerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisableResourceServerRequest {
+    return {
+      resourceServerId: isSet(object.resourceServerId)
+        ? globalThis.String(object.resourceServerId)
+        : isSet(object.resource_server_id)
+        ? globalThis.String(object.resource_server_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: DisableResourceServerRequest): unknown {
+    const obj: any = {};
+    if (message.resourceServerId !== "") {
+      obj.resourceServerId = message.resourceServerId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisableResourceServerRequest>, I>>(base?: I): DisableResourceServerRequest {
+    return DisableResourceServerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableResourceServerRequest>, I>>(object: I): DisableResourceServerRequest {
+    const message = createBaseDisableResourceServerRequest();
+    message.resourceServerId = object.resourceServerId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseDisableResourceServerResponse(): DisableResourceServerResponse {
+  return { resourceServer: undefined };
+}
+
+export const DisableResourceServerResponse: MessageFns<DisableResourceServerResponse> = {
+  encode(message: DisableResourceServerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resourceServer !== undefined) {
+      ResourceServer.encode(message.resourceServer, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableResourceServerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableResourceServerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resourceServer = ResourceServer.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisableResourceServerResponse {
+    return {
+      resourceServer: isSet(object.resourceServer)
+        ? ResourceServer.fromJSON(object.resourceServer)
+        : isSet(object.resource_server)
+        ? ResourceServer.fromJSON(object.resource_server)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DisableResourceServerResponse): unknown {
+    const obj: any = {};
+    if (message.resourceServer !== undefined) {
+      obj.resourceServer = ResourceServer.toJSON(message.resourceServer);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisableResourceServerResponse>, I>>(base?: I): DisableResourceServerResponse {
+    return DisableResourceServerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableResourceServerResponse>, I>>(
+    object: I,
+  ): DisableResourceServerResponse {
+    const message = createBaseDisableResourceServerResponse();
+    message.resourceServer = (object.resourceServer !== undefined && object.resourceServer !== null)
+      ? ResourceServer.fromPartial(object.resourceServer)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseSigningKey(): SigningKey {
   return {
     keyId: "",
@@ -2309,8 +3092,8 @@ export const VerifyAuditLogResponse: MessageFns<VerifyAuditLogResponse> = {
 };
 
 /**
- * AdminService is the operator's service: apps, signing keys and the audit
- * trail. Every call needs the operator credential
+ * AdminService is the operator's service: apps, resource servers, signing
+ * keys and the audit trail. Every call needs the operator credential
  * (`authorization: Bearer <operator credential>`).
  */
 export type AdminServiceService = typeof AdminServiceService;
@@ -2388,6 +3171,56 @@ export const AdminServiceService = {
       Buffer.from(RotateAppSecretResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateAppSecretResponse => RotateAppSecretResponse.decode(value),
   },
+  /**
+   * CreateResourceServer registers a resource server: a principal naming the
+   * audiences it serves. It authenticates like an app (Basic client id and
+   * secret) but can only call StreamRevocations, which sends it only the
+   * revocations that can affect tokens for its audiences, and Validate, which
+   * answers only for tokens for its audiences. It has no scope ceiling and
+   * issues nothing. The client secret is returned once.
+   */
+  createResourceServer: {
+    path: "/baton.v1.AdminService/CreateResourceServer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateResourceServerRequest): Buffer =>
+      Buffer.from(CreateResourceServerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateResourceServerRequest => CreateResourceServerRequest.decode(value),
+    responseSerialize: (value: CreateResourceServerResponse): Buffer =>
+      Buffer.from(CreateResourceServerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateResourceServerResponse => CreateResourceServerResponse.decode(value),
+  },
+  /**
+   * ListResourceServers lists resource servers ordered by id, a page at a
+   * time.
+   */
+  listResourceServers: {
+    path: "/baton.v1.AdminService/ListResourceServers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListResourceServersRequest): Buffer =>
+      Buffer.from(ListResourceServersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListResourceServersRequest => ListResourceServersRequest.decode(value),
+    responseSerialize: (value: ListResourceServersResponse): Buffer =>
+      Buffer.from(ListResourceServersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListResourceServersResponse => ListResourceServersResponse.decode(value),
+  },
+  /**
+   * DisableResourceServer disables a resource server: it can no longer
+   * authenticate, and its open revocation streams on the broker that handled
+   * the call end with RESOURCE_SERVER_DISABLED.
+   */
+  disableResourceServer: {
+    path: "/baton.v1.AdminService/DisableResourceServer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DisableResourceServerRequest): Buffer =>
+      Buffer.from(DisableResourceServerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DisableResourceServerRequest => DisableResourceServerRequest.decode(value),
+    responseSerialize: (value: DisableResourceServerResponse): Buffer =>
+      Buffer.from(DisableResourceServerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DisableResourceServerResponse => DisableResourceServerResponse.decode(value),
+  },
   /** ListSigningKeys lists the broker's signing keys (public parts only). */
   listSigningKeys: {
     path: "/baton.v1.AdminService/ListSigningKeys" as const,
@@ -2456,6 +3289,26 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * working at once. The new secret is returned once.
    */
   rotateAppSecret: handleUnaryCall<RotateAppSecretRequest, RotateAppSecretResponse>;
+  /**
+   * CreateResourceServer registers a resource server: a principal naming the
+   * audiences it serves. It authenticates like an app (Basic client id and
+   * secret) but can only call StreamRevocations, which sends it only the
+   * revocations that can affect tokens for its audiences, and Validate, which
+   * answers only for tokens for its audiences. It has no scope ceiling and
+   * issues nothing. The client secret is returned once.
+   */
+  createResourceServer: handleUnaryCall<CreateResourceServerRequest, CreateResourceServerResponse>;
+  /**
+   * ListResourceServers lists resource servers ordered by id, a page at a
+   * time.
+   */
+  listResourceServers: handleUnaryCall<ListResourceServersRequest, ListResourceServersResponse>;
+  /**
+   * DisableResourceServer disables a resource server: it can no longer
+   * authenticate, and its open revocation streams on the broker that handled
+   * the call end with RESOURCE_SERVER_DISABLED.
+   */
+  disableResourceServer: handleUnaryCall<DisableResourceServerRequest, DisableResourceServerResponse>;
   /** ListSigningKeys lists the broker's signing keys (public parts only). */
   listSigningKeys: handleUnaryCall<ListSigningKeysRequest, ListSigningKeysResponse>;
   /**
@@ -2577,6 +3430,68 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateAppSecretResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CreateResourceServer registers a resource server: a principal naming the
+   * audiences it serves. It authenticates like an app (Basic client id and
+   * secret) but can only call StreamRevocations, which sends it only the
+   * revocations that can affect tokens for its audiences, and Validate, which
+   * answers only for tokens for its audiences. It has no scope ceiling and
+   * issues nothing. The client secret is returned once.
+   */
+  createResourceServer(
+    request: CreateResourceServerRequest,
+    callback: (error: ServiceError | null, response: CreateResourceServerResponse) => void,
+  ): ClientUnaryCall;
+  createResourceServer(
+    request: CreateResourceServerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateResourceServerResponse) => void,
+  ): ClientUnaryCall;
+  createResourceServer(
+    request: CreateResourceServerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateResourceServerResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListResourceServers lists resource servers ordered by id, a page at a
+   * time.
+   */
+  listResourceServers(
+    request: ListResourceServersRequest,
+    callback: (error: ServiceError | null, response: ListResourceServersResponse) => void,
+  ): ClientUnaryCall;
+  listResourceServers(
+    request: ListResourceServersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListResourceServersResponse) => void,
+  ): ClientUnaryCall;
+  listResourceServers(
+    request: ListResourceServersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListResourceServersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DisableResourceServer disables a resource server: it can no longer
+   * authenticate, and its open revocation streams on the broker that handled
+   * the call end with RESOURCE_SERVER_DISABLED.
+   */
+  disableResourceServer(
+    request: DisableResourceServerRequest,
+    callback: (error: ServiceError | null, response: DisableResourceServerResponse) => void,
+  ): ClientUnaryCall;
+  disableResourceServer(
+    request: DisableResourceServerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DisableResourceServerResponse) => void,
+  ): ClientUnaryCall;
+  disableResourceServer(
+    request: DisableResourceServerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DisableResourceServerResponse) => void,
   ): ClientUnaryCall;
   /** ListSigningKeys lists the broker's signing keys (public parts only). */
   listSigningKeys(

@@ -1,0 +1,86 @@
+// Operator use cases for resource servers: principals that name the
+// audiences they serve, and may only stream revocations and validate tokens
+// for those audiences. They are not apps: no scope ceiling, no issuance.
+
+import { AlreadyExistsError, InvalidRequestError, NotFoundError } from "../domain/errors.js";
+import { MAX_REASON_LENGTH, optionalText, requireAppName, requireAudiences } from "../domain/limits.js";
+import { hashSecret, newClientSecret, randomBase62 } from "../crypto/secrets.js";
+import { appendAudit } from "../storage/audit.js";
+import { type Db, withTransaction } from "../storage/db.js";
+import {
+  disableResourceServer,
+  getResourceServer,
+  insertResourceServer,
+  listResourceServers,
+  type ResourceServerRecord,
+} from "../storage/resource-servers.js";
+
+export const RESOURCE_SERVER_ID = /^rs_[0-9A-Za-z]{22}$/;
+
+export interface CreateResourceServerInput {
+  readonly name: string;
+  readonly audiences: readonly string[];
+}
+
+export class ResourceServerAdmin {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number,
+    /** Called after a resource server is disabled: caches drop it, its streams end. */
+    private readonly onDisable: (id: string) => void = () => {},
+  ) {}
+
+  async create(input: CreateResourceServerInput, requestId: string): Promise<{ resourceServer: ResourceServerRecord; clientSecret: string }> {
+    const name = requireAppName(input.name);
+    const audiences = requireAudiences("audiences", input.audiences);
+    const clientSecret = newClientSecret();
+    const t = new Date(this.now());
+    const rs: ResourceServerRecord = {
+      resourceServerId: `rs_${randomBase62(22)}`,
+      name,
+      secretHash: hashSecret(clientSecret),
+      audiences,
+      disabled: false,
+      createTime: t,
+      updateTime: t,
+    };
+    await withTransaction(this.db, async (tx) => {
+      if (!(await insertResourceServer(tx, rs))) throw new AlreadyExistsError("resource server", "name");
+      await appendAudit(tx, [
+        { kind: "resource_server.created", time: t, appId: null, requestId, actor: "operator", data: { resource_server_id: rs.resourceServerId, name, audiences } },
+      ]);
+    });
+    return { resourceServer: rs, clientSecret };
+  }
+
+  async list(pageSize: number, pageToken: string): Promise<{ resourceServers: ResourceServerRecord[]; nextPageToken: string }> {
+    const size = pageSize === 0 ? 50 : pageSize;
+    if (size > 500) throw new InvalidRequestError("page_size", "must be at most 500");
+    let after = "";
+    if (pageToken !== "") {
+      after = Buffer.from(pageToken, "base64url").toString("utf8");
+      if (!RESOURCE_SERVER_ID.test(after)) throw new InvalidRequestError("page_token", "is not a token from a previous page");
+    }
+    const rows = await listResourceServers(this.db, after, size + 1);
+    const page = rows.slice(0, size);
+    const next = rows.length > size ? Buffer.from(page.at(-1)!.resourceServerId, "utf8").toString("base64url") : "";
+    return { resourceServers: page, nextPageToken: next };
+  }
+
+  async disable(id: string, reason: string, requestId: string): Promise<ResourceServerRecord> {
+    if (!RESOURCE_SERVER_ID.test(id)) throw new NotFoundError("resource server");
+    const why = optionalText("reason", reason, MAX_REASON_LENGTH);
+    const rs = await withTransaction(this.db, async (tx) => {
+      const old = await getResourceServer(tx, id, true);
+      if (!old) throw new NotFoundError("resource server");
+      const t = new Date(this.now());
+      await disableResourceServer(tx, id, t);
+      await appendAudit(tx, [
+        { kind: "resource_server.disabled", time: t, appId: null, requestId, actor: "operator", data: { resource_server_id: id, reason: why } },
+      ]);
+      return { ...old, disabled: true, updateTime: t };
+    });
+    this.onDisable(id);
+    return rs;
+  }
+}
