@@ -19,6 +19,7 @@ import { KeyManager } from "./service/keys.js";
 import { hashOperatorToken } from "./service/principals.js";
 import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
+import { revocationMarginMs } from "./domain/revocations.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
@@ -81,7 +82,12 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     if (applied.length > 0) logger.info("database migrated", { versions: applied });
 
     const now = (): number => Date.now();
-    const leewayMs = config.leewaySeconds * 1000;
+    // Two different clocks to allow for: the broker's own checks only see
+    // skew between replicas; offline verifiers may allow more, and every
+    // revocation and retired key must outlive what they could still accept.
+    const skewMs = config.validateSkewSeconds * 1000;
+    const leewayMs = config.verifierLeewaySeconds * 1000;
+    const marginMs = revocationMarginMs(leewayMs);
     const metrics = new Metrics();
     const revocations = new RevocationState(db, now);
     await revocations.load();
@@ -92,12 +98,12 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     });
     const keys = new KeyManager(db, masterKey, {
       algorithm: config.signingAlgorithm,
-      retiredKeyLifetimeMs: MAX_APP_TTL_SECONDS * 1000 + leewayMs,
+      retiredKeyLifetimeMs: MAX_APP_TTL_SECONDS * 1000 + marginMs,
       now: () => new Date(),
       onChange: (ring) => streams.keySetChanged(ring.jwksJson),
     });
     await keys.start();
-    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
+    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, skewMs, now });
     const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
     const minter = new Minter(db, keys, {
       issuer: config.issuer,
@@ -108,8 +114,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const issuer = new Issuer(minter);
     const delegator = new Delegator(minter, (id) => auth.findApp(id));
     const validator = new Validator(checker);
-    const revoker = new Revoker(db, revocations, { leewayMs, now });
-    const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => auth.forgetApp(id));
+    const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
+    const apps = new AppAdmin(db, revocations, now, marginMs, (id) => auth.forgetApp(id));
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
     metrics.gauge("baton_revocation_streams", () => streams.count);

@@ -22,7 +22,8 @@ export interface RevokeInput {
 }
 
 export interface RevokeSettings {
-  readonly leewayMs: number;
+  /** A revocation stays live this long past the last expiry it covers (see domain/revocations.ts). */
+  readonly revocationMarginMs: number;
   readonly now: () => number;
 }
 
@@ -58,7 +59,7 @@ export class Revoker {
 
   /** Checks the caller may revoke the target and works out what it kills and until when. */
   private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<Revocation, "cursor">> {
-    const leeway = this.settings.leewayMs;
+    const margin = this.settings.revocationMarginMs;
     const target = input.target!;
     if (caller.kind === "agent") {
       // An agent may only release its own token.
@@ -66,7 +67,7 @@ export class Revoker {
         throw new NotPermittedError("an agent may only release its own token");
       }
       const c = caller.claims;
-      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + leeway };
+      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + margin };
     }
     const ownApp = caller.kind === "app" ? caller.app.appId : null;
     const mayTouch = (appId: string): void => {
@@ -81,18 +82,18 @@ export class Revoker {
         if (!g) throw new NotFoundError("token");
         mayTouch(g.appId);
         if (target === "token") {
-          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + leeway };
+          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + margin };
         }
         // A chain is stored as its root; nothing below the root outlives it.
         const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
         if (!root) throw new NotFoundError("token");
-        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + leeway };
+        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + margin };
       }
       case "agent": {
         const span = await agentGrantSpan(this.db, input.id);
         if (!span) throw new NotFoundError("agent");
         mayTouch(span.appId);
-        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + leeway };
+        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + margin };
       }
       case "task": {
         const appId = input.appId || ownApp;
@@ -100,12 +101,12 @@ export class Revoker {
         requireTaskId("id", input.id);
         const app = await this.appOf(this.db, appId, target);
         mayTouch(app.appId);
-        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin };
       }
       case "app": {
         const app = await this.appOf(this.db, input.id, target);
         mayTouch(app.appId);
-        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway };
+        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin };
       }
     }
   }

@@ -149,8 +149,8 @@ describe("hostile tokens are ordinary invalid answers", () => {
     expect(v.status).toBe(expected);
   });
 
-  it("an expired token is invalid (broker with zero leeway), a wrong audience is invalid", async () => {
-    const strict = await startTestBroker({ BATON_LEEWAY_SECONDS: "0" });
+  it("an expired token is invalid (broker with zero skew), a wrong audience is invalid", async () => {
+    const strict = await startTestBroker({ BATON_VALIDATE_SKEW_SECONDS: "0" });
     try {
       const a = await createApp(strict, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
       const short = await call(strict.client.issue, strict.client, issueReq({ ttl: { seconds: 1, nanos: 0 } }), a.md);
