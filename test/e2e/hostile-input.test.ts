@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
 import { call, createApp, issueRequest, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { openStream } from "../helpers/stream.js";
 
 let b: TestBroker;
 let app: TestApp;
@@ -46,6 +47,35 @@ describe("expiry: the broker's own checks allow replica skew, not a verifier's l
       expect(r2.revocation!.expireTime!.getTime() - t2.claims!.expireTime!.getTime()).toBe(30_000);
     } finally {
       await zero.stop();
+    }
+  });
+});
+
+describe("task ids may contain : / @ as the contract says (item 13)", () => {
+  it.each(["org/visit-77", "encounter:P-1042", "a@b"])("%s: issued, revoked by task, revoked on the stream", async (taskId) => {
+    const stream = openStream(b.client, "", app.md);
+    try {
+      await stream.waitFor((s) => s.events.some((e) => e.snapshotComplete), 10_000, "the snapshot");
+      const t = await issue({ taskId });
+      expect(t.claims!.taskId).toBe(taskId);
+      // The task stays one segment of the agent id.
+      expect(t.claims!.agentId).toContain(`/task/${encodeURIComponent(taskId)}/agent/`);
+      expect(t.claims!.agentId.split("/")).toHaveLength(9);
+      expect((await validate(t.accessToken)).status).toBe(TokenStatus.TOKEN_STATUS_VALID);
+
+      const r = await revoke(RevocationTarget.REVOCATION_TARGET_TASK, taskId);
+      expect(r.revocation).toMatchObject({ target: RevocationTarget.REVOCATION_TARGET_TASK, id: taskId, appId: app.appId });
+      expect((await validate(t.accessToken)).status).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
+      await stream.waitFor((s) => s.events.some((e) => e.revocation?.cursor === r.revocation!.cursor), 10_000, "the task revocation");
+      const sent = stream.events.find((e) => e.revocation?.cursor === r.revocation!.cursor)!.revocation!;
+      expect(sent).toMatchObject({ target: RevocationTarget.REVOCATION_TARGET_TASK, id: taskId, appId: app.appId });
+
+      // The agent id, with its encoded task, revokes by agent too.
+      const t2 = await issue({ taskId });
+      await revoke(RevocationTarget.REVOCATION_TARGET_AGENT, t2.claims!.agentId);
+      expect((await validate(t2.accessToken)).status).toBe(TokenStatus.TOKEN_STATUS_REVOKED);
+    } finally {
+      stream.cancel();
     }
   });
 });

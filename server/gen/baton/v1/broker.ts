@@ -359,7 +359,10 @@ export interface TokenClaims {
   tokenId: string;
   /**
    * `sub`: the agent's unique id,
-   * `spiffe://<trust-domain>/app/<app>/task/<task>/agent/<random>`.
+   * `spiffe://<trust-domain>/app/<app>/task/<task>/agent/<random>`, where
+   * `<task>` is the task id percent-encoded (RFC 3986): `:`, `/` and `@`
+   * appear as `%3A`, `%2F` and `%40`, so the task stays one path segment.
+   * Treat it as opaque; the task id itself is in `task_id`.
    */
   agentId: string;
   /**
