@@ -70,6 +70,8 @@ export class Revoker {
       return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + margin };
     }
     const ownApp = caller.kind === "app" ? caller.app.appId : null;
+    // One refusal, NotFoundError(target), whether the id does not exist or
+    // belongs to another app: an app learns nothing about other apps' ids.
     const mayTouch = (appId: string): void => {
       if (ownApp !== null && appId !== ownApp) throw new NotFoundError(target);
     };
@@ -79,14 +81,14 @@ export class Revoker {
       case "token":
       case "chain": {
         const g = await getGrant(this.db, input.id);
-        if (!g) throw new NotFoundError("token");
+        if (!g) throw new NotFoundError(target);
         mayTouch(g.appId);
         if (target === "token") {
           return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + margin };
         }
         // A chain is stored as its root; nothing below the root outlives it.
         const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
-        if (!root) throw new NotFoundError("token");
+        if (!root) throw new NotFoundError(target);
         return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + margin };
       }
       case "agent": {
@@ -111,9 +113,9 @@ export class Revoker {
     }
   }
 
-  private async appOf(db: Queryable, appId: string, kind: string): Promise<AppRecord> {
+  private async appOf(db: Queryable, appId: string, target: RevocationTarget): Promise<AppRecord> {
     const app = /^app_[0-9A-Za-z]{22}$/.test(appId) ? await getApp(db, appId) : null;
-    if (!app) throw new NotFoundError(kind === "app" ? "app" : "app of the task");
+    if (!app) throw new NotFoundError(target);
     return app;
   }
 }

@@ -2,13 +2,35 @@
 // each refusal is a clean status with an ErrorInfo reason, the server stays
 // up and serving, and the broker's answers mean what the contract says.
 
+import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
-import { call, createApp, issueRequest, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { loadKey } from "../../server/crypto/keyring.js";
+import { MasterKey } from "../../server/crypto/master-key.js";
+import { signToken } from "../../server/crypto/tokens.js";
+import { IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
+import { keysInState } from "../../server/storage/keys.js";
+import { createLogger } from "../../server/telemetry/logger.js";
+import {
+  basic,
+  call,
+  createApp,
+  decodeError,
+  issueRequest,
+  operatorMd,
+  refusal,
+  startTestBroker,
+  type TestApp,
+  type TestBroker,
+} from "../helpers/broker.js";
+import { rawCall } from "../helpers/raw-h2.js";
 import { openStream } from "../helpers/stream.js";
 
 let b: TestBroker;
 let app: TestApp;
+let other: TestApp;
+const MASTER_KEY = MasterKey.generate();
+/** Every line the broker logs (JSON, debug level). */
+const logLines: string[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 const issue = (over: Partial<IssueRequest> = {}, broker = b, caller = app) =>
@@ -18,9 +40,55 @@ const validate = (token: string, broker = b, caller = app) =>
 const revoke = (target: RevocationTarget, id: string, caller = app, appId = "") =>
   call(b.client.revoke, b.client, { target, id, appId, reason: "" }, caller.md);
 
+async function counts(): Promise<Record<string, number>> {
+  const { rows } = await b.database.db.query<Record<string, string>>(
+    "SELECT (SELECT count(*) FROM grants) AS grants, (SELECT count(*) FROM revocations) AS revocations, (SELECT count(*) FROM apps) AS apps",
+  );
+  return Object.fromEntries(Object.entries(rows[0]!).map(([k, v]) => [k, Number(v)]));
+}
+
+/** Sends raw bytes to a method of any service, bypassing the generated encoders. */
+function rawUnary(method: string, bytes: Buffer, md = new Metadata()): Promise<Buffer> {
+  const c = new Client(b.address, credentials.createInsecure());
+  return new Promise<Buffer>((resolve, reject) => {
+    c.makeUnaryRequest(method, (x: Buffer) => x, (x: Buffer) => x, bytes, md, { deadline: new Date(Date.now() + 10_000) }, (err, res) => {
+      c.close();
+      if (err) reject(err);
+      else resolve(res!);
+    });
+  });
+}
+
+/** Opens a raw stream (server or bidi) and returns how it ended. */
+function rawStream(method: string, bytes: Buffer, bidi: boolean): Promise<unknown> {
+  const c = new Client(b.address, credentials.createInsecure());
+  return new Promise((resolve) => {
+    const opts = { deadline: new Date(Date.now() + 10_000) };
+    const s = bidi
+      ? c.makeBidiStreamRequest(method, (x: Buffer) => x, (x: Buffer) => x, new Metadata(), opts)
+      : c.makeServerStreamRequest(method, (x: Buffer) => x, (x: Buffer) => x, bytes, new Metadata(), opts);
+    if (bidi) (s as unknown as { write(b: Buffer): void }).write(bytes);
+    s.on("data", () => {});
+    s.on("error", (err) => {
+      c.close();
+      resolve(err);
+    });
+    s.on("end", () => {
+      c.close();
+      resolve(new Error("the stream ended without an error"));
+    });
+  });
+}
+
+const healthy = async (): Promise<void> => {
+  const res = await rawUnary("/grpc.health.v1.Health/Check", Buffer.alloc(0));
+  expect(res).toEqual(Buffer.from([0x08, 0x01])); // status: SERVING
+};
+
 beforeAll(async () => {
-  b = await startTestBroker();
+  b = await startTestBroker({ BATON_MASTER_KEY: MASTER_KEY }, undefined, createLogger("debug", (l) => logLines.push(l)));
   app = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
+  other = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
 });
 afterAll(async () => b?.stop());
 
@@ -79,3 +147,104 @@ describe("task ids may contain : / @ as the contract says (item 13)", () => {
     }
   });
 });
+
+describe("clean statuses where INTERNAL used to answer (item 8)", () => {
+  const nul = (v: string) => `${v}\u0000x`;
+  const cases: [string, () => Promise<unknown>, string][] = [
+    ["Revoke TOKEN id", () => revoke(RevocationTarget.REVOCATION_TARGET_TOKEN, nul("tok")), "id"],
+    ["Revoke CHAIN id", () => revoke(RevocationTarget.REVOCATION_TARGET_CHAIN, nul("tok")), "id"],
+    ["Revoke AGENT id", () => revoke(RevocationTarget.REVOCATION_TARGET_AGENT, nul("spiffe://baton.local/app/x")), "id"],
+    ["Revoke TASK id", () => revoke(RevocationTarget.REVOCATION_TARGET_TASK, nul("t")), "id"],
+    ["Revoke reason", () => call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TASK, id: "t", appId: "", reason: nul("r") }, app.md), "reason"],
+    ["Revoke TOKEN id, as the operator", () => call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: nul("tok"), appId: "", reason: "" }, operatorMd()), "id"],
+    ["Issue task id", () => issue({ taskId: nul("t") }), "task_id"],
+    ["Issue scopes", () => issue({ scopes: ["read:records:P-1", nul("read:records:P")] }), "scopes"],
+    ["Issue agent key", () => issue({ agentPublicKeyJwk: nul("{}") }), "agent_public_key_jwk"],
+    ["Validate audience", () => call(b.client.validate, b.client, { token: "x", audience: nul("ehr-api"), requiredScopes: [] }, app.md), "audience"],
+    ["DisableApp reason", () => call(b.admin.disableApp, b.admin, { appId: other.appId, reason: nul("r") }, operatorMd()), "reason"],
+    ["GetApp id", () => call(b.admin.getApp, b.admin, { appId: nul("app_") }, operatorMd()), "app_id"],
+    ["CreateApp audiences", () => call(b.admin.createApp, b.admin, { name: "nul-app", scopeCeiling: ["a:b:c"], audiences: [nul("a")], maxTtl: undefined, maxDelegationDepth: 0 }, operatorMd()), "audiences"],
+  ];
+
+  it.each(cases)("a NUL character in %s is INVALID_ARGUMENT naming the field, and nothing is stored", async (_name, run, field) => {
+    const before = await counts();
+    const e = await refusal(run());
+    expect(e).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", domain: "baton.dev" });
+    expect(e.metadata.field).toBe(field);
+    expect(await counts()).toEqual(before);
+    expect((await call(b.admin.getApp, b.admin, { appId: other.appId }, operatorMd())).app!.disabled).toBe(false);
+  });
+
+  it("a NUL character in a stream cursor is INVALID_ARGUMENT naming the field", async () => {
+    const s = openStream(b.client, "12\u00003", app.md);
+    await s.waitFor((x) => x.ended !== null, 10_000, "the stream to end");
+    expect(s.ended).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", metadata: { field: "cursor" } });
+  });
+
+  const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]);
+  it.each([
+    ["health Check", () => rawUnary("/grpc.health.v1.Health/Check", garbage)],
+    ["health Watch", () => rawStream("/grpc.health.v1.Health/Watch", garbage, false)],
+    ["reflection v1", () => rawStream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", garbage, true)],
+    ["reflection v1alpha", () => rawStream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", garbage, true)],
+  ])("bytes that do not decode, sent to %s, are INVALID_ARGUMENT; the server stays up", async (_name, run) => {
+    const e = decodeError(await run().catch((err: unknown) => err));
+    expect(e).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", domain: "baton.dev" });
+    await healthy();
+  });
+
+  it("a correctly signed token with exp or iat beyond year 9999 is an ordinary MALFORMED answer", async () => {
+    const [stored] = await keysInState(b.database.db, "active");
+    const key = loadKey(stored!, MasterKey.fromBase64(MASTER_KEY));
+    const t = await issue();
+    const c = t.claims!;
+    const base = {
+      tokenId: "tok_far_future", agentId: c.agentId, appId: c.appId, taskId: c.taskId, orchestrationId: null, humanPrincipal: null,
+      scopes: c.scopes, audiences: c.audiences, issuer: c.issuer, issuedAtMs: Date.now(), notBeforeMs: Date.now() - 1000,
+      expiresAtMs: Date.now() + 60_000, lineage: [], rootIssuedAtMs: Date.now(), keyThumbprint: null,
+    };
+    // The same claims within range are VALID: the broker's key signed them.
+    expect((await validate(await signToken(base, key))).status).toBe(TokenStatus.TOKEN_STATUS_VALID);
+    for (const over of [{ expiresAtMs: 1e303 }, { expiresAtMs: 253_402_300_800_000 }, { issuedAtMs: 1e303, rootIssuedAtMs: 1e303 }, { notBeforeMs: 1e300 }]) {
+      const v = await validate(await signToken({ ...base, ...over }, key));
+      expect(v, JSON.stringify(over)).toMatchObject({ valid: false, status: TokenStatus.TOKEN_STATUS_MALFORMED });
+    }
+  });
+
+  it("two authorization headers are refused (CREDENTIALS_INVALID), even when the first is right", async () => {
+    const before = await counts();
+    const right = basic(app.appId, app.secret).get("authorization")[0] as string;
+    const ex = rawCall(b.broker.grpcPort, "/baton.v1.BrokerService/Issue", [
+      ["authorization", right],
+      ["authorization", "Basic d3Jvbmc6d3Jvbmc="],
+      ["x-request-id", "two-authorizations"],
+    ], Buffer.from(issueRequestBytes()));
+    expect(await ex.answered).toBe("end-stream");
+    ex.destroy();
+    const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.request_id === "two-authorizations");
+    expect(line).toMatchObject({ msg: "request refused", method: "Issue", reason: "CREDENTIALS_INVALID" });
+    expect(await counts()).toEqual(before);
+  });
+
+  it("NOT_FOUND says the same whether the id does not exist or belongs to another app", async () => {
+    const theirs = await issue({ taskId: "theirs" }, b, other);
+    const cases: [RevocationTarget, string, string, string?][] = [
+      [RevocationTarget.REVOCATION_TARGET_TOKEN, theirs.claims!.tokenId, "tok_does_not_exist"],
+      [RevocationTarget.REVOCATION_TARGET_CHAIN, theirs.claims!.tokenId, "tok_does_not_exist"],
+      [RevocationTarget.REVOCATION_TARGET_AGENT, theirs.claims!.agentId, "spiffe://baton.local/app/none/task/x/agent/y"],
+      [RevocationTarget.REVOCATION_TARGET_TASK, "theirs", "theirs", other.appId],
+      [RevocationTarget.REVOCATION_TARGET_APP, other.appId, "app_0000000000000000000000"],
+    ];
+    for (const [target, existing, missing, appId] of cases) {
+      const a = await refusal(revoke(target, existing, app, appId ?? ""));
+      const m = await refusal(revoke(target, missing, app, appId === undefined ? "" : "app_0000000000000000000000"));
+      expect(a.code).toBe(status.NOT_FOUND);
+      expect({ ...a, metadata: { ...a.metadata, request_id: "" } }).toEqual({ ...m, metadata: { ...m.metadata, request_id: "" } });
+    }
+    expect((await validate(theirs.accessToken, b, other)).status).toBe(TokenStatus.TOKEN_STATUS_VALID);
+  });
+});
+
+function issueRequestBytes(): Uint8Array {
+  return IssueRequest.encode(issueRequest({ taskId: "two-authorizations" })).finish();
+}
