@@ -180,6 +180,16 @@ export class GrpcServer {
   private shuttingDown = false;
 
   constructor(private readonly deps: GrpcDeps) {
+    // grpc-js writes its own messages to stderr, and some quote metadata
+    // values, credentials included ("Failed to add metadata entry
+    // authorization: Bearer ..."). Send them through our logger, which
+    // redacts credentials from text. The grpc-js logger is process-wide.
+    const text = (args: unknown[]): string => args.map(String).join(" ");
+    grpc.setLogger({
+      error: (...args: unknown[]) => deps.logger.error("grpc-js", { detail: text(args) }),
+      info: (...args: unknown[]) => deps.logger.info("grpc-js", { detail: text(args) }),
+      debug: (...args: unknown[]) => deps.logger.debug("grpc-js", { detail: text(args) }),
+    });
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_permit_without_calls": 1,

@@ -3,11 +3,14 @@
 // up and serving, and the broker's answers mean what the contract says.
 
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKey } from "../../server/crypto/keyring.js";
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken } from "../../server/crypto/tokens.js";
-import { IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
+import { AdminServiceClient } from "../../server/gen/baton/v1/admin.js";
+import { BrokerServiceClient, IssueRequest, RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
 import { keysInState } from "../../server/storage/keys.js";
 import { createLogger } from "../../server/telemetry/logger.js";
 import {
@@ -16,12 +19,14 @@ import {
   createApp,
   decodeError,
   issueRequest,
+  OPERATOR_TOKEN,
   operatorMd,
   refusal,
   startTestBroker,
   type TestApp,
   type TestBroker,
 } from "../helpers/broker.js";
+import { freshDatabase } from "../helpers/database.js";
 import { rawCall } from "../helpers/raw-h2.js";
 import { openStream } from "../helpers/stream.js";
 
@@ -248,3 +253,74 @@ describe("clean statuses where INTERNAL used to answer (item 8)", () => {
 function issueRequestBytes(): Uint8Array {
   return IssueRequest.encode(issueRequest({ taskId: "two-authorizations" })).finish();
 }
+
+describe("no credential reaches the broker's output, even with grpc-js tracing on (item 7)", () => {
+  it("illegal characters in authorization, repeated headers: stdout and stderr hold no token, secret or operator credential", async () => {
+    const db = await freshDatabase();
+    const child = spawn(process.execPath, [fileURLToPath(new URL("../../bin/baton.mjs", import.meta.url)), "serve"], {
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        BATON_MASTER_KEY: MasterKey.generate(),
+        BATON_OPERATOR_TOKEN: OPERATOR_TOKEN,
+        BATON_GRPC_LISTEN: "127.0.0.1:0",
+        BATON_HTTP_LISTEN: "",
+        BATON_LOG_LEVEL: "debug",
+        GRPC_TRACE: "all",
+        GRPC_VERBOSITY: "DEBUG",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((r) => child.on("exit", () => r()));
+    try {
+      const deadline = Date.now() + 60_000;
+      let port = 0;
+      while (port === 0) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the broker did not start:\n${stdout}\n${stderr}`);
+        port = Number(/"msg":"broker ready".*?"grpc_port":(\d+)/.exec(stdout)?.[1] ?? 0);
+        await sleep(50);
+      }
+      const client = new BrokerServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+      const admin = new AdminServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+      const created = await call(admin.createApp, admin, { name: "logs", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 }, operatorMd());
+      const appId = created.app!.appId;
+      const secret = created.clientSecret;
+      const basicValue = `Basic ${Buffer.from(`${appId}:${secret}`).toString("base64")}`;
+      const token = (await call(client.issue, client, issueRequest(), basic(appId, secret))).accessToken;
+      await call(client.validate, client, { token, audience: "ehr-api", requiredScopes: [] }, basic(appId, secret));
+      client.close();
+      admin.close();
+
+      const hostile: [string, string][][] = [
+        [["authorization", `Bearer ${token}\tx`]],
+        [["authorization", `${basicValue}\t`]],
+        [["authorization", `Bearer ${OPERATOR_TOKEN}\t`]],
+        [["authorization", `Bearer ${token}`], ["authorization", basicValue]],
+        [["authorization", `Bearer ${OPERATOR_TOKEN}`], ["authorization", `Bearer ${token}`]],
+        [["authorization", `Bearer ${token}`], ["baton-proof", `${token}\t`]],
+      ];
+      for (const headers of hostile) {
+        const ex = rawCall(port, "/baton.v1.BrokerService/Validate", headers, Buffer.alloc(0));
+        expect(await ex.answered).toBe("end-stream");
+        ex.destroy();
+      }
+      child.kill("SIGTERM");
+      await exited;
+
+      const output = stdout + stderr;
+      for (const secretText of [token, token.split(".")[2]!, secret, basicValue.slice(6), OPERATOR_TOKEN]) {
+        expect(output.includes(secretText), `the output holds ${secretText.slice(0, 12)}…`).toBe(false);
+      }
+      // The hostile metadata was seen and logged, as JSON, redacted.
+      expect(stdout).toContain("Failed to add metadata entry authorization");
+      for (const line of stdout.split("\n").filter((l) => l !== "")) expect(() => JSON.parse(line), line.slice(0, 200)).not.toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await db.drop();
+    }
+  }, 120_000);
+});
