@@ -64,6 +64,9 @@ function encodeStreamEvent(e: StreamEvent): Buffer {
 }
 /** Requests above this are refused by grpc-js before any handler runs. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Server pings: how often, and how long an answer may take before the connection is closed. */
+export const KEEPALIVE_TIME_MS = 10_000;
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
 
 /**
  * Stands for a request whose bytes do not decode. grpc-js would answer such a
@@ -193,6 +196,14 @@ export class GrpcServer {
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_permit_without_calls": 1,
+      // A header field over 64 KB as sent (nghttp2's fixed HPACK limit in
+      // Node) makes Node's HTTP/2 layer answer GOAWAY and stop reading, but
+      // leave the connection open: a client that counts the call as started
+      // waits for its deadline. A ping unanswered within the timeout closes
+      // such a connection, so those calls fail UNAVAILABLE within
+      // KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS; it also drops dead peers.
+      "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     });
     this.server.addService(tolerant(BrokerServiceService), this.brokerHandlers());
     this.server.addService(tolerant(AdminServiceService), this.adminHandlers());

@@ -4,6 +4,7 @@
 
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKey } from "../../server/crypto/keyring.js";
@@ -27,7 +28,7 @@ import {
   type TestBroker,
 } from "../helpers/broker.js";
 import { freshDatabase } from "../helpers/database.js";
-import { rawCall } from "../helpers/raw-h2.js";
+import { FRAME, rawCall } from "../helpers/raw-h2.js";
 import { openStream } from "../helpers/stream.js";
 
 let b: TestBroker;
@@ -324,3 +325,48 @@ describe("no credential reaches the broker's output, even with grpc-js tracing o
     }
   }, 120_000);
 });
+
+describe("an oversized credential gets a clean status and the connection stays usable (item 6)", () => {
+  it("a 70 KB bearer token through the generated client fails fast with INVALID_ARGUMENT naming authorization; the next call on the channel succeeds", async () => {
+    const huge = randomBytes(52_500).toString("base64url"); // 70,000 characters, like a token
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${huge}`);
+    const started = Date.now();
+    const err = await new Promise<unknown>((resolve) => {
+      b.client.validate({ token: "x", audience: "ehr-api", requiredScopes: [] }, md, { deadline: new Date(Date.now() + 120_000) }, (e) => resolve(e));
+    });
+    const elapsed = Date.now() - started;
+    expect(decodeError(err)).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", metadata: { field: "authorization" } });
+    // Far below the deadline (a loaded 2-core machine answers in well under a second).
+    expect(elapsed).toBeLessThan(30_000);
+    const t = await issue();
+    expect((await validate(t.accessToken)).status).toBe(TokenStatus.TOKEN_STATUS_VALID);
+  });
+
+  it("a credential just over 16384 characters is refused the same way; 16384 is judged as a credential", async () => {
+    const over = await refusal(validate("x", b, { ...app, md: bearerOf("a".repeat(16_385)) }));
+    expect(over).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", metadata: { field: "authorization" } });
+    const at = await refusal(validate("x", b, { ...app, md: bearerOf("a".repeat(16_384)) }));
+    expect(at).toMatchObject({ code: status.UNAUTHENTICATED, reason: "CREDENTIALS_INVALID" });
+  });
+
+  it("a 70 KB header the HTTP/2 layer cannot decode: the broker closes the connection instead of leaving the call to its deadline, and stays up", async () => {
+    // Uncompressed, as some gRPC clients send long values: over nghttp2's
+    // fixed 64 KB limit for one header field.
+    const ex = rawCall(b.broker.grpcPort, "/baton.v1.BrokerService/Validate", [["authorization", `Bearer ${randomBytes(52_500).toString("base64url")}`]], Buffer.alloc(0));
+    expect(await ex.answered).toBe("goaway");
+    expect(ex.frames.some((f) => f.type === FRAME.GOAWAY && f.payload.readUInt32BE(4) !== 0)).toBe(true);
+    // Closed within one keepalive interval and timeout (10 s + 10 s); 60 s leaves slack for a loaded machine.
+    const closed = await Promise.race([ex.closed.then(() => true), sleep(60_000).then(() => false)]);
+    ex.destroy();
+    expect(closed).toBe(true);
+    await healthy();
+    expect((await validate((await issue()).accessToken)).status).toBe(TokenStatus.TOKEN_STATUS_VALID);
+  }, 90_000);
+});
+
+function bearerOf(token: string): Metadata {
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  return md;
+}

@@ -2695,6 +2695,11 @@ export const GetKeySetResponse: MessageFns<GetKeySetResponse> = {
  *   metadata (see DelegateRequest);
  * * an operator: `authorization: Bearer <operator credential>`.
  *
+ * Exactly one `authorization` entry: a request with two is refused
+ * (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+ * credential (the part after the scheme) over 16384 characters is refused as
+ * malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
+ *
  * Every error carries a `google.rpc.ErrorInfo` whose reason is an
  * ErrorReason (see errors.proto).
  */
