@@ -21,7 +21,18 @@ export interface Config {
   readonly trustDomain: string;
   readonly signingAlgorithm: "ES256" | "EdDSA";
   readonly defaultTtlSeconds: number;
-  readonly leewaySeconds: number;
+  /**
+   * How far past `exp` (and before `nbf`) the broker's own checks accept a
+   * token: Validate, and agent tokens used as credentials. The broker signs
+   * with its own clock, so this only covers skew between replicas.
+   */
+  readonly validateSkewSeconds: number;
+  /**
+   * The clock-skew leeway offline verifiers (the SDKs) allow on `exp`/`nbf`.
+   * Revocations stay live and retired keys stay published at least this long
+   * past the last expiry they cover; proofs are accepted within it of their iat.
+   */
+  readonly verifierLeewaySeconds: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   /** How often an idle revocation stream gets a Checkpoint. */
   readonly streamCheckpointSeconds: number;
@@ -117,7 +128,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustDomain,
     signingAlgorithm: oneOf("BATON_SIGNING_ALGORITHM", "ES256", ["ES256", "EdDSA"] as const),
     defaultTtlSeconds: int("BATON_DEFAULT_TTL_SECONDS", 300, 1, 86_400),
-    leewaySeconds: int("BATON_LEEWAY_SECONDS", 30, 0, 300),
+    validateSkewSeconds: int("BATON_VALIDATE_SKEW_SECONDS", 2, 0, 30),
+    verifierLeewaySeconds: int("BATON_LEEWAY_SECONDS", 30, 0, 300),
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     streamCheckpointSeconds: int("BATON_STREAM_CHECKPOINT_SECONDS", 5, 1, 300),
     streamBufferEvents: int("BATON_STREAM_BUFFER_EVENTS", 10_000, 10, 1_000_000),

@@ -20,6 +20,7 @@ import { KeyManager } from "./service/keys.js";
 import { hashOperatorToken } from "./service/principals.js";
 import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
+import { revocationMarginMs } from "./domain/revocations.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
@@ -116,7 +117,12 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     if (applied.length > 0) logger.info("database migrated", { versions: applied });
 
     const now = (): number => Date.now();
-    const leewayMs = config.leewaySeconds * 1000;
+    // Two different clocks to allow for: the broker's own checks only see
+    // skew between replicas; offline verifiers may allow more, and every
+    // revocation and retired key must outlive what they could still accept.
+    const skewMs = config.validateSkewSeconds * 1000;
+    const leewayMs = config.verifierLeewaySeconds * 1000;
+    const marginMs = revocationMarginMs(leewayMs);
     const metrics = new Metrics();
     const revocations = new RevocationState(db, now);
     await revocations.load();
@@ -127,7 +133,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     });
     const keys = new KeyManager(db, masterKey, {
       algorithm: config.signingAlgorithm,
-      retiredKeyLifetimeMs: MAX_APP_TTL_SECONDS * 1000 + leewayMs,
+      retiredKeyLifetimeMs: MAX_APP_TTL_SECONDS * 1000 + marginMs,
       now: () => new Date(),
       onChange: (ring) => streams.keySetChanged(ring.jwksJson),
     });
@@ -136,7 +142,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       const source = config.masterKey ? "BATON_MASTER_KEY" : `the master key in ${join(dataDir, "master.key")}`;
       throw new StartupError(`${source} does not decrypt the stored signing keys: it is not the master key this database was set up with`);
     });
-    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
+    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, skewMs, now });
     const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
     const minter = new Minter(db, keys, {
       issuer: config.issuer,
@@ -147,8 +153,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const issuer = new Issuer(minter);
     const delegator = new Delegator(minter, (id) => auth.findApp(id));
     const validator = new Validator(checker);
-    const revoker = new Revoker(db, revocations, { leewayMs, now });
-    const apps = new AppAdmin(db, revocations, now, leewayMs, (id) => auth.forgetApp(id));
+    const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
+    const apps = new AppAdmin(db, revocations, now, marginMs, (id) => auth.forgetApp(id));
     const resourceServers = new ResourceServerAdmin(db, now, (id) => {
       auth.forgetResourceServer(id);
       streams.closeResourceServer(id);

@@ -114,7 +114,10 @@ export async function verifyToken(token: string, ring: KeyRing, opts: VerifyOpti
 }
 
 const isString = (v: unknown): v is string => typeof v === "string" && v.length > 0;
-const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0;
+/** 9999-12-31T23:59:59Z: the end of a google.protobuf.Timestamp, well inside a JavaScript Date. */
+const MAX_TIME_SECONDS = 253_402_300_799;
+/** A NumericDate the broker can represent: a signed time past year 9999 is malformed, not an internal error. */
+const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0 && v <= MAX_TIME_SECONDS;
 
 function parseClaims(bytes: Uint8Array): TokenClaims | null {
   let p: Partial<Record<keyof JwtPayload, unknown>>;

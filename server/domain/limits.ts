@@ -13,9 +13,10 @@ export const MAX_REASON_LENGTH = 256;
 export const MAX_HUMAN_LENGTH = 256;
 export const MAX_JWK_LENGTH = 2048;
 
-// Task and orchestration ids end up in the SPIFFE agent id, so they keep to
-// the SPIFFE path-segment characters.
-const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
+// Task and orchestration ids: what apps use as work identifiers
+// (`org/visit-77`, `encounter:P-1042`, `a@b`). The agent id percent-encodes
+// the task id (domain/tokens.ts), so `/` cannot add path segments there.
+const TASK_ID = /^[A-Za-z0-9._:/@-]{1,128}$/;
 const APP_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 // Audiences are resource-server names or URLs: printable, no spaces.
 const AUDIENCE = /^[\x21-\x7e]{1,256}$/;
@@ -24,7 +25,7 @@ const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
 
 export function requireTaskId(field: string, value: string): string {
   if (!TASK_ID.test(value)) {
-    throw new InvalidRequestError(field, "must be 1 to 128 characters from A-Z a-z 0-9 . _ -");
+    throw new InvalidRequestError(field, "must be 1 to 128 characters from A-Z a-z 0-9 . _ : / @ -");
   }
   return value;
 }

@@ -7,6 +7,18 @@
 import type { TokenClaims } from "./tokens.js";
 import { rootTokenId } from "./tokens.js";
 
+/**
+ * The SDK verifiers allow 30 s of leeway on `exp` by default: a revocation
+ * forgotten sooner after the expiry it covers would let them accept a
+ * revoked token again.
+ */
+export const MIN_REVOCATION_MARGIN_MS = 30_000;
+
+/** How long past the last expiry it covers a revocation stays live (in the set and the stream snapshot). */
+export function revocationMarginMs(verifierLeewayMs: number): number {
+  return Math.max(verifierLeewayMs, MIN_REVOCATION_MARGIN_MS);
+}
+
 export type RevocationTarget = "token" | "agent" | "task" | "chain" | "app";
 
 export interface Revocation {

@@ -41,9 +41,13 @@ export function depthOf(c: Pick<TokenClaims, "lineage">): number {
   return c.lineage.length;
 }
 
-/** The SPIFFE-style agent id (DESIGN §2). All parts are already restricted to SPIFFE path characters. */
+/**
+ * The SPIFFE-style agent id (DESIGN §2). The task id is percent-encoded
+ * (RFC 3986), so its `: / @` stay inside one path segment; the other parts
+ * are SPIFFE path characters already.
+ */
 export function agentIdFor(trustDomain: string, appId: string, taskId: string, random: string): string {
-  return `spiffe://${trustDomain}/app/${appId}/task/${taskId}/agent/${random}`;
+  return `spiffe://${trustDomain}/app/${appId}/task/${encodeURIComponent(taskId)}/agent/${random}`;
 }
 
 /** The verdict on a token (proto TokenStatus without its prefix). */

@@ -60,7 +60,8 @@ export class AppAdmin {
     private readonly db: Db,
     private readonly revocations: RevocationState,
     private readonly now: () => number,
-    private readonly leewayMs: number,
+    /** A revocation stays live this long past the last expiry it covers. */
+    private readonly revocationMarginMs: number,
     /** Called after a committed change, so authentication caches drop the app. */
     private readonly onChange: (appId: string) => void = () => {},
   ) {}
@@ -145,7 +146,7 @@ export class AppAdmin {
         revoked.push(
           await insertRevocation(
             tx,
-            { target: "token", id: g.tokenId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + this.leewayMs, audiences: g.audiences },
+            { target: "token", id: g.tokenId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + this.revocationMarginMs, audiences: g.audiences },
             "app narrowed",
           ),
         );
@@ -179,7 +180,7 @@ export class AppAdmin {
       await updateApp(tx, app);
       const revocation = await insertRevocation(
         tx,
-        { target: "app", id: appId, appId, revokedAtMs: nowMs, expiresAtMs: nowMs + old.maxTtlSeconds * 1000 + this.leewayMs, audiences: old.audiences },
+        { target: "app", id: appId, appId, revokedAtMs: nowMs, expiresAtMs: nowMs + old.maxTtlSeconds * 1000 + this.revocationMarginMs, audiences: old.audiences },
         reason || "app disabled",
       );
       await this.audit(tx, "app.disabled", app, requestId, { reason: reason || null, cursor: revocation.cursor.toString() });

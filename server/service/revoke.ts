@@ -22,7 +22,8 @@ export interface RevokeInput {
 }
 
 export interface RevokeSettings {
-  readonly leewayMs: number;
+  /** A revocation stays live this long past the last expiry it covers (see domain/revocations.ts). */
+  readonly revocationMarginMs: number;
   readonly now: () => number;
 }
 
@@ -61,7 +62,7 @@ export class Revoker {
    * until when, and for which audiences (what the stream filters on).
    */
   private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<StoredRevocation, "cursor">> {
-    const leeway = this.settings.leewayMs;
+    const margin = this.settings.revocationMarginMs;
     const target = input.target!;
     if (caller.kind === "agent") {
       // An agent may only release its own token.
@@ -69,9 +70,11 @@ export class Revoker {
         throw new NotPermittedError("an agent may only release its own token");
       }
       const c = caller.claims;
-      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + leeway, audiences: c.audiences };
+      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + margin, audiences: c.audiences };
     }
     const ownApp = caller.kind === "app" ? caller.app.appId : null;
+    // One refusal, NotFoundError(target), whether the id does not exist or
+    // belongs to another app: an app learns nothing about other apps' ids.
     const mayTouch = (appId: string): void => {
       if (ownApp !== null && appId !== ownApp) throw new NotFoundError(target);
     };
@@ -81,23 +84,23 @@ export class Revoker {
       case "token":
       case "chain": {
         const g = await getGrant(this.db, input.id);
-        if (!g) throw new NotFoundError("token");
+        if (!g) throw new NotFoundError(target);
         mayTouch(g.appId);
         if (target === "token") {
           // Descendants' audiences are within the token's own.
-          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + leeway, audiences: g.audiences };
+          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + margin, audiences: g.audiences };
         }
         // A chain is stored as its root; nothing below the root outlives it.
         const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
-        if (!root) throw new NotFoundError("token");
-        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + leeway, audiences: root.audiences };
+        if (!root) throw new NotFoundError(target);
+        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + margin, audiences: root.audiences };
       }
       case "agent": {
         const span = await agentGrantSpan(this.db, input.id);
         if (!span) throw new NotFoundError("agent");
         mayTouch(span.appId);
         const audiences = await audiencesOfAgent(this.db, input.id);
-        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + leeway, audiences };
+        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + margin, audiences };
       }
       case "task": {
         const appId = input.appId || ownApp;
@@ -106,19 +109,19 @@ export class Revoker {
         const app = await this.appOf(this.db, appId, target);
         mayTouch(app.appId);
         // Every live token of the app fits its audience list (narrowing it revokes what does not).
-        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway, audiences: app.audiences };
+        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences };
       }
       case "app": {
         const app = await this.appOf(this.db, input.id, target);
         mayTouch(app.appId);
-        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + leeway, audiences: app.audiences };
+        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences };
       }
     }
   }
 
-  private async appOf(db: Queryable, appId: string, kind: string): Promise<AppRecord> {
+  private async appOf(db: Queryable, appId: string, target: RevocationTarget): Promise<AppRecord> {
     const app = /^app_[0-9A-Za-z]{22}$/.test(appId) ? await getApp(db, appId) : null;
-    if (!app) throw new NotFoundError(kind === "app" ? "app" : "app of the task");
+    if (!app) throw new NotFoundError(target);
     return app;
   }
 }

@@ -14,7 +14,8 @@ export interface Verdict {
 
 export interface TokenCheckSettings {
   readonly issuer: string;
-  readonly leewayMs: number;
+  /** Accepted past `exp` and before `nbf`: clock skew between replicas only, as the broker signs with its own clock. */
+  readonly skewMs: number;
   readonly now: () => number;
 }
 
@@ -26,7 +27,7 @@ export class TokenChecker {
   ) {}
 
   async check(token: string): Promise<Verdict> {
-    const opts = { issuer: this.settings.issuer, nowMs: this.settings.now(), leewayMs: this.settings.leewayMs };
+    const opts = { issuer: this.settings.issuer, nowMs: this.settings.now(), leewayMs: this.settings.skewMs };
     let v = await verifyToken(token, this.keys.ring, opts);
     if (v.status === "UNKNOWN_KEY") {
       // A key published by another replica since our last load.

@@ -24,6 +24,28 @@ export function durationSeconds(field: string, d: Duration | undefined): number 
 
 export const seconds = (s: number): Duration => ({ seconds: s, nanos: 0 });
 
+const protoName = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * The proto name of the first string field of a request that holds a NUL
+ * character, or null. PostgreSQL text cannot store NUL (error 22021) and no
+ * Baton field has a use for one, so the edge refuses it in every field.
+ */
+export function fieldWithNul(message: object, path = ""): string | null {
+  for (const [key, value] of Object.entries(message)) {
+    const name = path + protoName(key);
+    const values: unknown[] = Array.isArray(value) ? value : [value];
+    for (const v of values) {
+      if (typeof v === "string" && v.includes("\u0000")) return name;
+      if (typeof v === "object" && v !== null && !(v instanceof Uint8Array) && !(v instanceof Date)) {
+        const inner = fieldWithNul(v, `${name}.`);
+        if (inner !== null) return inner;
+      }
+    }
+  }
+  return null;
+}
+
 export function claimsToProto(c: DomainClaims): TokenClaims {
   return {
     tokenId: c.tokenId,

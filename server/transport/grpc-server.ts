@@ -9,6 +9,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asParentRefusal, InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
@@ -38,6 +39,7 @@ import {
   appToProto,
   claimsToProto,
   durationSeconds,
+  fieldWithNul,
   grantFromProto,
   issuedToProto,
   keyToProto,
@@ -64,12 +66,75 @@ function encodeStreamEvent(e: StreamEvent): Buffer {
 }
 /** Requests above this are refused by grpc-js before any handler runs. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Server pings: how often, and how long an answer may take before the connection is closed. */
+export const KEEPALIVE_TIME_MS = 10_000;
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
 
 /**
  * Stands for a request whose bytes do not decode. grpc-js would answer such a
  * request with INTERNAL; the handler answers INVALID_ARGUMENT instead.
  */
 const UNDECODABLE = Object.freeze({ undecodable: true }) as never;
+
+/** Checks every request gets before its handler: bytes that decode, and no NUL characters (see fieldWithNul). */
+function checkedRequest<Req>(req: Req): Req {
+  if (req === UNDECODABLE) throw new InvalidRequestError("request", "is not a valid protobuf message for this method");
+  const field = fieldWithNul(req as object);
+  if (field !== null) throw new InvalidRequestError(field, "must not contain NUL characters");
+  return req;
+}
+
+/**
+ * The handlers of a library's service (health, reflection) behind the same
+ * tolerant deserializers as ours: a request that does not decode gets
+ * INVALID_ARGUMENT instead of the INTERNAL grpc-js would send.
+ */
+function refuseUndecodable(service: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
+  const refusal = (): grpc.ServiceError =>
+    toServiceError(mapError(new InvalidRequestError("request", "is not a valid protobuf message for this method"), randomUUID()));
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [name, m] of Object.entries(service)) {
+    const key = name in impl ? name : (m.originalName ?? name);
+    const fn = impl[key] as (...args: never[]) => void;
+    if (!fn) continue;
+    if (!m.requestStream && !m.responseStream) {
+      out[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        call.request === UNDECODABLE ? cb(refusal()) : fn(call as never, cb as never)) as grpc.UntypedHandleCall;
+    } else if (!m.requestStream) {
+      out[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) =>
+        call.request === UNDECODABLE ? call.emit("error", refusal()) : fn(call as never)) as grpc.UntypedHandleCall;
+    } else {
+      // Streamed requests arrive as "data" events; an undecodable one ends the call.
+      out[key] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        const emit = call.emit.bind(call);
+        call.emit = (event: string | symbol, ...args: unknown[]) =>
+          event === "data" && args[0] === UNDECODABLE ? emit("error", refusal()) : emit(event, ...args);
+        fn(call as never);
+      }) as grpc.UntypedHandleCall;
+    }
+  }
+  return out;
+}
+
+/**
+ * Node's HTTP/2 layer keeps only the first of repeated `authorization`
+ * headers, so a request carrying two would be judged on one of them.
+ * grpc-js does not expose its HTTP/2 servers; this reaches them to put every
+ * value back, so credentialsFrom sees them all and refuses the request.
+ */
+function keepRepeatedAuthorization(server: grpc.Server): void {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) throw new Error("grpc-js no longer exposes its HTTP/2 servers: repeated authorization headers cannot be refused");
+  for (const h2 of servers.keys() as IterableIterator<Http2Server>) {
+    h2.prependListener("stream", (_stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      const values: string[] = [];
+      for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+        if (rawHeaders[i]!.toLowerCase() === "authorization") values.push(rawHeaders[i + 1]!);
+      }
+      if (values.length > 1) (headers as Record<string, unknown>)["authorization"] = values;
+    });
+  }
+}
 
 /**
  * The service definition with deserializers that never throw, and
@@ -121,18 +186,38 @@ export class GrpcServer {
   private shuttingDown = false;
 
   constructor(private readonly deps: GrpcDeps) {
+    // grpc-js writes its own messages to stderr, and some quote metadata
+    // values, credentials included ("Failed to add metadata entry
+    // authorization: Bearer ..."). Send them through our logger, which
+    // redacts credentials from text. The grpc-js logger is process-wide.
+    const text = (args: unknown[]): string => args.map(String).join(" ");
+    grpc.setLogger({
+      error: (...args: unknown[]) => deps.logger.error("grpc-js", { detail: text(args) }),
+      info: (...args: unknown[]) => deps.logger.info("grpc-js", { detail: text(args) }),
+      debug: (...args: unknown[]) => deps.logger.debug("grpc-js", { detail: text(args) }),
+    });
     this.server = new grpc.Server({
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_permit_without_calls": 1,
+      // A header field over 64 KB as sent (nghttp2's fixed HPACK limit in
+      // Node) makes Node's HTTP/2 layer answer GOAWAY and stop reading, but
+      // leave the connection open: a client that counts the call as started
+      // waits for its deadline. A ping unanswered within the timeout closes
+      // such a connection, so those calls fail UNAVAILABLE within
+      // KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS; it also drops dead peers.
+      "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     });
     this.server.addService(tolerant(BrokerServiceService), this.brokerHandlers());
     this.server.addService(tolerant(AdminServiceService), this.adminHandlers());
     this.health = new HealthImplementation({ "": "NOT_SERVING", "baton.v1.BrokerService": "NOT_SERVING", "baton.v1.AdminService": "NOT_SERVING" });
-    this.health.addToServer(this.server);
+    // Library services get the same decode guard as ours.
+    const guarded = { addService: (s: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => this.server.addService(tolerant(s), refuseUndecodable(s, impl)) };
+    this.health.addToServer(guarded as unknown as grpc.Server);
     const definitions = loadSync(["baton/v1/broker.proto", "baton/v1/admin.proto", "baton/v1/errors.proto"], {
       includeDirs: [PROTO_DIR],
     });
-    new ReflectionService(definitions).addToServer(this.server);
+    new ReflectionService(definitions).addToServer(guarded);
   }
 
   /** Binds and returns the port (useful with port 0). */
@@ -145,7 +230,11 @@ export class GrpcServer {
         )
       : grpc.ServerCredentials.createInsecure();
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
+      this.server.bindAsync(address, creds, (err, port) => {
+        if (err) return reject(err);
+        keepRepeatedAuthorization(this.server);
+        resolve(port);
+      });
     });
   }
 
@@ -188,11 +277,7 @@ export class GrpcServer {
       const finish = (code: grpc.status): void => {
         metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
       };
-      const run = this.shuttingDown
-        ? Promise.reject(new ShuttingDownError())
-        : call.request === UNDECODABLE
-          ? Promise.reject(new InvalidRequestError("request", "is not a valid protobuf message for this method"))
-          : fn(call.request, ctx);
+      const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : Promise.resolve(call.request).then((req) => fn(checkedRequest(req), ctx));
       run.then(
         (res) => {
           finish(grpc.status.OK);
@@ -293,8 +378,7 @@ export class GrpcServer {
         ["resourceServer", "app", "operator"],
         "/baton.v1.BrokerService/StreamRevocations",
       );
-      const req = call.request as StreamRevocationsRequest | typeof UNDECODABLE;
-      if (req === UNDECODABLE) throw new InvalidRequestError("request", "the request message does not decode");
+      const req = checkedRequest(call.request);
       const s = await streams.open(req.cursor, sink, caller);
       if (ended) s();
       else stop = s;

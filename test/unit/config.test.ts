@@ -32,12 +32,13 @@ const BAD: Record<string, string> = {
   BATON_SIGNING_ALGORITHM: "HS256",
   BATON_DEFAULT_TTL_SECONDS: "0",
   BATON_LEEWAY_SECONDS: "301",
+  BATON_VALIDATE_SKEW_SECONDS: "31",
   BATON_LOG_LEVEL: "verbose",
   BATON_DATABASE_POOL_SIZE: "1.5",
 };
 
 describe("loadConfig", () => {
-  it("defaults are valid: embedded mode, ES256, 5-minute TTL, 30 s leeway, no TLS", () => {
+  it("defaults are valid: embedded mode, ES256, 5-minute TTL, 2 s Validate skew, 30 s verifier leeway, no TLS", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       grpcListen: "127.0.0.1:50051",
@@ -47,7 +48,8 @@ describe("loadConfig", () => {
       operatorToken: null,
       signingAlgorithm: "ES256",
       defaultTtlSeconds: 300,
-      leewaySeconds: 30,
+      validateSkewSeconds: 2,
+      verifierLeewaySeconds: 30,
       logLevel: "info",
       tls: null,
     });
@@ -74,6 +76,7 @@ describe("loadConfig", () => {
       BATON_SIGNING_ALGORITHM: "EdDSA",
       BATON_DEFAULT_TTL_SECONDS: "120",
       BATON_LEEWAY_SECONDS: "5",
+      BATON_VALIDATE_SKEW_SECONDS: "1",
       BATON_LOG_LEVEL: "warn",
       BATON_TLS_CERT_FILE: "/tls/cert.pem",
       BATON_TLS_KEY_FILE: "/tls/key.pem",
@@ -85,7 +88,8 @@ describe("loadConfig", () => {
       databaseUrl: "postgresql://u:p@db:5432/baton",
       signingAlgorithm: "EdDSA",
       defaultTtlSeconds: 120,
-      leewaySeconds: 5,
+      validateSkewSeconds: 1,
+      verifierLeewaySeconds: 5,
       tls: { certFile: "/tls/cert.pem", keyFile: "/tls/key.pem", clientCaFile: "/tls/ca.pem" },
     });
   });
@@ -136,10 +140,18 @@ describe("loadConfig", () => {
     fc.assert(
       fc.property(fc.integer({ min: -100, max: 400 }), (n) => {
         const env = { BATON_LEEWAY_SECONDS: String(n) };
-        if (n >= 0 && n <= 300) expect(loadConfig(env).leewaySeconds).toBe(n);
+        if (n >= 0 && n <= 300) expect(loadConfig(env).verifierLeewaySeconds).toBe(n);
         else expect(configError(env).message).toContain("BATON_LEEWAY_SECONDS");
       }),
       { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: -10, max: 60 }), (n) => {
+        const env = { BATON_VALIDATE_SKEW_SECONDS: String(n) };
+        if (n >= 0 && n <= 30) expect(loadConfig(env).validateSkewSeconds).toBe(n);
+        else expect(configError(env).message).toContain("BATON_VALIDATE_SKEW_SECONDS");
+      }),
+      { numRuns: 100 },
     );
   });
 

@@ -260,6 +260,12 @@ describe("forged and malformed tokens get the right status", () => {
       { ...claims, lineage: [{ jti: "x" }], root_iat: 1 },
       { ...claims, lineage: [{ jti: "x", sub: "y" }] }, // no root_iat
       { ...claims, cnf: {} },
+      // Beyond year 9999: no Date or protobuf Timestamp can carry them.
+      { ...claims, exp: 1e300 },
+      { ...claims, exp: 253_402_300_800 },
+      { ...claims, iat: 1e300 },
+      { ...claims, nbf: 1e300 },
+      { ...claims, lineage: [{ jti: "x", sub: "y" }], root_iat: 1e300 },
       [claims],
       "just a string",
     ];

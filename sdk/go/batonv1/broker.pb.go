@@ -672,7 +672,10 @@ type TokenClaims struct {
 	// `jti`: the token's unique id.
 	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	// `sub`: the agent's unique id,
-	// `spiffe://<trust-domain>/app/<app>/task/<task>/agent/<random>`.
+	// `spiffe://<trust-domain>/app/<app>/task/<task>/agent/<random>`, where
+	// `<task>` is the task id percent-encoded (RFC 3986): `:`, `/` and `@`
+	// appear as `%3A`, `%2F` and `%40`, so the task stays one path segment.
+	// Treat it as opaque; the task id itself is in `task_id`.
 	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// `client_id`: the app that issued the token (for a delegated token, the
 	// app of the root).

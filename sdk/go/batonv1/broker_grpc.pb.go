@@ -45,6 +45,11 @@ const (
 //     metadata (see DelegateRequest);
 //   - an operator: `authorization: Bearer <operator credential>`.
 //
+// Exactly one `authorization` entry: a request with two is refused
+// (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+// credential (the part after the scheme) over 16384 characters is refused as
+// malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
+//
 // Every error carries a `google.rpc.ErrorInfo` whose reason is an
 // ErrorReason (see errors.proto).
 type BrokerServiceClient interface {
@@ -192,6 +197,11 @@ func (c *brokerServiceClient) GetKeySet(ctx context.Context, in *GetKeySetReques
 //     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
 //     metadata (see DelegateRequest);
 //   - an operator: `authorization: Bearer <operator credential>`.
+//
+// Exactly one `authorization` entry: a request with two is refused
+// (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+// credential (the part after the scheme) over 16384 characters is refused as
+// malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
 //
 // Every error carries a `google.rpc.ErrorInfo` whose reason is an
 // ErrorReason (see errors.proto).

@@ -44,8 +44,12 @@ type ErrorReason int32
 const (
 	// Never sent; the proto3 default.
 	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
-	// A request field is missing, malformed, too long or has too many entries.
-	// Status INVALID_ARGUMENT. Metadata: `field` (the field path), `problem`.
+	// A request field is missing, malformed, too long or has too many entries,
+	// or a string field holds a NUL character (refused in every field); also
+	// an `authorization` credential over 16384 characters (field
+	// `authorization`), and a request message that does not decode (field
+	// `request`). Status INVALID_ARGUMENT. Metadata: `field` (the field path),
+	// `problem`.
 	ErrorReason_ERROR_REASON_INVALID_REQUEST ErrorReason = 1
 	// A scope does not match the grammar `action:resource:identifier`.
 	// Status INVALID_ARGUMENT. Metadata: `scope` (the offending scope,
@@ -71,8 +75,8 @@ const (
 	// Status UNAUTHENTICATED.
 	ErrorReason_ERROR_REASON_CREDENTIALS_MISSING ErrorReason = 7
 	// The credentials sent are wrong: unknown client id, wrong secret, wrong
-	// operator credential. Status UNAUTHENTICATED. Deliberately says nothing
-	// about which part was wrong.
+	// operator credential, or more than one `authorization` entry. Status
+	// UNAUTHENTICATED. Deliberately says nothing about which part was wrong.
 	ErrorReason_ERROR_REASON_CREDENTIALS_INVALID ErrorReason = 8
 	// The bearer token presented as the caller's credential is not valid
 	// (expired, revoked, bad signature...). Status UNAUTHENTICATED. Metadata:
@@ -85,7 +89,8 @@ const (
 	// PERMISSION_DENIED.
 	ErrorReason_ERROR_REASON_NOT_PERMITTED ErrorReason = 11
 	// The named app, key or token does not exist (or is not visible to the
-	// caller). Status NOT_FOUND. Metadata: `kind`.
+	// caller: the answer is the same for another app's id as for an id that
+	// does not exist). Status NOT_FOUND. Metadata: `kind`.
 	ErrorReason_ERROR_REASON_NOT_FOUND ErrorReason = 12
 	// An app with this name already exists. Status ALREADY_EXISTS.
 	ErrorReason_ERROR_REASON_ALREADY_EXISTS ErrorReason = 13

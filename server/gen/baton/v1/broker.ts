@@ -371,7 +371,10 @@ export interface TokenClaims {
   tokenId: string;
   /**
    * `sub`: the agent's unique id,
-   * `spiffe://<trust-domain>/app/<app>/task/<task>/agent/<random>`.
+   * `spiffe://<trust-domain>/app/<app>/task/<task>/agent/<random>`, where
+   * `<task>` is the task id percent-encoded (RFC 3986): `:`, `/` and `@`
+   * appear as `%3A`, `%2F` and `%40`, so the task stays one path segment.
+   * Treat it as opaque; the task id itself is in `task_id`.
    */
   agentId: string;
   /**
@@ -2705,6 +2708,11 @@ export const GetKeySetResponse: MessageFns<GetKeySetResponse> = {
  *   is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
  *   metadata (see DelegateRequest);
  * * an operator: `authorization: Bearer <operator credential>`.
+ *
+ * Exactly one `authorization` entry: a request with two is refused
+ * (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+ * credential (the part after the scheme) over 16384 characters is refused as
+ * malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
  *
  * Every error carries a `google.rpc.ErrorInfo` whose reason is an
  * ErrorReason (see errors.proto).

@@ -40,6 +40,11 @@ class BrokerServiceStub:
     metadata (see DelegateRequest);
     * an operator: `authorization: Bearer <operator credential>`.
 
+    Exactly one `authorization` entry: a request with two is refused
+    (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+    credential (the part after the scheme) over 16384 characters is refused as
+    malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
+
     Every error carries a `google.rpc.ErrorInfo` whose reason is an
     ErrorReason (see errors.proto).
     """
@@ -96,6 +101,11 @@ class BrokerServiceServicer:
     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
     metadata (see DelegateRequest);
     * an operator: `authorization: Bearer <operator credential>`.
+
+    Exactly one `authorization` entry: a request with two is refused
+    (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+    credential (the part after the scheme) over 16384 characters is refused as
+    malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
 
     Every error carries a `google.rpc.ErrorInfo` whose reason is an
     ErrorReason (see errors.proto).
@@ -234,6 +244,11 @@ class BrokerService:
     is key-bound (`cnf.jkt`), a proof of possession in `baton-proof`
     metadata (see DelegateRequest);
     * an operator: `authorization: Bearer <operator credential>`.
+
+    Exactly one `authorization` entry: a request with two is refused
+    (UNAUTHENTICATED, CREDENTIALS_INVALID), whichever comes first. A
+    credential (the part after the scheme) over 16384 characters is refused as
+    malformed (INVALID_ARGUMENT, INVALID_REQUEST, field `authorization`).
 
     Every error carries a `google.rpc.ErrorInfo` whose reason is an
     ErrorReason (see errors.proto).

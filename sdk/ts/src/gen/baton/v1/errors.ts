@@ -34,8 +34,12 @@ export enum ErrorReason {
   /** ERROR_REASON_UNSPECIFIED - Never sent; the proto3 default. */
   ERROR_REASON_UNSPECIFIED = 0,
   /**
-   * ERROR_REASON_INVALID_REQUEST - A request field is missing, malformed, too long or has too many entries.
-   * Status INVALID_ARGUMENT. Metadata: `field` (the field path), `problem`.
+   * ERROR_REASON_INVALID_REQUEST - A request field is missing, malformed, too long or has too many entries,
+   * or a string field holds a NUL character (refused in every field); also
+   * an `authorization` credential over 16384 characters (field
+   * `authorization`), and a request message that does not decode (field
+   * `request`). Status INVALID_ARGUMENT. Metadata: `field` (the field path),
+   * `problem`.
    */
   ERROR_REASON_INVALID_REQUEST = 1,
   /**
@@ -75,8 +79,8 @@ export enum ErrorReason {
   ERROR_REASON_CREDENTIALS_MISSING = 7,
   /**
    * ERROR_REASON_CREDENTIALS_INVALID - The credentials sent are wrong: unknown client id, wrong secret, wrong
-   * operator credential. Status UNAUTHENTICATED. Deliberately says nothing
-   * about which part was wrong.
+   * operator credential, or more than one `authorization` entry. Status
+   * UNAUTHENTICATED. Deliberately says nothing about which part was wrong.
    */
   ERROR_REASON_CREDENTIALS_INVALID = 8,
   /**
@@ -95,7 +99,8 @@ export enum ErrorReason {
   ERROR_REASON_NOT_PERMITTED = 11,
   /**
    * ERROR_REASON_NOT_FOUND - The named app, key or token does not exist (or is not visible to the
-   * caller). Status NOT_FOUND. Metadata: `kind`.
+   * caller: the answer is the same for another app's id as for an id that
+   * does not exist). Status NOT_FOUND. Metadata: `kind`.
    */
   ERROR_REASON_NOT_FOUND = 12,
   /** ERROR_REASON_ALREADY_EXISTS - An app with this name already exists. Status ALREADY_EXISTS. */
