@@ -8,7 +8,12 @@ agent's key pair, which binds tokens and signs proofs of possession).
 For resource servers: :class:`RevocationSubscriber` keeps a live copy of the
 broker's revocations (``StreamRevocations``) and :class:`TokenVerifier`
 verifies tokens offline against it and the broker's key set.
+
+Installed as the distribution ``baton-broker-sdk``; imported as ``baton``.
 """
+
+#: The version of this SDK (the distribution's, read by the build from here).
+__version__ = "0.1.0"
 
 from baton.client import DEFAULT_TIMEOUT, BrokerClient
 from baton.errors import (
@@ -57,6 +62,7 @@ from baton.verifier import (
 )
 
 __all__ = [
+    "__version__",
     "DEFAULT_TIMEOUT",
     "DELEGATE_METHOD",
     "ERROR_DOMAIN",
