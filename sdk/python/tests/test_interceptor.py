@@ -8,6 +8,7 @@ method answers with the verified claims' token id, or ``-`` when none.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from jws_helpers import AUDIENCE, ISSUER, SigningKey, claims, jwks
 from test_middleware import View
 
 import baton
+import baton.interceptor
 from baton import AgentKey, BatonServerInterceptor, TokenVerifier, grpc_claims
 
 SERVICE = "test.Records"
@@ -226,6 +228,12 @@ def test_claims_are_per_call_under_concurrency(key: SigningKey, served: tuple[gr
     with futures.ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda t: unary(channel, [("authorization", f"Bearer {t}")]), tokens))
     assert answers == [f"tok_{i:02d}".encode() for i in range(64)]
+    # A finished call's claims are not kept: its context is gone, and its entry with it.
+    deadline = time.monotonic() + 10
+    while len(baton.interceptor._claims) > 0 and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert len(baton.interceptor._claims) == 0
 
 
 def test_options_are_checked(verifier: TokenVerifier) -> None:
