@@ -1,4 +1,4 @@
-"""BatonServerInterceptor in a real grpcio server on loopback, with a real
+"""BatonServerInterceptor (and BatonAioServerInterceptor) in a real grpcio server on loopback, with a real
 TokenVerifier over tokens signed here (test_live_interceptor.py has tokens
 from a live broker).
 
@@ -8,10 +8,11 @@ method answers with the verified claims' token id, or ``-`` when none.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -22,7 +23,7 @@ from test_middleware import View
 
 import baton
 import baton.interceptor
-from baton import AgentKey, BatonServerInterceptor, TokenVerifier, grpc_claims
+from baton import AgentKey, BatonAioServerInterceptor, BatonServerInterceptor, TokenVerifier, grpc_claims
 
 SERVICE = "test.Records"
 UNARY = f"/{SERVICE}/Get"
@@ -241,3 +242,141 @@ def test_options_are_checked(verifier: TokenVerifier) -> None:
         BatonServerInterceptor(verifier, required_scopes={UNARY: "read:records:P-1"})
     with pytest.raises(TypeError):
         BatonServerInterceptor(verifier, public_methods=HEALTH)
+
+
+# ---------------------------------------------------------------- grpc.aio
+
+
+def run_aio(verifier: TokenVerifier, scenario: Callable[[grpc.aio.Channel], Awaitable[None]]) -> list[str]:
+    """A grpc.aio server with the aio interceptor, handlers of every kind; runs ``scenario`` against it.
+
+    Returns the token id (or ``-``) each handler saw, in call order.
+    """
+    seen: list[str] = []
+
+    def note(context: Any) -> bytes:
+        c = grpc_claims(context)
+        seen.append("-" if c is None else c.token_id)
+        return seen[-1].encode()
+
+    async def get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return note(context)
+
+    async def watch(request: bytes, context: grpc.aio.ServicerContext) -> Any:
+        for _ in range(2):
+            yield note(context)
+
+    async def watch_by_write(request: bytes, context: grpc.aio.ServicerContext) -> None:
+        await context.write(note(context))
+
+    async def put(requests: Any, context: grpc.aio.ServicerContext) -> bytes:
+        assert [r async for r in requests] == [b"a", b"b"]
+        return note(context)
+
+    async def chat(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for _ in requests:
+            yield note(context)
+
+    def get_sync(request: bytes, context: Any) -> bytes:
+        return note(context)
+
+    def watch_sync(request: bytes, context: Any) -> Iterator[bytes]:
+        yield note(context)
+
+    handlers = {
+        "Get": grpc.unary_unary_rpc_method_handler(get),
+        "Watch": grpc.unary_stream_rpc_method_handler(watch),
+        "WatchByWrite": grpc.unary_stream_rpc_method_handler(watch_by_write),
+        "Put": grpc.stream_unary_rpc_method_handler(put),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
+        "GetSync": grpc.unary_unary_rpc_method_handler(get_sync),
+        "WatchSync": grpc.unary_stream_rpc_method_handler(watch_sync),
+        "Health": grpc.unary_unary_rpc_method_handler(get),
+    }
+
+    async def main() -> None:
+        server = grpc.aio.server(
+            migration_thread_pool=futures.ThreadPoolExecutor(max_workers=2),
+            interceptors=[
+                BatonAioServerInterceptor(
+                    verifier, required_scopes={UNARY: ["read:records:P-1"]}, public_methods=[HEALTH]
+                )
+            ],
+        )
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await scenario(channel)
+        finally:
+            await server.stop(None)
+
+    asyncio.run(main())
+    return seen
+
+
+async def aio_refusal(call: Awaitable[Any]) -> baton.BatonError:
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return baton.from_rpc_error(error)
+    raise AssertionError("the call was not refused")
+
+
+def test_aio_handlers_of_every_kind_get_their_call_claims(key: SigningKey, verifier: TokenVerifier) -> None:
+    auth = [("authorization", f"Bearer {token(key)}")]
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        assert await channel.unary_unary(UNARY)(b"x", metadata=auth) == b"tok_1"
+        assert [r async for r in channel.unary_stream(SERVER_STREAM)(b"x", metadata=auth)] == [b"tok_1"] * 2
+        assert [r async for r in channel.unary_stream(f"/{SERVICE}/WatchByWrite")(b"x", metadata=auth)] == [b"tok_1"]
+        assert await channel.stream_unary(CLIENT_STREAM)(iter([b"a", b"b"]), metadata=auth) == b"tok_1"
+        assert [r async for r in channel.stream_stream(BIDI)(iter([b"a", b"b"]), metadata=auth)] == [b"tok_1"] * 2
+        assert await channel.unary_unary(f"/{SERVICE}/GetSync")(b"x", metadata=auth) == b"tok_1"
+        assert [r async for r in channel.unary_stream(f"/{SERVICE}/WatchSync")(b"x", metadata=auth)] == [b"tok_1"]
+        assert await channel.unary_unary(HEALTH)(b"x") == b"-"
+
+    assert run_aio(verifier, scenario) == ["tok_1"] * 9 + ["-"]
+    assert baton.interceptor._aio_claims == {}, "no claims kept after the calls"
+
+
+def test_aio_refusals(key: SigningKey, verifier: TokenVerifier, view: View) -> None:
+    good = [("authorization", f"Bearer {token(key)}")]
+    narrow = [("authorization", f"Bearer {token(key, scope='read:records:P-2')}")]
+    agent = AgentKey.generate()
+    bound = token(key, cnf={"jkt": agent.thumbprint})
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        e = await aio_refusal(channel.unary_unary(UNARY)(b"x"))
+        assert (e.code, e.reason) == (grpc.StatusCode.UNAUTHENTICATED, "CREDENTIALS_MISSING"), repr(e)
+        e = await aio_refusal(channel.unary_unary(UNARY)(b"x", metadata=narrow))
+        assert (e.code, e.reason, e.metadata) == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "TOKEN_INVALID",
+            {"token_status": "INSUFFICIENT_SCOPE"},
+        )
+        for method in (SERVER_STREAM, f"/{SERVICE}/WatchSync"):
+            e = await aio_refusal(channel.unary_stream(method)(b"x", metadata=[("authorization", "Bearer x.y.z")]).read())
+            assert (e.code, e.reason, e.metadata) == (
+                grpc.StatusCode.UNAUTHENTICATED,
+                "TOKEN_INVALID",
+                {"token_status": "MALFORMED"},
+            )
+        e = await aio_refusal(channel.stream_unary(CLIENT_STREAM)(iter([b"a", b"b"])))
+        assert e.reason == "CREDENTIALS_MISSING"
+        e = await aio_refusal(channel.stream_stream(BIDI)(iter([b"a"])).read())
+        assert e.reason == "CREDENTIALS_MISSING"
+
+        md = [("authorization", f"Bearer {bound}")]
+        assert (await aio_refusal(channel.unary_unary(UNARY)(b"x", metadata=md))).reason == "PROOF_REQUIRED"
+        proof = agent.proof(UNARY, bound)
+        assert await channel.unary_unary(UNARY)(b"x", metadata=[*md, (baton.PROOF_METADATA_KEY, proof)]) == b"tok_1"
+        replay = channel.unary_unary(UNARY)(b"x", metadata=[*md, (baton.PROOF_METADATA_KEY, proof)])
+        assert (await aio_refusal(replay)).reason == "PROOF_REPLAYED"
+
+        view.stale = True
+        e = await aio_refusal(channel.unary_unary(UNARY)(b"x", metadata=good))
+        assert (e.code, e.reason) == (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE")
+
+    assert run_aio(verifier, scenario) == ["tok_1"], "only the call with a valid proof reached a handler"

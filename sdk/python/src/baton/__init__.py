@@ -31,7 +31,7 @@ from baton.errors import (
     from_rpc_error,
     reason_of,
 )
-from baton.interceptor import BatonServerInterceptor, grpc_claims
+from baton.interceptor import BatonAioServerInterceptor, BatonServerInterceptor, grpc_claims
 from baton.middleware import (
     CLAIMS_KEY,
     PROOF_HEADER,
@@ -87,6 +87,7 @@ __all__ = [
     "AgentKey",
     "AgentKeyAlgorithm",
     "BatonASGIMiddleware",
+    "BatonAioServerInterceptor",
     "BatonError",
     "BatonServerInterceptor",
     "BatonWSGIMiddleware",
