@@ -14,6 +14,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
 	! "$VENV/bin/python" -c 'import baton, grpc_tools, pytest' 2>/dev/null; then
 	echo "installing sdk/python[test] into $VENV" >&2
 	pip_install -e 'sdk/python[test]' grpcio-tools
+	# The distribution was called baton-sdk before (a name PyPI gives to
+	# another project): drop that stale editable install.
+	if "$VENV/bin/python" -m pip show --quiet baton-sdk >/dev/null 2>&1; then
+		"$VENV/bin/python" -m pip uninstall --quiet --yes baton-sdk
+	fi
 	echo "$want" >"$stamp"
 fi
 

@@ -49,6 +49,25 @@ ensure_python_codegen() {
 	fi
 }
 
+# ensure_python_packaging installs the pinned build, twine and hatchling
+# (the SDK's build backend, for builds without isolation) into the venv.
+ensure_python_packaging() {
+	ensure_venv
+	local tools=(build twine hatchling) want=() name version
+	for name in "${tools[@]}"; do
+		version=$(sed -n "s/^$name==//p" "$PY_CONSTRAINTS")
+		[ -n "$version" ] || die "$PY_CONSTRAINTS pins no $name"
+		want+=("$name==$version")
+	done
+	if ! "$VENV/bin/python" - "${want[@]}" <<-'PY' 2>/dev/null; then
+		import importlib.metadata as m, sys
+		sys.exit(any(m.version(n) != v for n, v in (a.split("==") for a in sys.argv[1:])))
+	PY
+		echo "installing ${want[*]} into $VENV" >&2
+		pip_install "${want[@]}"
+	fi
+}
+
 # ensure_go_plugin NAME MODULE_PATH VERSION installs .tools/bin/NAME at
 # VERSION unless its --version already reports it.
 ensure_go_plugin() {

@@ -244,3 +244,38 @@ def test_a_bearer_token_over_16_kib_is_never_sent(fake: tuple[FakeBroker, str]) 
     assert broker.authorization == f"Bearer {longest}"
     with pytest.raises(baton.TokenTooLongError):
         baton.RevocationSubscriber(addr, bearer_token=oversized)
+
+
+def test_a_single_string_where_a_list_is_expected_is_a_type_error(fake: tuple[FakeBroker, str]) -> None:
+    # protobuf would take "read:records:P-1" as ["r", "e", "a", ...]: each
+    # character a scope. The SDK refuses it before any call.
+    broker, addr = fake
+    key = baton.AgentKey.generate()
+    with baton.BrokerClient(addr, client_id="app-1", client_secret="s") as client:
+        with pytest.raises(TypeError, match="scopes"):
+            client.issue("task-1", "read:records:P-1", ["ehr-api"])
+        with pytest.raises(TypeError, match="audiences"):
+            client.issue("task-1", ["read:records:P-1"], "ehr-api")
+        with pytest.raises(TypeError, match="scopes"):
+            client.issue("task-1", [b"read:records:P-1"], ["ehr-api"])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="scopes"):
+            client.delegate("parent.to.ken", "read:records:P-1", key=key)
+        with pytest.raises(TypeError, match="audiences"):
+            client.delegate("parent.to.ken", ["read:records:P-1"], "ehr-api", key=key)
+        with pytest.raises(TypeError, match="required_scopes"):
+            client.validate("some.to.ken", "ehr-api", "read:records:P-1")
+        with pytest.raises(TypeError, match="scopes"):
+            client.issue("task-1", None, ["ehr-api"])  # type: ignore[arg-type]
+        assert broker.calls == 0
+
+        # Any iterable of strings is a list: a tuple, a generator.
+        with pytest.raises(baton.PermissionDeniedError):
+            client.issue("task-1", ("read:records:P-1",), (a for a in ["ehr-api"]))
+        assert broker.issue_request is not None
+        assert list(broker.issue_request.scopes) == ["read:records:P-1"]
+        assert list(broker.issue_request.audiences) == ["ehr-api"]
+        client.delegate("parent.to.ken", ["read:records:P-1", "read:records:P-2"], key=key)
+        assert broker.delegate_request is not None
+        assert list(broker.delegate_request.scopes) == ["read:records:P-1", "read:records:P-2"]
+        assert list(broker.delegate_request.audiences) == []
+    assert broker.calls == 2

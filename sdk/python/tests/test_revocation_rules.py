@@ -247,3 +247,12 @@ def test_uncovered_scopes() -> None:
         "write:notes:n-2",
         "bad",
     ]
+
+
+def test_uncovered_scopes_refuses_a_single_string() -> None:
+    # Read as characters, "read:records:*" would cover nothing and "bad"
+    # would come back as ["b", "a", "d"].
+    with pytest.raises(TypeError, match="granted"):
+        baton.uncovered_scopes("read:records:*", ["read:records:P-1"])
+    with pytest.raises(TypeError, match="required"):
+        baton.uncovered_scopes(["read:records:*"], "read:records:P-1")

@@ -380,6 +380,8 @@ def test_required_scopes_by_coverage(verifier: TokenVerifier, es_key: SigningKey
         verifier.verify(token, required_scopes=["read:records"])
     with pytest.raises(TypeError):
         verifier.verify(token, required_scopes="read:records:P-1")
+    with pytest.raises(TypeError):
+        verifier.verify(token, required_scopes=[b"read:records:P-1"])  # type: ignore[list-item]
 
 
 def test_stale_view_refuses_what_would_pass(

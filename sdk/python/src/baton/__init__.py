@@ -7,8 +7,15 @@ agent's key pair, which binds tokens and signs proofs of possession).
 
 For resource servers: :class:`RevocationSubscriber` keeps a live copy of the
 broker's revocations (``StreamRevocations``) and :class:`TokenVerifier`
-verifies tokens offline against it and the broker's key set.
+verifies tokens offline against it and the broker's key set;
+:class:`BatonASGIMiddleware`, :class:`BatonWSGIMiddleware` and
+:class:`BatonServerInterceptor` (grpcio) put it in front of an application.
+
+Installed as the distribution ``baton-broker-sdk``; imported as ``baton``.
 """
+
+#: The version of this SDK (the distribution's, read by the build from here).
+__version__ = "0.1.0"
 
 from baton.client import DEFAULT_TIMEOUT, BrokerClient
 from baton.errors import (
@@ -23,6 +30,15 @@ from baton.errors import (
     UnavailableError,
     from_rpc_error,
     reason_of,
+)
+from baton.interceptor import BatonAioServerInterceptor, BatonServerInterceptor, grpc_claims
+from baton.middleware import (
+    CLAIMS_KEY,
+    PROOF_HEADER,
+    BatonASGIMiddleware,
+    BatonWSGIMiddleware,
+    asgi_htm,
+    wsgi_htm,
 )
 from baton.proof import (
     DELEGATE_METHOD,
@@ -57,17 +73,24 @@ from baton.verifier import (
 )
 
 __all__ = [
+    "__version__",
+    "CLAIMS_KEY",
     "DEFAULT_TIMEOUT",
     "DELEGATE_METHOD",
     "ERROR_DOMAIN",
     "MAX_TOKEN_LENGTH",
+    "PROOF_HEADER",
     "PROOF_METADATA_KEY",
     "PROOF_TYPE",
     "REVOKE_METHOD",
     "TOKEN_TYPE",
     "AgentKey",
     "AgentKeyAlgorithm",
+    "BatonASGIMiddleware",
+    "BatonAioServerInterceptor",
     "BatonError",
+    "BatonServerInterceptor",
+    "BatonWSGIMiddleware",
     "BrokerClient",
     "InvalidArgumentError",
     "LineageFacts",
@@ -86,7 +109,9 @@ __all__ = [
     "VerifiedClaims",
     "VerifyFailureReason",
     "VerifyResult",
+    "asgi_htm",
     "from_rpc_error",
+    "grpc_claims",
     "http_htm",
     "http_key_source",
     "jwk_thumbprint",
@@ -95,4 +120,5 @@ __all__ = [
     "scope_covers",
     "token_hash",
     "uncovered_scopes",
+    "wsgi_htm",
 ]

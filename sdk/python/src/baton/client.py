@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
+from baton._args import string_list
 from baton.errors import bearer_metadata, from_rpc_error
 from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, REVOKE_METHOD, AgentKey
 from baton.v1 import broker_pb2, broker_pb2_grpc
@@ -136,11 +137,13 @@ class BrokerClient:
         Raises:
             BatonError: For example :class:`baton.PermissionDeniedError` with
                 reason ``SCOPE_NOT_COVERED``.
+            TypeError: When ``scopes`` or ``audiences`` is a single string
+                rather than a list (nothing is sent).
         """
         request = broker_pb2.IssueRequest(
             task_id=task_id,
-            scopes=scopes,
-            audiences=audiences,
+            scopes=string_list(scopes, "scopes"),
+            audiences=string_list(audiences, "audiences"),
             ttl=ttl,
             allow_ttl_clamp=allow_ttl_clamp,
             orchestration_id=orchestration_id,
@@ -193,10 +196,12 @@ class BrokerClient:
             ValueError: When ``token`` is empty, or
                 :class:`baton.TokenTooLongError` when it is longer than
                 :data:`baton.MAX_TOKEN_LENGTH` (nothing is sent).
+            TypeError: When ``scopes`` or ``audiences`` is a single string
+                rather than a list (nothing is sent).
         """
         request = broker_pb2.DelegateRequest(
-            scopes=scopes,
-            audiences=audiences,
+            scopes=string_list(scopes, "scopes"),
+            audiences=string_list(audiences, "audiences"),
             ttl=ttl,
             allow_ttl_clamp=allow_ttl_clamp,
             agent_public_key_jwk=_jwk_text(agent_public_key_jwk),
@@ -271,9 +276,13 @@ class BrokerClient:
 
         Raises:
             BatonError: When the call itself fails (credentials, broker).
+            TypeError: When ``required_scopes`` is a single string rather
+                than a list (nothing is sent).
         """
         request = broker_pb2.ValidateRequest(
-            token=token, audience=audience, required_scopes=required_scopes
+            token=token,
+            audience=audience,
+            required_scopes=string_list(required_scopes, "required_scopes"),
         )
         response: broker_pb2.ValidateResponse = self._call(
             self._stub.Validate, request, timeout

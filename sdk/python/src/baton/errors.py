@@ -152,9 +152,11 @@ def from_rpc_error(error: grpc.RpcError) -> BatonError:
     The subclass is chosen by status code (:class:`PermissionDeniedError`
     for ``PERMISSION_DENIED``...); other codes give a plain
     :class:`BatonError`. Reason and metadata come from the first
-    ``ErrorInfo`` of domain ``baton.dev`` in the status details.
+    ``ErrorInfo`` of domain ``baton.dev`` in the status details. Takes
+    the errors of ``grpc.aio`` calls (``AioRpcError``) too.
     """
-    call = error if isinstance(error, grpc.Call) else None
+    # grpc.aio's errors carry the same code, details and trailers, without being a grpc.Call.
+    call = error if isinstance(error, (grpc.Call, grpc.aio.AioRpcError)) else None
     code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
     message = (call.details() or "") if call is not None else str(error)
     reason = ""

@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from baton._args import string_list
 from baton.client import BrokerClient
 from baton.errors import MAX_TOKEN_LENGTH
 from baton.proof import PROOF_TYPE, _is_high_s, jwk_thumbprint, token_hash
@@ -241,10 +242,14 @@ def scope_covers(granted: Scope | str, requested: Scope | str) -> bool:
 
 
 def uncovered_scopes(granted: Sequence[str], required: Sequence[str]) -> list[str]:
-    """The ``required`` scopes (as given) that no scope of ``granted`` covers."""
-    parsed = [s for s in (parse_scope(g) for g in granted) if s is not None]
+    """The ``required`` scopes (as given) that no scope of ``granted`` covers.
+
+    Raises:
+        TypeError: When ``granted`` or ``required`` is a single string.
+    """
+    parsed = [s for s in (parse_scope(g) for g in string_list(granted, "granted")) if s is not None]
     missing = []
-    for text in required:
+    for text in string_list(required, "required"):
         r = parse_scope(text)
         if r is None or not any(scope_covers(g, r) for g in parsed):
             missing.append(text)
@@ -617,12 +622,11 @@ class TokenVerifier:
         Raises:
             ValueError: When ``required_scopes`` holds a malformed scope (a
                 caller error, not the token's).
-            TypeError: When ``required_scopes`` is a single string.
+            TypeError: When ``required_scopes`` is a single string, or holds
+                something other than strings.
         """
-        if isinstance(required_scopes, str):
-            raise TypeError("required_scopes is a sequence of scopes, not one string")
         required: list[Scope] = []
-        for text in required_scopes:
+        for text in string_list(required_scopes, "required_scopes"):
             scope = parse_scope(text)
             if scope is None:
                 raise ValueError(f"malformed required scope: {str(text)[:128]}")
