@@ -19,6 +19,7 @@ import { KeyManager } from "./service/keys.js";
 import { hashOperatorToken } from "./service/principals.js";
 import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
+import { RateLimits } from "./service/rate-limits.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
@@ -98,7 +99,15 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     });
     await keys.start();
     const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
-    const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
+    const rl = config.rateLimits;
+    const limits = new RateLimits({
+      appPerSecond: rl.appPerSecond,
+      appBurst: rl.appBurst,
+      authFailures: rl.authFailures,
+      authFailureWindowMs: rl.authFailureWindowSeconds * 1000,
+      now,
+    });
+    const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now, limits });
     const minter = new Minter(db, keys, {
       issuer: config.issuer,
       trustDomain: config.trustDomain,
@@ -113,6 +122,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
     metrics.gauge("baton_revocation_streams", () => streams.count);
+    metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
+    metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
 
     const catchUp = (): void => {
       revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));

@@ -130,6 +130,8 @@ export function appToProto(a: AppRecord): App {
     disabled: a.disabled,
     createTime: a.createTime,
     updateTime: a.updateTime,
+    rateLimitPerSecond: a.ratePerSecond,
+    rateLimitBurst: a.rateBurst,
   };
 }
 

@@ -123,6 +123,18 @@ const (
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 24
 	// The broker's database is unreachable. Status UNAVAILABLE; retry.
 	ErrorReason_ERROR_REASON_UNAVAILABLE ErrorReason = 25
+	// The app is over its rate limit on this broker replica (Issue, Delegate
+	// and Revoke by the app or its agents draw on one token bucket per app).
+	// Nothing of the request was done or stored. Status RESOURCE_EXHAUSTED.
+	// Metadata: `app_id`, `limit` (requests per second), `burst`. The status
+	// also carries a `google.rpc.RetryInfo` whose `retry_delay` is the wait
+	// until the next request would be accepted.
+	ErrorReason_ERROR_REASON_RATE_LIMITED ErrorReason = 26
+	// Too many failed authentications came from the caller's network address
+	// (IPv4 address or IPv6 /64) recently; every authentication from it is
+	// refused, without looking at the credentials, until the wait in the
+	// attached `google.rpc.RetryInfo` has passed. Status RESOURCE_EXHAUSTED.
+	ErrorReason_ERROR_REASON_AUTHENTICATION_THROTTLED ErrorReason = 27
 )
 
 // Enum value maps for ErrorReason.
@@ -154,6 +166,8 @@ var (
 		23: "ERROR_REASON_NOT_IMPLEMENTED",
 		24: "ERROR_REASON_INTERNAL",
 		25: "ERROR_REASON_UNAVAILABLE",
+		26: "ERROR_REASON_RATE_LIMITED",
+		27: "ERROR_REASON_AUTHENTICATION_THROTTLED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":               0,
@@ -182,6 +196,8 @@ var (
 		"ERROR_REASON_NOT_IMPLEMENTED":           23,
 		"ERROR_REASON_INTERNAL":                  24,
 		"ERROR_REASON_UNAVAILABLE":               25,
+		"ERROR_REASON_RATE_LIMITED":              26,
+		"ERROR_REASON_AUTHENTICATION_THROTTLED":  27,
 	}
 )
 
@@ -216,7 +232,7 @@ var File_baton_v1_errors_proto protoreflect.FileDescriptor
 
 const file_baton_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15baton/v1/errors.proto\x12\bbaton.v1*\xf9\x06\n" +
+	"\x15baton/v1/errors.proto\x12\bbaton.v1*\xc3\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\x1e\n" +
@@ -244,7 +260,9 @@ const file_baton_v1_errors_proto_rawDesc = "" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10\x16\x12 \n" +
 	"\x1cERROR_REASON_NOT_IMPLEMENTED\x10\x17\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\x18\x12\x1c\n" +
-	"\x18ERROR_REASON_UNAVAILABLE\x10\x19B3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
+	"\x18ERROR_REASON_UNAVAILABLE\x10\x19\x12\x1d\n" +
+	"\x19ERROR_REASON_RATE_LIMITED\x10\x1a\x12)\n" +
+	"%ERROR_REASON_AUTHENTICATION_THROTTLED\x10\x1bB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 
 var (
 	file_baton_v1_errors_proto_rawDescOnce sync.Once
