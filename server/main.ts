@@ -99,14 +99,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     });
     await keys.start();
     const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, leewayMs, now });
-    const rl = config.rateLimits;
-    const limits = new RateLimits({
-      appPerSecond: rl.appPerSecond,
-      appBurst: rl.appBurst,
-      authFailures: rl.authFailures,
-      authFailureWindowMs: rl.authFailureWindowSeconds * 1000,
-      now,
-    });
+    const limits = new RateLimits({ ...config.rateLimits, now });
     const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now, limits });
     const minter = new Minter(db, keys, {
       issuer: config.issuer,

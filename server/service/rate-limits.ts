@@ -47,7 +47,7 @@ export interface RateLimitSettings {
   readonly appBurst: number;
   /** Failed authentications a source may make at once, regained at that many per window. */
   readonly authFailures: number;
-  readonly authFailureWindowMs: number;
+  readonly authFailureWindowSeconds: number;
   readonly now: () => number;
 }
 
@@ -61,7 +61,7 @@ export class RateLimits {
   private readonly authRate: Rate;
 
   constructor(readonly settings: RateLimitSettings) {
-    this.authRate = { count: settings.authFailures, periodMs: settings.authFailureWindowMs, burst: settings.authFailures };
+    this.authRate = { count: settings.authFailures, periodMs: settings.authFailureWindowSeconds * 1000, burst: settings.authFailures };
   }
 
   /** The app's own limit, each part falling back to the default when unset (0). */

@@ -131,7 +131,7 @@ describe("token bucket", () => {
 describe("per-source authentication throttle", () => {
   it("refuses a source after N failures, with the wait; other sources and successes are unaffected", () => {
     let now = 1_000_000;
-    const limits = new RateLimits({ appPerSecond: 10, appBurst: 10, authFailures: 5, authFailureWindowMs: 10_000, now: () => now });
+    const limits = new RateLimits({ appPerSecond: 10, appBurst: 10, authFailures: 5, authFailureWindowSeconds: 10, now: () => now });
     for (let i = 0; i < 5; i++) {
       limits.checkSource("10.0.0.1");
       limits.sourceFailed("10.0.0.1");
@@ -155,7 +155,7 @@ describe("per-source authentication throttle", () => {
 
   it("charges apps against their own rate, or the default", () => {
     const now = 5_000;
-    const limits = new RateLimits({ appPerSecond: 100, appBurst: 3, authFailures: 5, authFailureWindowMs: 10_000, now: () => now });
+    const limits = new RateLimits({ appPerSecond: 100, appBurst: 3, authFailures: 5, authFailureWindowSeconds: 10, now: () => now });
     const dflt = limits.rateOf({ ratePerSecond: 0, rateBurst: 0 });
     expect(dflt).toEqual({ count: 100, periodMs: 1000, burst: 3 });
     for (let i = 0; i < 3; i++) limits.chargeApp("app_a", dflt);
