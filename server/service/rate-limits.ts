@@ -2,7 +2,10 @@
 // rate). Two kinds:
 // - per app: Issue, Delegate and Revoke by an app or its agents take a token
 //   from the app's bucket after authentication (so nobody can spend another
-//   app's budget), and are refused with RATE_LIMITED when it is empty;
+//   app's budget), and are refused with RATE_LIMITED when it is empty.
+//   Validate is not charged: it does no database work, and resource servers
+//   validating online for an app would otherwise share (and exhaust) the
+//   budget its orchestrator issues with. The operator is never limited;
 // - per source address: failed authentications take a token, and a source
 //   with none left is refused with AUTHENTICATION_THROTTLED before its
 //   credentials are even looked at.
@@ -31,10 +34,6 @@ class Buckets {
     this.map.delete(key);
     this.map.set(key, b);
     if (this.map.size > this.maxKeys) this.map.delete(this.map.keys().next().value!);
-  }
-
-  get size(): number {
-    return this.map.size;
   }
 }
 
@@ -97,10 +96,6 @@ export class RateLimits {
     const rate = this.authRate;
     const nowMs = this.settings.now();
     this.sources.set(source, take(this.sources.get(source, rate, nowMs), rate, nowMs).bucket);
-  }
-
-  get trackedSources(): number {
-    return this.sources.size;
   }
 }
 
