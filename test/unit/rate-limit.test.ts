@@ -153,6 +153,17 @@ describe("per-source authentication throttle", () => {
     expect(limits.authThrottled).toBe(2);
   });
 
+  it("keeps at most 100,000 sources, forgetting the least recently failed", () => {
+    const limits = new RateLimits({ appPerSecond: 10, appBurst: 10, authFailures: 1, authFailureWindowSeconds: 3600, now: () => 0 });
+    limits.sourceFailed("10.0.0.1");
+    expect(() => limits.checkSource("10.0.0.1")).toThrow(AuthenticationThrottledError);
+    for (let i = 0; i < 99_999; i++) limits.sourceFailed(`s${i}`);
+    expect(() => limits.checkSource("10.0.0.1")).toThrow(AuthenticationThrottledError);
+    limits.sourceFailed("one-too-many");
+    expect(() => limits.checkSource("10.0.0.1")).not.toThrow();
+    expect(() => limits.checkSource("one-too-many")).toThrow(AuthenticationThrottledError);
+  });
+
   it("charges apps against their own rate, or the default", () => {
     const now = 5_000;
     const limits = new RateLimits({ appPerSecond: 100, appBurst: 3, authFailures: 5, authFailureWindowSeconds: 10, now: () => now });
