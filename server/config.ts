@@ -38,6 +38,15 @@ export interface Config {
   readonly streamCheckpointSeconds: number;
   /** Live events a revocation stream may hold for a slow subscriber. */
   readonly streamBufferEvents: number;
+  /** Rate limits, per broker replica (see service/rate-limits.ts). */
+  readonly rateLimits: {
+    /** Issue, Delegate and Revoke per second by one app and its agents, unless the app sets its own. */
+    readonly appPerSecond: number;
+    readonly appBurst: number;
+    /** Failed authentications one source address may make in `authFailureWindowSeconds` before it is throttled. */
+    readonly authFailures: number;
+    readonly authFailureWindowSeconds: number;
+  };
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
 }
 
@@ -133,6 +142,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     streamCheckpointSeconds: int("BATON_STREAM_CHECKPOINT_SECONDS", 5, 1, 300),
     streamBufferEvents: int("BATON_STREAM_BUFFER_EVENTS", 10_000, 10, 1_000_000),
+    rateLimits: Object.freeze({
+      appPerSecond: int("BATON_APP_RATE_PER_SECOND", 200, 1, 1_000_000),
+      appBurst: int("BATON_APP_BURST", 400, 1, 1_000_000),
+      authFailures: int("BATON_AUTH_FAILURES", 20, 1, 1_000_000),
+      authFailureWindowSeconds: int("BATON_AUTH_FAILURE_WINDOW_SECONDS", 10, 1, 3600),
+    }),
     tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
   });
   if (problems.length > 0) throw new ConfigError(problems);

@@ -21,6 +21,7 @@ import { hashOperatorToken } from "./service/principals.js";
 import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
 import { revocationMarginMs } from "./domain/revocations.js";
+import { RateLimits } from "./service/rate-limits.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
@@ -143,7 +144,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       throw new StartupError(`${source} does not decrypt the stored signing keys: it is not the master key this database was set up with`);
     });
     const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, skewMs, now });
-    const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now });
+    const limits = new RateLimits({ ...config.rateLimits, now });
+    const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now, limits });
     const minter = new Minter(db, keys, {
       issuer: config.issuer,
       trustDomain: config.trustDomain,
@@ -162,6 +164,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     metrics.gauge("baton_live_revocations", () => revocations.size);
     metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
     metrics.gauge("baton_revocation_streams", () => streams.count);
+    metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
+    metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
 
     const catchUp = (): void => {
       revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));

@@ -30,7 +30,9 @@ export type ErrorReason =
   | "NOT_IMPLEMENTED"
   | "UNAVAILABLE"
   | "AUDIENCE_NOT_SERVED"
-  | "RESOURCE_SERVER_DISABLED";
+  | "RESOURCE_SERVER_DISABLED"
+  | "RATE_LIMITED"
+  | "AUTHENTICATION_THROTTLED";
 
 /** Base of every error a caller may see. */
 export class BatonError extends Error {
@@ -233,6 +235,36 @@ export class ParentRevokedError extends BatonError {
 export class ParentExpiredError extends BatonError {
   constructor() {
     super("PARENT_EXPIRED", "the delegating token has expired");
+  }
+}
+
+/** A refusal that goes away by itself: the transport adds a google.rpc.RetryInfo. */
+export class RetryLaterError extends BatonError {
+  constructor(
+    reason: ErrorReason,
+    message: string,
+    details: Readonly<Record<string, string>>,
+    /** How long until the request would be accepted. */
+    readonly retryAfterMs: number,
+  ) {
+    super(reason, message, details);
+  }
+}
+
+export class RateLimitedError extends RetryLaterError {
+  constructor(appId: string, perSecond: number, burst: number, retryAfterMs: number) {
+    super(
+      "RATE_LIMITED",
+      `the app is over its rate limit of ${perSecond} requests per second (burst ${burst}); retry after ${retryAfterMs} ms`,
+      { app_id: appId, limit: String(perSecond), burst: String(burst) },
+      retryAfterMs,
+    );
+  }
+}
+
+export class AuthenticationThrottledError extends RetryLaterError {
+  constructor(retryAfterMs: number) {
+    super("AUTHENTICATION_THROTTLED", `too many failed authentications from this address; retry after ${retryAfterMs} ms`, {}, retryAfterMs);
   }
 }
 

@@ -28,6 +28,10 @@ export interface CreateAppInput {
   readonly maxTtlSeconds: number | null;
   /** 0: the default. */
   readonly maxDelegationDepth: number;
+  /** 0: the broker's default rate limit. */
+  readonly ratePerSecond: number;
+  /** 0: the broker's default burst. */
+  readonly rateBurst: number;
 }
 
 export interface UpdateAppInput {
@@ -37,6 +41,9 @@ export interface UpdateAppInput {
   readonly audiences: readonly string[] | null;
   readonly maxTtlSeconds: number | null;
   readonly maxDelegationDepth: number | null;
+  /** 0: back to the broker's default. */
+  readonly ratePerSecond: number | null;
+  readonly rateBurst: number | null;
 }
 
 const APP_ID = /^app_[0-9A-Za-z]{22}$/;
@@ -53,6 +60,13 @@ function checkDepth(depth: number): number {
     throw new InvalidRequestError("max_delegation_depth", `must be from 0 to ${MAX_DELEGATION_DEPTH}`);
   }
   return depth;
+}
+
+export const MAX_APP_RATE = 1_000_000;
+
+function checkRate(field: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_APP_RATE) throw new InvalidRequestError(field, `must be from 0 (the broker's default) to ${MAX_APP_RATE}`);
+  return n;
 }
 
 export class AppAdmin {
@@ -72,6 +86,8 @@ export class AppAdmin {
     const audiences = requireAudiences("audiences", input.audiences);
     const maxTtlSeconds = checkTtl(input.maxTtlSeconds ?? DEFAULT_APP_TTL_SECONDS);
     const maxDelegationDepth = input.maxDelegationDepth === 0 ? DEFAULT_DELEGATION_DEPTH : checkDepth(input.maxDelegationDepth);
+    const ratePerSecond = checkRate("rate_limit_per_second", input.ratePerSecond);
+    const rateBurst = checkRate("rate_limit_burst", input.rateBurst);
     const clientSecret = newClientSecret();
     const t = new Date(this.now());
     const app: AppRecord = {
@@ -85,10 +101,12 @@ export class AppAdmin {
       disabled: false,
       createTime: t,
       updateTime: t,
+      ratePerSecond,
+      rateBurst,
     };
     await withTransaction(this.db, async (tx) => {
       if (!(await insertApp(tx, app))) throw new AlreadyExistsError("app", "name");
-      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth });
+      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst });
     });
     return { app, clientSecret };
   }
@@ -120,6 +138,8 @@ export class AppAdmin {
     const audiences = input.audiences === null ? null : requireAudiences("audiences", input.audiences);
     const ttl = input.maxTtlSeconds === null ? null : checkTtl(input.maxTtlSeconds);
     const depth = input.maxDelegationDepth === null ? null : checkDepth(input.maxDelegationDepth);
+    const ratePerSecond = input.ratePerSecond === null ? null : checkRate("rate_limit_per_second", input.ratePerSecond);
+    const rateBurst = input.rateBurst === null ? null : checkRate("rate_limit_burst", input.rateBurst);
     if (!APP_ID.test(input.appId)) throw new NotFoundError("app");
     const nowMs = this.now();
     const { app, revoked } = await withTransaction(this.db, async (tx) => {
@@ -132,6 +152,8 @@ export class AppAdmin {
         audiences: audiences ?? old.audiences,
         maxTtlSeconds: ttl ?? old.maxTtlSeconds,
         maxDelegationDepth: depth ?? old.maxDelegationDepth,
+        ratePerSecond: ratePerSecond ?? old.ratePerSecond,
+        rateBurst: rateBurst ?? old.rateBurst,
         updateTime: new Date(nowMs),
       };
       if (!(await updateApp(tx, app))) throw new AlreadyExistsError("app", "name");
@@ -157,6 +179,8 @@ export class AppAdmin {
         audiences: app.audiences,
         max_ttl_seconds: app.maxTtlSeconds,
         max_delegation_depth: app.maxDelegationDepth,
+        rate_per_second: app.ratePerSecond,
+        rate_burst: app.rateBurst,
         revoked_token_ids: revoked.map((r) => r.id),
       });
       return { app, revoked };

@@ -1,9 +1,10 @@
 // Who may call: apps by client id and secret (through a short cache), agents
 // by their own token (and its proof of possession when key-bound). The
-// principal rules themselves are in principals.ts; this supplies the lookups.
+// principal rules themselves are in principals.ts; this supplies the lookups,
+// throttles sources that keep failing, and charges requests to app limits.
 
 import { createHash } from "node:crypto";
-import { ProofReplayedError, ProofRequiredError, TokenInvalidError } from "../domain/errors.js";
+import { CredentialsInvalidError, ProofReplayedError, ProofRequiredError, TokenInvalidError } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import { verifyProof } from "../crypto/proofs.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
@@ -11,7 +12,8 @@ import type { Db } from "../storage/db.js";
 import { getResourceServer, type ResourceServerRecord } from "../storage/resource-servers.js";
 import { type ProofUse, useProofs } from "../storage/proofs.js";
 import { Batcher } from "./batcher.js";
-import type { Authenticator } from "./principals.js";
+import { type Allowed, authenticate, type Authenticator, type Credentials, type Principal } from "./principals.js";
+import type { RateLimits } from "./rate-limits.js";
 import type { TokenChecker } from "./token-check.js";
 
 const APP_CACHE_MS = 2000;
@@ -22,6 +24,18 @@ export interface AuthenticationSettings {
   readonly operatorTokenHash: Buffer;
   readonly leewayMs: number;
   readonly now: () => number;
+  readonly limits: RateLimits;
+}
+
+/**
+ * Failures that look like guessing: a wrong secret or operator credential,
+ * garbage, or a token that was never valid. An expired or revoked token is
+ * an honest caller behind the times and is not counted: one revocation must
+ * not lock a whole host's agents (and their orchestrator) out.
+ */
+function isGuess(err: unknown): boolean {
+  if (err instanceof CredentialsInvalidError) return true;
+  return err instanceof TokenInvalidError && !["EXPIRED", "NOT_YET_VALID", "REVOKED"].includes(err.status);
 }
 
 export class Authentication implements Authenticator {
@@ -55,6 +69,32 @@ export class Authentication implements Authenticator {
     if (app) this.appCache.set(appId, { app, at: now });
     else this.appCache.delete(appId);
     return app;
+  }
+
+  /**
+   * Authenticates a call from `source` (see sourceKey). A source with too
+   * many recent failures is refused before its credentials are looked at:
+   * no lookup, no hashing, no signature check.
+   */
+  async authenticate(creds: Credentials, allowed: readonly Allowed[], method: string, source: string): Promise<Principal> {
+    this.settings.limits.checkSource(source);
+    try {
+      return await authenticate(this, creds, allowed, method);
+    } catch (err) {
+      if (isGuess(err)) this.settings.limits.sourceFailed(source);
+      throw err;
+    }
+  }
+
+  /**
+   * Charges one request to the caller's app: an app's own, or an agent's
+   * app. The operator is not limited. Throws RateLimitedError when the app
+   * is over its limit; nothing of the request has been done then.
+   */
+  async charge(caller: Principal): Promise<void> {
+    const limits = this.settings.limits;
+    if (caller.kind === "app") limits.chargeApp(caller.app.appId, limits.rateOf(caller.app));
+    else if (caller.kind === "agent") limits.chargeApp(caller.claims.appId, limits.rateOf(await this.findApp(caller.claims.appId)));
   }
 
   forgetApp(appId: string): void {

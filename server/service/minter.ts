@@ -1,11 +1,20 @@
 // Shared by Issue and Delegate: sign a token, store its grant and audit event
 // before returning it, and record refusals in the audit trail.
+//
+// Refusals are written in group commits (batcher.ts): one transaction, and
+// one turn of the audit chain's head lock, for every refusal that arrived
+// while the previous batch committed. Written one transaction each, an app
+// sending refused requests at ~200/s cut another app's issuance by three
+// quarters (bench/noisy.ts). The refusal is still answered only once its
+// event has committed: the trail never misses a refusal the caller saw, and
+// the callers' own concurrency bounds the queue, so nothing is dropped.
 
 import { type BatonError, UnavailableError } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import { signToken } from "../crypto/tokens.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
+import { Batcher } from "./batcher.js";
 import { GrantWriter } from "./grant-writer.js";
 import type { KeyManager } from "./keys.js";
 import { actorOf, type Principal } from "./principals.js";
@@ -37,13 +46,18 @@ export interface HowMinted {
 
 export class Minter {
   private readonly writer: GrantWriter;
+  private readonly refusals: Batcher<AuditEvent, null>;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly keys: KeyManager,
     readonly settings: MintSettings,
   ) {
     this.writer = new GrantWriter(db);
+    this.refusals = new Batcher(async (events) => {
+      await withTransaction(db, (tx) => appendAudit(tx, events));
+      return events.map(() => null);
+    });
   }
 
   /** Signs the token, then stores its grant and audit event before returning it. */
@@ -113,6 +127,6 @@ export class Minter {
       actor: actorOf(caller),
       data: { reason: err.reason, details: err.details, ...extra },
     };
-    await withTransaction(this.db, (tx) => appendAudit(tx, [event]));
+    await this.refusals.submit(event);
   }
 }

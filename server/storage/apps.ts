@@ -13,6 +13,10 @@ export interface AppRecord {
   readonly disabled: boolean;
   readonly createTime: Date;
   readonly updateTime: Date;
+  /** The app's own rate limit (requests per second per replica); 0: the broker's default. */
+  readonly ratePerSecond: number;
+  /** The app's own burst; 0: the broker's default. */
+  readonly rateBurst: number;
 }
 
 interface Row {
@@ -26,10 +30,12 @@ interface Row {
   disabled: boolean;
   create_time: Date;
   update_time: Date;
+  rate_per_second: number;
+  rate_burst: number;
 }
 
 const COLUMNS =
-  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time";
+  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time, rate_per_second, rate_burst";
 
 function fromRow(r: Row): AppRecord {
   return {
@@ -43,14 +49,16 @@ function fromRow(r: Row): AppRecord {
     disabled: r.disabled,
     createTime: r.create_time,
     updateTime: r.update_time,
+    ratePerSecond: r.rate_per_second,
+    rateBurst: r.rate_burst,
   };
 }
 
 /** Inserts an app; returns false when the name is taken. */
 export async function insertApp(db: Queryable, a: AppRecord): Promise<boolean> {
   const res = await db.query(
-    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING`,
-    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime],
+    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (name) DO NOTHING`,
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime, a.ratePerSecond, a.rateBurst],
   );
   return res.rowCount === 1;
 }
@@ -70,9 +78,9 @@ export async function listApps(db: Queryable, afterId: string, limit: number): P
 export async function updateApp(db: Queryable, a: AppRecord): Promise<boolean> {
   const res = await db.query(
     `UPDATE apps SET name = $2, secret_hash = $3, scope_ceiling = $4, audiences = $5, max_ttl_seconds = $6,
-       max_delegation_depth = $7, disabled = $8, update_time = $9
+       max_delegation_depth = $7, disabled = $8, update_time = $9, rate_per_second = $10, rate_burst = $11
      WHERE app_id = $1 AND NOT EXISTS (SELECT 1 FROM apps o WHERE o.name = $2 AND o.app_id <> $1)`,
-    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime],
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime, a.ratePerSecond, a.rateBurst],
   );
   return res.rowCount === 1;
 }

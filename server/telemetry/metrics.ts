@@ -15,6 +15,7 @@ export class Metrics {
   private readonly latency = new Map<string, Histogram>();
   private readonly validations = new Map<string, number>();
   private readonly gauges = new Map<string, () => number>();
+  private readonly counters = new Map<string, { help: string; read: () => number }>();
 
   /** One finished RPC. */
   observeRpc(method: string, code: string, seconds: number): void {
@@ -38,6 +39,11 @@ export class Metrics {
     this.gauges.set(name, read);
   }
 
+  /** A counter kept elsewhere, read when rendered. */
+  counter(name: string, help: string, read: () => number): void {
+    this.counters.set(name, { help, read });
+  }
+
   render(): string {
     const out: string[] = [];
     out.push("# HELP baton_grpc_requests_total Finished gRPC calls by method and status code.");
@@ -54,6 +60,11 @@ export class Metrics {
     out.push("# HELP baton_validations_total Validate verdicts by token status.");
     out.push("# TYPE baton_validations_total counter");
     for (const [s, v] of this.validations) out.push(`baton_validations_total{status="${s}"} ${v}`);
+    for (const [name, c] of this.counters) {
+      out.push(`# HELP ${name} ${c.help}`);
+      out.push(`# TYPE ${name} counter`);
+      out.push(`${name} ${c.read()}`);
+    }
     for (const [name, read] of this.gauges) {
       out.push(`# TYPE ${name} gauge`);
       out.push(`${name} ${read()}`);

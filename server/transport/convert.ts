@@ -154,6 +154,8 @@ export function appToProto(a: AppRecord): App {
     disabled: a.disabled,
     createTime: a.createTime,
     updateTime: a.updateTime,
+    rateLimitPerSecond: a.ratePerSecond,
+    rateLimitBurst: a.rateBurst,
   };
 }
 

@@ -4,8 +4,8 @@
 // becomes INTERNAL with a fixed message; the cause goes to the log only.
 
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { BatonError, type ErrorReason } from "../domain/errors.js";
-import { ErrorInfo } from "../gen/google/rpc/error_details.js";
+import { BatonError, type ErrorReason, RetryLaterError } from "../domain/errors.js";
+import { ErrorInfo, RetryInfo } from "../gen/google/rpc/error_details.js";
 import { Status } from "../gen/google/rpc/status.js";
 
 export const ERROR_DOMAIN = "baton.dev";
@@ -37,6 +37,10 @@ const CODES: Record<ErrorReason, status> = {
   UNAVAILABLE: status.UNAVAILABLE,
   AUDIENCE_NOT_SERVED: status.PERMISSION_DENIED,
   RESOURCE_SERVER_DISABLED: status.PERMISSION_DENIED,
+  RATE_LIMITED: status.RESOURCE_EXHAUSTED,
+  // Not UNAVAILABLE: clients retry that one on their own, and a wrong secret
+  // retried in a loop is what this reason exists to stop.
+  AUTHENTICATION_THROTTLED: status.RESOURCE_EXHAUSTED,
 };
 
 const INTERNAL_MESSAGE = "internal error; the broker logged it with the request id";
@@ -58,13 +62,16 @@ export interface MappedError {
   readonly reason: ErrorReason | "INTERNAL";
   readonly message: string;
   readonly metadata: Record<string, string>;
+  /** Sent as a google.rpc.RetryInfo when set: how long to wait before retrying. */
+  readonly retryAfterMs?: number;
   /** True when the cause must be logged (it is not a caller's mistake). */
   readonly unexpected: boolean;
 }
 
 export function mapError(err: unknown, requestId: string): MappedError {
   if (err instanceof BatonError) {
-    return { code: CODES[err.reason], reason: err.reason, message: err.message, metadata: { ...err.details }, unexpected: false };
+    const retry = err instanceof RetryLaterError ? { retryAfterMs: err.retryAfterMs } : {};
+    return { code: CODES[err.reason], reason: err.reason, message: err.message, metadata: { ...err.details }, ...retry, unexpected: false };
   }
   if (isDatabaseUnavailable(err)) {
     return { code: status.UNAVAILABLE, reason: "UNAVAILABLE", message: "the broker cannot reach its database; retry", metadata: { request_id: requestId }, unexpected: true };
@@ -74,11 +81,13 @@ export function mapError(err: unknown, requestId: string): MappedError {
 
 export function toServiceError(m: MappedError): ServiceError {
   const info = ErrorInfo.encode({ reason: m.reason, domain: ERROR_DOMAIN, metadata: m.metadata }).finish();
-  const details = Status.encode({
-    code: m.code,
-    message: m.message,
-    details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }],
-  }).finish();
+  const anys = [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }];
+  if (m.retryAfterMs !== undefined) {
+    const ms = m.retryAfterMs;
+    const retry = RetryInfo.encode({ retryDelay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }).finish();
+    anys.push({ typeUrl: "type.googleapis.com/google.rpc.RetryInfo", value: Buffer.from(retry) });
+  }
+  const details = Status.encode({ code: m.code, message: m.message, details: anys }).finish();
   const metadata = new Metadata();
   metadata.set("grpc-status-details-bin", Buffer.from(details));
   const e = new Error(m.message) as ServiceError;

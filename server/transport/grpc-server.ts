@@ -21,7 +21,8 @@ import type { ResourceServerAdmin } from "../service/resource-servers.js";
 import type { Revoker } from "../service/revoke.js";
 import type { Validator } from "../service/validate.js";
 import type { KeyManager } from "../service/keys.js";
-import { type Allowed, authenticate, type Principal } from "../service/principals.js";
+import type { Allowed, Principal } from "../service/principals.js";
+import { sourceKey } from "../service/rate-limits.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { verifyAudit } from "../storage/audit.js";
@@ -176,8 +177,11 @@ export interface GrpcDeps {
 
 interface CallContext {
   readonly requestId: string;
-  /** Authenticates the caller as one of the allowed kinds. */
-  readonly caller: (allowed: readonly Allowed[]) => Promise<Principal>;
+  /**
+   * Authenticates the caller as one of the allowed kinds; `charged`: the call
+   * also counts against the caller's app rate limit.
+   */
+  readonly caller: (allowed: readonly Allowed[], charged?: boolean) => Promise<Principal>;
 }
 
 export class GrpcServer {
@@ -272,7 +276,11 @@ export class GrpcServer {
       const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
       const ctx: CallContext = {
         requestId,
-        caller: (allowed) => authenticate(auth, credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`),
+        caller: async (allowed, charged = false) => {
+          const p = await auth.authenticate(credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`, sourceKey(call.getPeer()));
+          if (charged) await auth.charge(p);
+          return p;
+        },
       };
       const finish = (code: grpc.status): void => {
         metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
@@ -298,7 +306,7 @@ export class GrpcServer {
     const { issuer, delegator, validator, revoker, keys, metrics } = this.deps;
     return {
       issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
-        const caller = await ctx.caller(["app"]);
+        const caller = await ctx.caller(["app"], true);
         const r = await issuer.issue(
           caller,
           { taskId: req.taskId, orchestrationId: req.orchestrationId, humanPrincipal: req.humanPrincipal, ...grantFromProto(req) },
@@ -307,7 +315,7 @@ export class GrpcServer {
         return issuedToProto(r);
       }),
       delegate: this.unary("BrokerService", "Delegate", async (req, ctx) => {
-        const caller = await ctx.caller(["agent"]).catch((err: unknown) => {
+        const caller = await ctx.caller(["agent"], true).catch((err: unknown) => {
           throw asParentRefusal(err);
         });
         return issuedToProto(await delegator.delegate(caller, grantFromProto(req), ctx));
@@ -323,7 +331,7 @@ export class GrpcServer {
         };
       }),
       revoke: this.unary("BrokerService", "Revoke", async (req, ctx) => {
-        const caller = await ctx.caller(["operator", "app", "agent"]);
+        const caller = await ctx.caller(["operator", "app", "agent"], true);
         const r = await revoker.revoke(
           caller,
           { target: targetFromProto(req.target), id: req.id, appId: req.appId, reason: req.reason },
@@ -372,11 +380,11 @@ export class GrpcServer {
     };
     (async () => {
       if (this.shuttingDown) throw new ShuttingDownError();
-      const caller = await authenticate(
-        auth,
+      const caller = await auth.authenticate(
         credentialsFrom(call.metadata),
         ["resourceServer", "app", "operator"],
         "/baton.v1.BrokerService/StreamRevocations",
+        sourceKey(call.getPeer()),
       );
       const req = checkedRequest(call.request);
       const s = await streams.open(req.cursor, sink, caller);
@@ -399,6 +407,8 @@ export class GrpcServer {
             audiences: req.audiences,
             maxTtlSeconds: maxTtl === null ? null : Math.floor(maxTtl),
             maxDelegationDepth: req.maxDelegationDepth,
+            ratePerSecond: req.rateLimitPerSecond ?? 0,
+            rateBurst: req.rateLimitBurst ?? 0,
           },
           ctx.requestId,
         );
@@ -424,6 +434,8 @@ export class GrpcServer {
             audiences: req.updateAudiences ? req.audiences : null,
             maxTtlSeconds: maxTtl === null ? null : Math.floor(maxTtl),
             maxDelegationDepth: req.maxDelegationDepth ?? null,
+            ratePerSecond: req.rateLimitPerSecond ?? null,
+            rateBurst: req.rateLimitBurst ?? null,
           },
           ctx.requestId,
         );

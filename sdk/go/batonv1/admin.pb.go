@@ -102,9 +102,16 @@ type App struct {
 	// When the app was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the app was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The app's own rate limit, in requests per second per broker replica,
+	// for Issue, Delegate and Revoke by the app or its agents. 0: the
+	// broker's default (`BATON_APP_RATE_PER_SECOND`).
+	RateLimitPerSecond uint32 `protobuf:"varint,10,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3" json:"rate_limit_per_second,omitempty"`
+	// The app's own burst: how many such requests a replica accepts at once
+	// after a quiet spell. 0: the broker's default (`BATON_APP_BURST`).
+	RateLimitBurst uint32 `protobuf:"varint,11,opt,name=rate_limit_burst,json=rateLimitBurst,proto3" json:"rate_limit_burst,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -200,6 +207,20 @@ func (x *App) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *App) GetRateLimitPerSecond() uint32 {
+	if x != nil {
+		return x.RateLimitPerSecond
+	}
+	return 0
+}
+
+func (x *App) GetRateLimitBurst() uint32 {
+	if x != nil {
+		return x.RateLimitBurst
+	}
+	return 0
+}
+
 // CreateAppRequest registers an app.
 type CreateAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -214,8 +235,16 @@ type CreateAppRequest struct {
 	MaxTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=max_ttl,json=maxTtl,proto3" json:"max_ttl,omitempty"`
 	// The deepest delegation allowed. 0 (unset): 5. At most 16.
 	MaxDelegationDepth uint32 `protobuf:"varint,5,opt,name=max_delegation_depth,json=maxDelegationDepth,proto3" json:"max_delegation_depth,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The app's rate limit in requests per second per replica (see
+	// `App.rate_limit_per_second`). Unset or 0: the broker's default. At most
+	// 1,000,000. (Optional only so that clients written before it need not
+	// set it.)
+	RateLimitPerSecond *uint32 `protobuf:"varint,6,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3,oneof" json:"rate_limit_per_second,omitempty"`
+	// The app's burst (see `App.rate_limit_burst`). Unset or 0: the broker's
+	// default. At most 1,000,000.
+	RateLimitBurst *uint32 `protobuf:"varint,7,opt,name=rate_limit_burst,json=rateLimitBurst,proto3,oneof" json:"rate_limit_burst,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
@@ -279,6 +308,20 @@ func (x *CreateAppRequest) GetMaxTtl() *durationpb.Duration {
 func (x *CreateAppRequest) GetMaxDelegationDepth() uint32 {
 	if x != nil {
 		return x.MaxDelegationDepth
+	}
+	return 0
+}
+
+func (x *CreateAppRequest) GetRateLimitPerSecond() uint32 {
+	if x != nil && x.RateLimitPerSecond != nil {
+		return *x.RateLimitPerSecond
+	}
+	return 0
+}
+
+func (x *CreateAppRequest) GetRateLimitBurst() uint32 {
+	if x != nil && x.RateLimitBurst != nil {
+		return *x.RateLimitBurst
 	}
 	return 0
 }
@@ -561,8 +604,13 @@ type UpdateAppRequest struct {
 	MaxTtl *durationpb.Duration `protobuf:"bytes,7,opt,name=max_ttl,json=maxTtl,proto3" json:"max_ttl,omitempty"`
 	// A new maximum delegation depth.
 	MaxDelegationDepth *uint32 `protobuf:"varint,8,opt,name=max_delegation_depth,json=maxDelegationDepth,proto3,oneof" json:"max_delegation_depth,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// A new rate limit in requests per second per replica; 0 returns the app
+	// to the broker's default. Takes effect on each replica within seconds.
+	RateLimitPerSecond *uint32 `protobuf:"varint,9,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3,oneof" json:"rate_limit_per_second,omitempty"`
+	// A new burst; 0 returns the app to the broker's default.
+	RateLimitBurst *uint32 `protobuf:"varint,10,opt,name=rate_limit_burst,json=rateLimitBurst,proto3,oneof" json:"rate_limit_burst,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateAppRequest) Reset() {
@@ -647,6 +695,20 @@ func (x *UpdateAppRequest) GetMaxTtl() *durationpb.Duration {
 func (x *UpdateAppRequest) GetMaxDelegationDepth() uint32 {
 	if x != nil && x.MaxDelegationDepth != nil {
 		return *x.MaxDelegationDepth
+	}
+	return 0
+}
+
+func (x *UpdateAppRequest) GetRateLimitPerSecond() uint32 {
+	if x != nil && x.RateLimitPerSecond != nil {
+		return *x.RateLimitPerSecond
+	}
+	return 0
+}
+
+func (x *UpdateAppRequest) GetRateLimitBurst() uint32 {
+	if x != nil && x.RateLimitBurst != nil {
+		return *x.RateLimitBurst
 	}
 	return 0
 }
@@ -1696,7 +1758,7 @@ var File_baton_v1_admin_proto protoreflect.FileDescriptor
 
 const file_baton_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14baton/v1/admin.proto\x12\bbaton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n" +
+	"\x14baton/v1/admin.proto\x12\bbaton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x03\n" +
 	"\x03App\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -1708,13 +1770,20 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xcf\x01\n" +
+	"updateTime\x121\n" +
+	"\x15rate_limit_per_second\x18\n" +
+	" \x01(\rR\x12rateLimitPerSecond\x12(\n" +
+	"\x10rate_limit_burst\x18\v \x01(\rR\x0erateLimitBurst\"\xe5\x02\n" +
 	"\x10CreateAppRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rscope_ceiling\x18\x02 \x03(\tR\fscopeCeiling\x12\x1c\n" +
 	"\taudiences\x18\x03 \x03(\tR\taudiences\x122\n" +
 	"\amax_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06maxTtl\x120\n" +
-	"\x14max_delegation_depth\x18\x05 \x01(\rR\x12maxDelegationDepth\"Y\n" +
+	"\x14max_delegation_depth\x18\x05 \x01(\rR\x12maxDelegationDepth\x126\n" +
+	"\x15rate_limit_per_second\x18\x06 \x01(\rH\x00R\x12rateLimitPerSecond\x88\x01\x01\x12-\n" +
+	"\x10rate_limit_burst\x18\a \x01(\rH\x01R\x0erateLimitBurst\x88\x01\x01B\x18\n" +
+	"\x16_rate_limit_per_secondB\x13\n" +
+	"\x11_rate_limit_burst\"Y\n" +
 	"\x11CreateAppResponse\x12\x1f\n" +
 	"\x03app\x18\x01 \x01(\v2\r.baton.v1.AppR\x03app\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"&\n" +
@@ -1728,7 +1797,7 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"]\n" +
 	"\x10ListAppsResponse\x12!\n" +
 	"\x04apps\x18\x01 \x03(\v2\r.baton.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xef\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x04\n" +
 	"\x10UpdateAppRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x120\n" +
@@ -1737,9 +1806,14 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\x10update_audiences\x18\x05 \x01(\bR\x0fupdateAudiences\x12\x1c\n" +
 	"\taudiences\x18\x06 \x03(\tR\taudiences\x122\n" +
 	"\amax_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\x06maxTtl\x125\n" +
-	"\x14max_delegation_depth\x18\b \x01(\rH\x01R\x12maxDelegationDepth\x88\x01\x01B\a\n" +
+	"\x14max_delegation_depth\x18\b \x01(\rH\x01R\x12maxDelegationDepth\x88\x01\x01\x126\n" +
+	"\x15rate_limit_per_second\x18\t \x01(\rH\x02R\x12rateLimitPerSecond\x88\x01\x01\x12-\n" +
+	"\x10rate_limit_burst\x18\n" +
+	" \x01(\rH\x03R\x0erateLimitBurst\x88\x01\x01B\a\n" +
 	"\x05_nameB\x17\n" +
-	"\x15_max_delegation_depth\"d\n" +
+	"\x15_max_delegation_depthB\x18\n" +
+	"\x16_rate_limit_per_secondB\x13\n" +
+	"\x11_rate_limit_burst\"d\n" +
 	"\x11UpdateAppResponse\x12\x1f\n" +
 	"\x03app\x18\x01 \x01(\v2\r.baton.v1.AppR\x03app\x12.\n" +
 	"\x13revoked_token_count\x18\x02 \x01(\rR\x11revokedTokenCount\"B\n" +
@@ -1928,6 +2002,7 @@ func file_baton_v1_admin_proto_init() {
 	if File_baton_v1_admin_proto != nil {
 		return
 	}
+	file_baton_v1_admin_proto_msgTypes[1].OneofWrappers = []any{}
 	file_baton_v1_admin_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -128,6 +128,18 @@ const (
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 24
 	// The broker's database is unreachable. Status UNAVAILABLE; retry.
 	ErrorReason_ERROR_REASON_UNAVAILABLE ErrorReason = 25
+	// The app is over its rate limit on this broker replica (Issue, Delegate
+	// and Revoke by the app or its agents draw on one token bucket per app).
+	// Nothing of the request was done or stored. Status RESOURCE_EXHAUSTED.
+	// Metadata: `app_id`, `limit` (requests per second), `burst`. The status
+	// also carries a `google.rpc.RetryInfo` whose `retry_delay` is the wait
+	// until the next request would be accepted.
+	ErrorReason_ERROR_REASON_RATE_LIMITED ErrorReason = 26
+	// Too many failed authentications came from the caller's network address
+	// (IPv4 address or IPv6 /64) recently; every authentication from it is
+	// refused, without looking at the credentials, until the wait in the
+	// attached `google.rpc.RetryInfo` has passed. Status RESOURCE_EXHAUSTED.
+	ErrorReason_ERROR_REASON_AUTHENTICATION_THROTTLED ErrorReason = 27
 	// A resource server asked Validate about an audience it does not serve.
 	// Status PERMISSION_DENIED. Metadata: `audience` (the one asked for,
 	// truncated to 128 characters).
@@ -166,6 +178,8 @@ var (
 		23: "ERROR_REASON_NOT_IMPLEMENTED",
 		24: "ERROR_REASON_INTERNAL",
 		25: "ERROR_REASON_UNAVAILABLE",
+		26: "ERROR_REASON_RATE_LIMITED",
+		27: "ERROR_REASON_AUTHENTICATION_THROTTLED",
 		28: "ERROR_REASON_AUDIENCE_NOT_SERVED",
 		29: "ERROR_REASON_RESOURCE_SERVER_DISABLED",
 	}
@@ -196,6 +210,8 @@ var (
 		"ERROR_REASON_NOT_IMPLEMENTED":           23,
 		"ERROR_REASON_INTERNAL":                  24,
 		"ERROR_REASON_UNAVAILABLE":               25,
+		"ERROR_REASON_RATE_LIMITED":              26,
+		"ERROR_REASON_AUTHENTICATION_THROTTLED":  27,
 		"ERROR_REASON_AUDIENCE_NOT_SERVED":       28,
 		"ERROR_REASON_RESOURCE_SERVER_DISABLED":  29,
 	}
@@ -232,7 +248,7 @@ var File_baton_v1_errors_proto protoreflect.FileDescriptor
 
 const file_baton_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15baton/v1/errors.proto\x12\bbaton.v1*\xca\a\n" +
+	"\x15baton/v1/errors.proto\x12\bbaton.v1*\x94\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\x1e\n" +
@@ -260,7 +276,9 @@ const file_baton_v1_errors_proto_rawDesc = "" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10\x16\x12 \n" +
 	"\x1cERROR_REASON_NOT_IMPLEMENTED\x10\x17\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\x18\x12\x1c\n" +
-	"\x18ERROR_REASON_UNAVAILABLE\x10\x19\x12$\n" +
+	"\x18ERROR_REASON_UNAVAILABLE\x10\x19\x12\x1d\n" +
+	"\x19ERROR_REASON_RATE_LIMITED\x10\x1a\x12)\n" +
+	"%ERROR_REASON_AUTHENTICATION_THROTTLED\x10\x1b\x12$\n" +
 	" ERROR_REASON_AUDIENCE_NOT_SERVED\x10\x1c\x12)\n" +
 	"%ERROR_REASON_RESOURCE_SERVER_DISABLED\x10\x1dB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 

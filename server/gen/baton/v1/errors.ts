@@ -154,6 +154,22 @@ export enum ErrorReason {
   /** ERROR_REASON_UNAVAILABLE - The broker's database is unreachable. Status UNAVAILABLE; retry. */
   ERROR_REASON_UNAVAILABLE = 25,
   /**
+   * ERROR_REASON_RATE_LIMITED - The app is over its rate limit on this broker replica (Issue, Delegate
+   * and Revoke by the app or its agents draw on one token bucket per app).
+   * Nothing of the request was done or stored. Status RESOURCE_EXHAUSTED.
+   * Metadata: `app_id`, `limit` (requests per second), `burst`. The status
+   * also carries a `google.rpc.RetryInfo` whose `retry_delay` is the wait
+   * until the next request would be accepted.
+   */
+  ERROR_REASON_RATE_LIMITED = 26,
+  /**
+   * ERROR_REASON_AUTHENTICATION_THROTTLED - Too many failed authentications came from the caller's network address
+   * (IPv4 address or IPv6 /64) recently; every authentication from it is
+   * refused, without looking at the credentials, until the wait in the
+   * attached `google.rpc.RetryInfo` has passed. Status RESOURCE_EXHAUSTED.
+   */
+  ERROR_REASON_AUTHENTICATION_THROTTLED = 27,
+  /**
    * ERROR_REASON_AUDIENCE_NOT_SERVED - A resource server asked Validate about an audience it does not serve.
    * Status PERMISSION_DENIED. Metadata: `audience` (the one asked for,
    * truncated to 128 characters).
@@ -247,6 +263,12 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 25:
     case "ERROR_REASON_UNAVAILABLE":
       return ErrorReason.ERROR_REASON_UNAVAILABLE;
+    case 26:
+    case "ERROR_REASON_RATE_LIMITED":
+      return ErrorReason.ERROR_REASON_RATE_LIMITED;
+    case 27:
+    case "ERROR_REASON_AUTHENTICATION_THROTTLED":
+      return ErrorReason.ERROR_REASON_AUTHENTICATION_THROTTLED;
     case 28:
     case "ERROR_REASON_AUDIENCE_NOT_SERVED":
       return ErrorReason.ERROR_REASON_AUDIENCE_NOT_SERVED;
@@ -314,6 +336,10 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_INTERNAL";
     case ErrorReason.ERROR_REASON_UNAVAILABLE:
       return "ERROR_REASON_UNAVAILABLE";
+    case ErrorReason.ERROR_REASON_RATE_LIMITED:
+      return "ERROR_REASON_RATE_LIMITED";
+    case ErrorReason.ERROR_REASON_AUTHENTICATION_THROTTLED:
+      return "ERROR_REASON_AUTHENTICATION_THROTTLED";
     case ErrorReason.ERROR_REASON_AUDIENCE_NOT_SERVED:
       return "ERROR_REASON_AUDIENCE_NOT_SERVED";
     case ErrorReason.ERROR_REASON_RESOURCE_SERVER_DISABLED:

@@ -23,7 +23,7 @@ SIGNING_KEY_STATE_ACTIVE: SigningKeyState
 SIGNING_KEY_STATE_RETIRED: SigningKeyState
 
 class App(_message.Message):
-    __slots__ = ("app_id", "name", "scope_ceiling", "audiences", "max_ttl", "max_delegation_depth", "disabled", "create_time", "update_time")
+    __slots__ = ("app_id", "name", "scope_ceiling", "audiences", "max_ttl", "max_delegation_depth", "disabled", "create_time", "update_time", "rate_limit_per_second", "rate_limit_burst")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,8 @@ class App(_message.Message):
     DISABLED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_BURST_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     name: str
     scope_ceiling: _containers.RepeatedScalarFieldContainer[str]
@@ -42,21 +44,27 @@ class App(_message.Message):
     disabled: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rate_limit_per_second: int
+    rate_limit_burst: int
+    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit_per_second: _Optional[int] = ..., rate_limit_burst: _Optional[int] = ...) -> None: ...
 
 class CreateAppRequest(_message.Message):
-    __slots__ = ("name", "scope_ceiling", "audiences", "max_ttl", "max_delegation_depth")
+    __slots__ = ("name", "scope_ceiling", "audiences", "max_ttl", "max_delegation_depth", "rate_limit_per_second", "rate_limit_burst")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
     AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     MAX_TTL_FIELD_NUMBER: _ClassVar[int]
     MAX_DELEGATION_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_BURST_FIELD_NUMBER: _ClassVar[int]
     name: str
     scope_ceiling: _containers.RepeatedScalarFieldContainer[str]
     audiences: _containers.RepeatedScalarFieldContainer[str]
     max_ttl: _duration_pb2.Duration
     max_delegation_depth: int
-    def __init__(self, name: _Optional[str] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ...) -> None: ...
+    rate_limit_per_second: int
+    rate_limit_burst: int
+    def __init__(self, name: _Optional[str] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ..., rate_limit_per_second: _Optional[int] = ..., rate_limit_burst: _Optional[int] = ...) -> None: ...
 
 class CreateAppResponse(_message.Message):
     __slots__ = ("app", "client_secret")
@@ -95,7 +103,7 @@ class ListAppsResponse(_message.Message):
     def __init__(self, apps: _Optional[_Iterable[_Union[App, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateAppRequest(_message.Message):
-    __slots__ = ("app_id", "name", "update_scope_ceiling", "scope_ceiling", "update_audiences", "audiences", "max_ttl", "max_delegation_depth")
+    __slots__ = ("app_id", "name", "update_scope_ceiling", "scope_ceiling", "update_audiences", "audiences", "max_ttl", "max_delegation_depth", "rate_limit_per_second", "rate_limit_burst")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_SCOPE_CEILING_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +112,8 @@ class UpdateAppRequest(_message.Message):
     AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     MAX_TTL_FIELD_NUMBER: _ClassVar[int]
     MAX_DELEGATION_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_BURST_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     name: str
     update_scope_ceiling: bool
@@ -112,7 +122,9 @@ class UpdateAppRequest(_message.Message):
     audiences: _containers.RepeatedScalarFieldContainer[str]
     max_ttl: _duration_pb2.Duration
     max_delegation_depth: int
-    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., update_scope_ceiling: _Optional[bool] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., update_audiences: _Optional[bool] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ...) -> None: ...
+    rate_limit_per_second: int
+    rate_limit_burst: int
+    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., update_scope_ceiling: _Optional[bool] = ..., scope_ceiling: _Optional[_Iterable[str]] = ..., update_audiences: _Optional[bool] = ..., audiences: _Optional[_Iterable[str]] = ..., max_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_delegation_depth: _Optional[int] = ..., rate_limit_per_second: _Optional[int] = ..., rate_limit_burst: _Optional[int] = ...) -> None: ...
 
 class UpdateAppResponse(_message.Message):
     __slots__ = ("app", "revoked_token_count")

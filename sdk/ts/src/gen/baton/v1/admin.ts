@@ -104,7 +104,20 @@ export interface App {
     | Date
     | undefined;
   /** When the app was last changed. */
-  updateTime: Date | undefined;
+  updateTime:
+    | Date
+    | undefined;
+  /**
+   * The app's own rate limit, in requests per second per broker replica,
+   * for Issue, Delegate and Revoke by the app or its agents. 0: the
+   * broker's default (`BATON_APP_RATE_PER_SECOND`).
+   */
+  rateLimitPerSecond: number;
+  /**
+   * The app's own burst: how many such requests a replica accepts at once
+   * after a quiet spell. 0: the broker's default (`BATON_APP_BURST`).
+   */
+  rateLimitBurst: number;
 }
 
 /** CreateAppRequest registers an app. */
@@ -124,6 +137,20 @@ export interface CreateAppRequest {
     | undefined;
   /** The deepest delegation allowed. 0 (unset): 5. At most 16. */
   maxDelegationDepth: number;
+  /**
+   * The app's rate limit in requests per second per replica (see
+   * `App.rate_limit_per_second`). Unset or 0: the broker's default. At most
+   * 1,000,000. (Optional only so that clients written before it need not
+   * set it.)
+   */
+  rateLimitPerSecond?:
+    | number
+    | undefined;
+  /**
+   * The app's burst (see `App.rate_limit_burst`). Unset or 0: the broker's
+   * default. At most 1,000,000.
+   */
+  rateLimitBurst?: number | undefined;
 }
 
 /** CreateAppResponse returns the app and its secret. */
@@ -191,7 +218,18 @@ export interface UpdateAppRequest {
     | Duration
     | undefined;
   /** A new maximum delegation depth. */
-  maxDelegationDepth?: number | undefined;
+  maxDelegationDepth?:
+    | number
+    | undefined;
+  /**
+   * A new rate limit in requests per second per replica; 0 returns the app
+   * to the broker's default. Takes effect on each replica within seconds.
+   */
+  rateLimitPerSecond?:
+    | number
+    | undefined;
+  /** A new burst; 0 returns the app to the broker's default. */
+  rateLimitBurst?: number | undefined;
 }
 
 /** UpdateAppResponse returns the changed app. */
@@ -380,6 +418,8 @@ function createBaseApp(): App {
     disabled: false,
     createTime: undefined,
     updateTime: undefined,
+    rateLimitPerSecond: 0,
+    rateLimitBurst: 0,
   };
 }
 
@@ -411,6 +451,12 @@ export const App: MessageFns<App> = {
     }
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(74).fork()).join();
+    }
+    if (message.rateLimitPerSecond !== 0) {
+      writer.uint32(80).uint32(message.rateLimitPerSecond);
+    }
+    if (message.rateLimitBurst !== 0) {
+      writer.uint32(88).uint32(message.rateLimitBurst);
     }
     return writer;
   },
@@ -500,6 +546,22 @@ export const App: MessageFns<App> = {
             message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.rateLimitPerSecond = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.rateLimitBurst = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -549,6 +611,16 @@ export const App: MessageFns<App> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
+      rateLimitPerSecond: isSet(object.rateLimitPerSecond)
+        ? globalThis.Number(object.rateLimitPerSecond)
+        : isSet(object.rate_limit_per_second)
+        ? globalThis.Number(object.rate_limit_per_second)
+        : 0,
+      rateLimitBurst: isSet(object.rateLimitBurst)
+        ? globalThis.Number(object.rateLimitBurst)
+        : isSet(object.rate_limit_burst)
+        ? globalThis.Number(object.rate_limit_burst)
+        : 0,
     };
   },
 
@@ -581,6 +653,12 @@ export const App: MessageFns<App> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
+    if (message.rateLimitPerSecond !== 0) {
+      obj.rateLimitPerSecond = Math.round(message.rateLimitPerSecond);
+    }
+    if (message.rateLimitBurst !== 0) {
+      obj.rateLimitBurst = Math.round(message.rateLimitBurst);
+    }
     return obj;
   },
 
@@ -600,12 +678,22 @@ export const App: MessageFns<App> = {
     message.disabled = object.disabled ?? false;
     message.createTime = object.createTime ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
+    message.rateLimitPerSecond = object.rateLimitPerSecond ?? 0;
+    message.rateLimitBurst = object.rateLimitBurst ?? 0;
     return message;
   },
 };
 
 function createBaseCreateAppRequest(): CreateAppRequest {
-  return { name: "", scopeCeiling: [], audiences: [], maxTtl: undefined, maxDelegationDepth: 0 };
+  return {
+    name: "",
+    scopeCeiling: [],
+    audiences: [],
+    maxTtl: undefined,
+    maxDelegationDepth: 0,
+    rateLimitPerSecond: undefined,
+    rateLimitBurst: undefined,
+  };
 }
 
 export const CreateAppRequest: MessageFns<CreateAppRequest> = {
@@ -624,6 +712,12 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
     }
     if (message.maxDelegationDepth !== 0) {
       writer.uint32(40).uint32(message.maxDelegationDepth);
+    }
+    if (message.rateLimitPerSecond !== undefined) {
+      writer.uint32(48).uint32(message.rateLimitPerSecond);
+    }
+    if (message.rateLimitBurst !== undefined) {
+      writer.uint32(56).uint32(message.rateLimitBurst);
     }
     return writer;
   },
@@ -681,6 +775,22 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
             message.maxDelegationDepth = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.rateLimitPerSecond = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.rateLimitBurst = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -714,6 +824,16 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
         : isSet(object.max_delegation_depth)
         ? globalThis.Number(object.max_delegation_depth)
         : 0,
+      rateLimitPerSecond: isSet(object.rateLimitPerSecond)
+        ? globalThis.Number(object.rateLimitPerSecond)
+        : isSet(object.rate_limit_per_second)
+        ? globalThis.Number(object.rate_limit_per_second)
+        : undefined,
+      rateLimitBurst: isSet(object.rateLimitBurst)
+        ? globalThis.Number(object.rateLimitBurst)
+        : isSet(object.rate_limit_burst)
+        ? globalThis.Number(object.rate_limit_burst)
+        : undefined,
     };
   },
 
@@ -734,6 +854,12 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
     if (message.maxDelegationDepth !== 0) {
       obj.maxDelegationDepth = Math.round(message.maxDelegationDepth);
     }
+    if (message.rateLimitPerSecond !== undefined) {
+      obj.rateLimitPerSecond = Math.round(message.rateLimitPerSecond);
+    }
+    if (message.rateLimitBurst !== undefined) {
+      obj.rateLimitBurst = Math.round(message.rateLimitBurst);
+    }
     return obj;
   },
 
@@ -749,6 +875,8 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
       ? Duration.fromPartial(object.maxTtl)
       : undefined;
     message.maxDelegationDepth = object.maxDelegationDepth ?? 0;
+    message.rateLimitPerSecond = object.rateLimitPerSecond ?? undefined;
+    message.rateLimitBurst = object.rateLimitBurst ?? undefined;
     return message;
   },
 };
@@ -1174,6 +1302,8 @@ function createBaseUpdateAppRequest(): UpdateAppRequest {
     audiences: [],
     maxTtl: undefined,
     maxDelegationDepth: undefined,
+    rateLimitPerSecond: undefined,
+    rateLimitBurst: undefined,
   };
 }
 
@@ -1202,6 +1332,12 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     }
     if (message.maxDelegationDepth !== undefined) {
       writer.uint32(64).uint32(message.maxDelegationDepth);
+    }
+    if (message.rateLimitPerSecond !== undefined) {
+      writer.uint32(72).uint32(message.rateLimitPerSecond);
+    }
+    if (message.rateLimitBurst !== undefined) {
+      writer.uint32(80).uint32(message.rateLimitBurst);
     }
     return writer;
   },
@@ -1283,6 +1419,22 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
             message.maxDelegationDepth = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.rateLimitPerSecond = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.rateLimitBurst = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1331,6 +1483,16 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
         : isSet(object.max_delegation_depth)
         ? globalThis.Number(object.max_delegation_depth)
         : undefined,
+      rateLimitPerSecond: isSet(object.rateLimitPerSecond)
+        ? globalThis.Number(object.rateLimitPerSecond)
+        : isSet(object.rate_limit_per_second)
+        ? globalThis.Number(object.rate_limit_per_second)
+        : undefined,
+      rateLimitBurst: isSet(object.rateLimitBurst)
+        ? globalThis.Number(object.rateLimitBurst)
+        : isSet(object.rate_limit_burst)
+        ? globalThis.Number(object.rate_limit_burst)
+        : undefined,
     };
   },
 
@@ -1360,6 +1522,12 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     if (message.maxDelegationDepth !== undefined) {
       obj.maxDelegationDepth = Math.round(message.maxDelegationDepth);
     }
+    if (message.rateLimitPerSecond !== undefined) {
+      obj.rateLimitPerSecond = Math.round(message.rateLimitPerSecond);
+    }
+    if (message.rateLimitBurst !== undefined) {
+      obj.rateLimitBurst = Math.round(message.rateLimitBurst);
+    }
     return obj;
   },
 
@@ -1378,6 +1546,8 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
       ? Duration.fromPartial(object.maxTtl)
       : undefined;
     message.maxDelegationDepth = object.maxDelegationDepth ?? undefined;
+    message.rateLimitPerSecond = object.rateLimitPerSecond ?? undefined;
+    message.rateLimitBurst = object.rateLimitBurst ?? undefined;
     return message;
   },
 };
