@@ -34,7 +34,7 @@ export const DEFAULT_TIMEOUT_MS = 5000;
  * oversized metadata), failing every call sharing it; so a longer token is
  * refused here, before anything is sent.
  */
-export const MAX_BEARER_TOKEN_LENGTH = 16 * 1024;
+export const MAX_BEARER_TOKEN_LENGTH: number = 16 * 1024;
 
 /** An app (orchestrator, or resource server registered as an app): sent as `authorization: Basic`. */
 export interface AppCredentials {
