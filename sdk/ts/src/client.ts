@@ -234,17 +234,26 @@ function setBearer(md: Metadata, token: string, what: string): void {
   setMetadata(md, "authorization", `Bearer ${token}`, what);
 }
 
+/** Checks an app's or operator's credentials are strings; `name` is the argument's, for the TypeError. */
+export function checkCaller(caller: AppOrOperator, name: string): void {
+  requiredObject(caller, name);
+  if ("clientId" in caller) {
+    requiredString(caller.clientId, `${name}.clientId`);
+    requiredString(caller.clientSecret, `${name}.clientSecret`);
+  } else {
+    requiredString(caller.operatorToken, `${name}.operatorToken`);
+  }
+}
+
 /** The `authorization` metadata of an app (Basic) or an operator (Bearer); `name` is the argument's, for errors. */
 export function callerMetadata(caller: AppOrOperator, name = "caller"): Metadata {
-  requiredObject(caller, name);
+  checkCaller(caller, name);
   const md = new Metadata();
   if ("clientId" in caller) {
-    const id = requiredString(caller.clientId, `${name}.clientId`);
-    const secret = requiredString(caller.clientSecret, `${name}.clientSecret`);
     // Base64 is always printable.
-    md.set("authorization", `Basic ${Buffer.from(`${id}:${secret}`, "utf8").toString("base64")}`);
+    md.set("authorization", `Basic ${Buffer.from(`${caller.clientId}:${caller.clientSecret}`, "utf8").toString("base64")}`);
   } else {
-    setBearer(md, requiredString(caller.operatorToken, `${name}.operatorToken`), "the operator token");
+    setBearer(md, caller.operatorToken, "the operator token");
   }
   return md;
 }

@@ -5,7 +5,15 @@
 // past the checks would fail there with a BatonError (UNAVAILABLE) instead.
 
 import { afterAll, describe, expect, it } from "vitest";
-import { AgentKey, batonHttpMiddleware, batonServerInterceptor, BrokerClient, TokenVerifier, type TokenVerifierOptions } from "../src/index.js";
+import {
+  AgentKey,
+  batonHttpMiddleware,
+  batonServerInterceptor,
+  BrokerClient,
+  RevocationSubscriber,
+  TokenVerifier,
+  type TokenVerifierOptions,
+} from "../src/index.js";
 
 const broker = new BrokerClient("127.0.0.1:1", { timeoutMs: 2000 });
 afterAll(() => broker.close());
@@ -98,6 +106,18 @@ describe("TokenVerifier and the middleware refuse mistyped options", () => {
       /options\.publicMethods must be an array/,
     );
     expect(() => batonServerInterceptor(verifier, { requiredScopes: { "/ehr.v1.Records/Get": [SCOPE] }, publicMethods: ["/h/C"] })).not.toThrow();
+  });
+
+  it("RevocationSubscriber: mistyped credentials fail at construction, not on every reconnect", () => {
+    const target = "127.0.0.1:1";
+    expect(() => new RevocationSubscriber({ target, caller: untyped({ clientId: "app_x", clientSecret: ["s"] }) })).toThrow(
+      /options\.caller\.clientSecret must be a string, not an array/,
+    );
+    expect(() => new RevocationSubscriber({ target, caller: untyped({ operatorToken: 1 }) })).toThrow(/options\.caller\.operatorToken must be a string/);
+    expect(() => new RevocationSubscriber({ target, caller: untyped("app_x:secret") })).toThrow(/options\.caller must be an object/);
+    expect(() => new RevocationSubscriber({ target: untyped([target]), caller: app })).toThrow(/options\.target must be a string or a function/);
+    expect(() => new RevocationSubscriber({ target, caller: app, cursor: untyped(5) })).toThrow(/options\.cursor must be a string/);
+    new RevocationSubscriber({ target, caller: app }).close();
   });
 
   it("HTTP middleware: a string for requiredScopes, at construction", () => {
