@@ -70,6 +70,12 @@ describe("BrokerClient refuses mistyped arguments before sending", () => {
     await rejectsNaming(broker.release({ token: "t" }, { reason: untyped(1) }), "options.reason must be a string");
   });
 
+  it("AgentKey.createProof: a list for the method, a non-string token", async () => {
+    const key = await AgentKey.generate();
+    await expect(key.createProof(untyped(["GET /records/P-1"]), "t")).rejects.toThrow(/method must be a string, not an array/);
+    await expect(key.createProof("GET /records/P-1", untyped(undefined))).rejects.toThrow(/token must be a string, not undefined/);
+  });
+
   it("well-typed arguments do go out (and fail here only because nobody listens)", async () => {
     await expect(broker.issue(app, issue)).rejects.toMatchObject({ name: "BatonError" });
   });
