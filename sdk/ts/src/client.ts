@@ -20,6 +20,7 @@ import {
   type ValidateResponse,
 } from "./gen/baton/v1/broker.js";
 import type { Duration } from "./gen/google/protobuf/duration.js";
+import { optionalBoolean, optionalNumber, optionalString, optionalStringList, requiredObject, requiredString, stringList } from "./args.js";
 import { BatonError, fromServiceError } from "./errors.js";
 import { PROOF_METADATA_KEY, type AgentKey } from "./proof.js";
 
@@ -33,7 +34,7 @@ export const DEFAULT_TIMEOUT_MS = 5000;
  * oversized metadata), failing every call sharing it; so a longer token is
  * refused here, before anything is sent.
  */
-export const MAX_BEARER_TOKEN_LENGTH = 16 * 1024;
+export const MAX_BEARER_TOKEN_LENGTH: number = 16 * 1024;
 
 /** An app (orchestrator, or resource server registered as an app): sent as `authorization: Basic`. */
 export interface AppCredentials {
@@ -191,17 +192,19 @@ export function isLoopbackTarget(address: string): boolean {
   return host === "localhost" || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
-function ttlOf(seconds: number | undefined): Duration | undefined {
+function ttlOf(value: number | undefined): Duration | undefined {
+  const seconds = optionalNumber(value, "request.ttlSeconds");
   if (seconds === undefined) return undefined;
   const whole = Math.trunc(seconds);
   return { seconds: whole, nanos: Math.round((seconds - whole) * 1e9) };
 }
 
 function publicKeyOf(b: KeyBinding): string {
-  if (b.agentKey && b.agentPublicKeyJwk !== undefined && b.agentPublicKeyJwk !== b.agentKey.publicJwk) {
+  const jwk = optionalString(b.agentPublicKeyJwk, "request.agentPublicKeyJwk");
+  if (b.agentKey && jwk !== "" && jwk !== b.agentKey.publicJwk) {
     throw new TypeError("give agentKey or agentPublicKeyJwk, not two different keys");
   }
-  return b.agentKey?.publicJwk ?? b.agentPublicKeyJwk ?? "";
+  return b.agentKey?.publicJwk ?? jwk;
 }
 
 /** Printable ASCII: what grpc-js accepts in a text metadata value. */
@@ -231,8 +234,20 @@ function setBearer(md: Metadata, token: string, what: string): void {
   setMetadata(md, "authorization", `Bearer ${token}`, what);
 }
 
-/** The `authorization` metadata of an app (Basic) or an operator (Bearer). */
-export function callerMetadata(caller: AppOrOperator): Metadata {
+/** Checks an app's or operator's credentials are strings; `name` is the argument's, for the TypeError. */
+export function checkCaller(caller: AppOrOperator, name: string): void {
+  requiredObject(caller, name);
+  if ("clientId" in caller) {
+    requiredString(caller.clientId, `${name}.clientId`);
+    requiredString(caller.clientSecret, `${name}.clientSecret`);
+  } else {
+    requiredString(caller.operatorToken, `${name}.operatorToken`);
+  }
+}
+
+/** The `authorization` metadata of an app (Basic) or an operator (Bearer); `name` is the argument's, for errors. */
+export function callerMetadata(caller: AppOrOperator, name = "caller"): Metadata {
+  checkCaller(caller, name);
   const md = new Metadata();
   if ("clientId" in caller) {
     // Base64 is always printable.
@@ -299,19 +314,20 @@ export class BrokerClient {
 
   /** Issues a token for one new agent of one task. Called by an app. */
   async issue(app: AppCredentials, request: IssueRequest, options?: CallOptions): Promise<IssuedToken> {
+    requiredObject(request, "request");
     const res = await this.#unary(
       this.#client.issue,
       {
-        taskId: request.taskId,
-        orchestrationId: request.orchestrationId ?? "",
-        humanPrincipal: request.humanPrincipal ?? "",
-        scopes: [...request.scopes],
-        audiences: [...request.audiences],
+        taskId: requiredString(request.taskId, "request.taskId"),
+        orchestrationId: optionalString(request.orchestrationId, "request.orchestrationId"),
+        humanPrincipal: optionalString(request.humanPrincipal, "request.humanPrincipal"),
+        scopes: stringList(request.scopes, "request.scopes"),
+        audiences: stringList(request.audiences, "request.audiences"),
         ttl: ttlOf(request.ttlSeconds),
-        allowTtlClamp: request.allowTtlClamp ?? false,
+        allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
         agentPublicKeyJwk: publicKeyOf(request),
       },
-      callerMetadata(app),
+      callerMetadata(app, "app"),
       options,
     );
     return this.#issued(res.accessToken, res.claims, res.ttlClamped, request.agentKey);
@@ -323,20 +339,17 @@ export class BrokerClient {
    * a proof of possession is attached when the credential has a key.
    */
   async delegate(agent: AgentCredential, request: DelegateRequest, options?: CallOptions): Promise<IssuedToken> {
-    const agentPublicKeyJwk = publicKeyOf(request);
+    requiredObject(request, "request");
+    // Checked before the proof is signed: a refused request costs nothing.
+    const req = {
+      scopes: stringList(request.scopes, "request.scopes"),
+      audiences: optionalStringList(request.audiences, "request.audiences"),
+      ttl: ttlOf(request.ttlSeconds),
+      allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
+      agentPublicKeyJwk: publicKeyOf(request),
+    };
     const md = await this.#agentMetadata(agent, BrokerServiceService.delegate.path);
-    const res = await this.#unary(
-      this.#client.delegate,
-      {
-        scopes: [...request.scopes],
-        audiences: [...(request.audiences ?? [])],
-        ttl: ttlOf(request.ttlSeconds),
-        allowTtlClamp: request.allowTtlClamp ?? false,
-        agentPublicKeyJwk,
-      },
-      md,
-      options,
-    );
+    const res = await this.#unary(this.#client.delegate, req, md, options);
     return this.#issued(res.accessToken, res.claims, res.ttlClamped, request.agentKey);
   }
 
@@ -345,9 +358,10 @@ export class BrokerClient {
    * from it, at once. Called by the agent when its work is done.
    */
   async release(agent: AgentCredential, options?: CallOptions & { readonly reason?: string }): Promise<Revocation> {
+    const reason = optionalString(options?.reason, "options.reason");
     const md = await this.#agentMetadata(agent, BrokerServiceService.revoke.path);
     // TOKEN with an empty id: "the token I am calling with".
-    const req = { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: "", appId: "", reason: options?.reason ?? "" };
+    const req = { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: "", appId: "", reason };
     const res = await this.#unary(this.#client.revoke, req, md, options);
     return present(res.revocation, "revocation");
   }
@@ -358,12 +372,13 @@ export class BrokerClient {
    * app or an operator.
    */
   async validate(caller: AppOrOperator, request: ValidateRequest, options?: CallOptions): Promise<ValidateResponse> {
-    return this.#unary(
-      this.#client.validate,
-      { token: request.token, audience: request.audience, requiredScopes: [...(request.requiredScopes ?? [])] },
-      callerMetadata(caller),
-      options,
-    );
+    requiredObject(request, "request");
+    const req = {
+      token: requiredString(request.token, "request.token"),
+      audience: requiredString(request.audience, "request.audience"),
+      requiredScopes: optionalStringList(request.requiredScopes, "request.requiredScopes"),
+    };
+    return this.#unary(this.#client.validate, req, callerMetadata(caller), options);
   }
 
   /**
@@ -371,14 +386,18 @@ export class BrokerClient {
    * when the promise resolves. An app may revoke only what it issued.
    */
   async revoke(caller: AppOrOperator, request: RevokeRequest, options?: CallOptions): Promise<Revocation> {
-    const target = typeof request.target === "string" ? TARGETS[request.target] : request.target;
-    if (target === undefined) throw new TypeError(`unknown revocation target: ${String(request.target)}`);
-    const res = await this.#unary(
-      this.#client.revoke,
-      { target, id: request.id, appId: request.appId ?? "", reason: request.reason ?? "" },
-      callerMetadata(caller),
-      options,
-    );
+    requiredObject(request, "request");
+    const named = request.target;
+    // Own keys only: "constructor" names no target.
+    const target = typeof named === "string" ? (Object.hasOwn(TARGETS, named) ? TARGETS[named] : undefined) : typeof named === "number" ? named : undefined;
+    if (target === undefined) throw new TypeError(`request.target: unknown revocation target: ${typeof named === "string" ? named.slice(0, 32) : typeof named}`);
+    const req = {
+      target,
+      id: requiredString(request.id, "request.id"),
+      appId: optionalString(request.appId, "request.appId"),
+      reason: optionalString(request.reason, "request.reason"),
+    };
+    const res = await this.#unary(this.#client.revoke, req, callerMetadata(caller), options);
     return present(res.revocation, "revocation");
   }
 
@@ -398,8 +417,9 @@ export class BrokerClient {
   }
 
   async #agentMetadata(agent: AgentCredential, method: string): Promise<Metadata> {
+    requiredObject(agent, "agent");
     const md = new Metadata();
-    setBearer(md, agent.token, "the agent token");
+    setBearer(md, requiredString(agent.token, "agent.token"), "the agent token");
     if (agent.key) md.set(PROOF_METADATA_KEY, await agent.key.createProof(method, agent.token));
     return md;
   }

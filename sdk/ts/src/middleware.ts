@@ -29,6 +29,7 @@
 
 import { Metadata, ServerInterceptingCall, status, type ServerInterceptor } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { optionalStringList, stringList } from "./args.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { ErrorInfo } from "./gen/google/rpc/error_details.js";
 import { Status } from "./gen/google/rpc/status.js";
@@ -126,9 +127,15 @@ export interface GrpcAuthOptions {
  */
 export function batonServerInterceptor(verifier: TokenVerifier, options: GrpcAuthOptions = {}): ServerInterceptor {
   const { requiredScopes } = options;
+  // Checked here, at startup, not on the first call: a string would be a set of characters.
+  if (typeof requiredScopes === "object" && requiredScopes !== null) {
+    for (const [path, scopes] of Object.entries(requiredScopes)) stringList(scopes, `options.requiredScopes["${path}"]`);
+  } else if (requiredScopes !== undefined && typeof requiredScopes !== "function") {
+    throw new TypeError("options.requiredScopes must be an object of scope lists by method, or a function");
+  }
   const scopesFor = (path: string): readonly string[] =>
     typeof requiredScopes === "function" ? requiredScopes(path) : (requiredScopes?.[path] ?? []);
-  const publicMethods = new Set(options.publicMethods ?? []);
+  const publicMethods = new Set(optionalStringList(options.publicMethods, "options.publicMethods"));
   return (method, call) =>
     new ServerInterceptingCall(call, {
       start: (next) =>
@@ -178,10 +185,11 @@ export function batonHttpMiddleware(
   verifier: TokenVerifier,
   options: HttpAuthOptions = {},
 ): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+  const { requiredScopes } = options;
+  if (typeof requiredScopes !== "function") optionalStringList(requiredScopes, "options.requiredScopes");
   const htmOf = options.htm ?? ((req: IncomingMessage) => httpHtm(req.method ?? "GET", (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/"));
   return (req, res, next) => {
     (async () => {
-      const { requiredScopes } = options;
       const scopes = typeof requiredScopes === "function" ? requiredScopes(req) : (requiredScopes ?? []);
       const auth = req.headers.authorization;
       const proof = req.headers[PROOF_HEADER];

@@ -17,6 +17,7 @@
 import { createHash, generateKeyPair, KeyObject, randomBytes, createPrivateKey, createPublicKey } from "node:crypto";
 import { promisify } from "node:util";
 import { calculateJwkThumbprint, SignJWT, type JWK } from "jose";
+import { requiredString } from "./args.js";
 import { toLowS } from "./low-s.js";
 
 /** The algorithms an agent key may use: ES256 (EC P-256, the default) or EdDSA (Ed25519). */
@@ -118,6 +119,8 @@ export class AgentKey {
    * @returns the proof, for the `baton-proof` metadata
    */
   async createProof(method: string, token: string): Promise<string> {
+    requiredString(method, "method");
+    requiredString(token, "token");
     const jws = await new SignJWT({ htm: method, ath: tokenHash(token) })
       .setProtectedHeader({ typ: PROOF_TYPE, alg: this.algorithm, jwk: { ...this.#publicJwk } })
       .setIssuedAt()

@@ -39,7 +39,8 @@
 
 import { credentials as grpcCredentials, status, type ChannelCredentials, type ClientOptions, type ClientReadableStream } from "@grpc/grpc-js";
 import type { JSONWebKeySet } from "jose";
-import { callerMetadata, isLoopbackTarget, type AppOrOperator } from "./client.js";
+import { optionalString, requiredObject } from "./args.js";
+import { callerMetadata, checkCaller, isLoopbackTarget, type AppOrOperator } from "./client.js";
 import { BatonError, fromServiceError } from "./errors.js";
 import { BrokerServiceClient, RevocationTarget, type Revocation, type StreamRevocationsResponse } from "./gen/baton/v1/broker.js";
 
@@ -288,11 +289,15 @@ export class RevocationSubscriber {
   readonly #onKeySet = new Listeners<[JSONWebKeySet]>();
   readonly #onStateChange = new Listeners<[SubscriberState, BatonError | undefined]>();
 
-  /** @throws TypeError when `target` is a non-loopback address and no `credentials` are given, or an option is out of range */
+  /** @throws TypeError when `target` is a non-loopback address and no `credentials` are given, or an option is out of range or of the wrong type */
   constructor(options: RevocationSubscriberOptions) {
+    requiredObject(options, "options");
+    // A wrong type here would otherwise fail every reconnect, forever.
+    checkCaller(options.caller, "options.caller");
+    if (typeof options.target !== "string" && typeof options.target !== "function") throw new TypeError("options.target must be a string or a function");
     this.#opts = options;
     this.#now = options.now ?? Date.now;
-    this.#cursor = options.cursor ?? "";
+    this.#cursor = optionalString(options.cursor, "options.cursor");
     this.#backoffBaseMs = nonNegative(options.backoffBaseMs ?? 200, "backoffBaseMs");
     this.#backoffMaxMs = nonNegative(options.backoffMaxMs ?? 15_000, "backoffMaxMs");
     const checkpointIntervalMs = nonNegative(options.checkpointIntervalMs ?? 5_000, "checkpointIntervalMs");

@@ -28,6 +28,7 @@
 
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import type { JSONWebKeySet, JWK } from "jose";
+import { optionalStringList, requiredObject, requiredString } from "./args.js";
 import { BrokerClient } from "./client.js";
 import { isHighS } from "./low-s.js";
 import { PROOF_TYPE, tokenHash } from "./proof.js";
@@ -202,8 +203,10 @@ export class TokenVerifier {
 
   /** @throws TypeError on an invalid option */
   constructor(options: TokenVerifierOptions) {
-    if (!options.audience) throw new TypeError("audience is required");
-    if (!options.issuer) throw new TypeError("issuer is required");
+    requiredObject(options, "options");
+    // A list of audiences here would match no token: this server has one name.
+    if (!requiredString(options.audience, "options.audience")) throw new TypeError("audience is required");
+    if (!requiredString(options.issuer, "options.issuer")) throw new TypeError("issuer is required");
     this.#opts = options;
     this.#now = options.now ?? Date.now;
     this.#maxStalenessMs = nonNegative(options.maxStalenessMs ?? 15_000, "maxStalenessMs");
@@ -241,10 +244,11 @@ export class TokenVerifier {
   /**
    * Verifies a token for one call. Never throws on a hostile token or proof.
    *
-   * @throws TypeError when `requiredScopes` holds a malformed scope (a caller error, not the token's)
+   * @throws TypeError when `requiredScopes` is not a list of strings or holds a malformed scope (a caller error, not the token's)
    */
   async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-    const required = (options.requiredScopes ?? []).map((s) => {
+    requiredObject(options, "options");
+    const required = optionalStringList(options.requiredScopes, "options.requiredScopes").map((s) => {
       const p = parseScope(s);
       if (!p) throw new TypeError(`malformed required scope: ${s.slice(0, 128)}`);
       return p;
@@ -379,10 +383,12 @@ function decodeJson(segment: string): Record<string, unknown> | null {
 function importKey(jwk: JWK): VerifyKey | null {
   if (typeof jwk !== "object" || jwk === null || "d" in jwk) return null;
   if (jwk.use !== undefined && jwk.use !== "sig") return null;
+  const { x, y } = jwk;
+  if (typeof x !== "string") return null;
   let pub: JWK;
   let alg: Algorithm;
-  if (jwk.alg === "ES256" && jwk.kty === "EC" && jwk.crv === "P-256") [alg, pub] = ["ES256", { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }];
-  else if (jwk.alg === "EdDSA" && jwk.kty === "OKP" && jwk.crv === "Ed25519") [alg, pub] = ["EdDSA", { kty: "OKP", crv: "Ed25519", x: jwk.x }];
+  if (jwk.alg === "ES256" && jwk.kty === "EC" && jwk.crv === "P-256" && typeof y === "string") [alg, pub] = ["ES256", { kty: "EC", crv: "P-256", x, y }];
+  else if (jwk.alg === "EdDSA" && jwk.kty === "OKP" && jwk.crv === "Ed25519") [alg, pub] = ["EdDSA", { kty: "OKP", crv: "Ed25519", x }];
   else return null;
   try {
     return { alg, key: createPublicKey({ key: pub as import("node:crypto").JsonWebKey, format: "jwk" }) };
