@@ -2,7 +2,7 @@
 # Every check, in the order CI runs them (`npm test`):
 # buf format/lint/breaking -> generate and fail on diff -> typecheck ->
 # unit -> integration -> e2e -> SDK tests (TypeScript, Python, Go) against a
-# live broker. Stops at the first failing stage.
+# live broker -> the TypeScript and Python packages built and installed. Stops at the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,10 @@ stage "SDKs against a live broker"
 vitest sdk-ts sdk/ts
 bash scripts/sdk-setup.sh
 npx tsx test/sdk/run-live.ts
+
+stage "SDK packages: built, installed and run as a user would"
+npx tsx test/sdk/run-live.ts bash scripts/sdk-ts-package.sh
+npx tsx test/sdk/run-live.ts bash scripts/sdk-python-package.sh
 
 # One closing line for the TypeScript suites (pytest and go test print their own).
 node -e '
