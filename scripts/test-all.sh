@@ -2,7 +2,8 @@
 # Every check, in the order CI runs them (`npm test`):
 # buf format/lint/breaking -> generate and fail on diff -> typecheck ->
 # unit -> integration -> e2e -> SDK tests (TypeScript, Python, Go) against a
-# live broker -> the TypeScript and Python packages built and installed. Stops at the first failing stage.
+# live broker -> the TypeScript and Python packages built and installed.
+# Stops at the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
