@@ -17,6 +17,9 @@ import { exitWithin, serveReady, type ReadyBroker } from "../fixtures/serve.js";
 import { basic, bearer, decodeError, issueRequest, OPERATOR_TOKEN } from "../helpers/broker.js";
 import { openStream } from "../helpers/stream.js";
 
+// The load here is about faults, not fairness: no per-app rate limit gets in the way.
+const UNLIMITED = { BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" };
+
 let dir: string;
 let port: number;
 let cluster: EmbeddedDatabase | null = null;
@@ -55,7 +58,7 @@ async function newDatabase(): Promise<string> {
 }
 
 async function serve(database: string): Promise<ReadyBroker> {
-  return serveReady({ DATABASE_URL: url(database), BATON_MASTER_KEY: MasterKey.generate(), BATON_OPERATOR_TOKEN: OPERATOR_TOKEN });
+  return serveReady({ DATABASE_URL: url(database), BATON_MASTER_KEY: MasterKey.generate(), BATON_OPERATOR_TOKEN: OPERATOR_TOKEN, ...UNLIMITED });
 }
 
 type Outcome = { ok: true; ms: number; value: unknown } | { ok: false; ms: number; code: number; reason: string; message: string };
