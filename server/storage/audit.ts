@@ -197,14 +197,14 @@ export interface ExportVerification extends AuditVerification {
 }
 
 /**
- * Checks exported lines chain from `start` (the event before the first line;
+ * Checks exported lines (streamed: a file may be large) chain from `start` (the event before the first line;
  * omitted: the first line's own prev_hash is taken on trust, unless it is
  * seq 1, which starts from the zero hash).
  */
-export function verifyAuditExport(lines: Iterable<string>, start?: ChainPoint): ExportVerification {
+export async function verifyAuditExport(lines: Iterable<string> | AsyncIterable<string>, start?: ChainPoint): Promise<ExportVerification> {
   let at: ChainPoint | null = start ?? null;
   let count = 0;
-  for (const raw of lines) {
+  for await (const raw of lines) {
     if (raw.trim() === "") continue;
     let e: Partial<ExportedAuditEvent>;
     try {
@@ -242,5 +242,36 @@ function safeSeq(payload: string): bigint | null {
     return typeof v === "string" && /^\d+$/.test(v) ? BigInt(v) : null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * Writes the stored events after `afterSeq` (default: the anchor, so the
+ * whole remaining chain) as export lines, read in one snapshot so a
+ * concurrent pruning cannot leave a gap. Returns the count and the last event.
+ */
+export async function exportAudit(db: Db, afterSeq: bigint | null, write: (text: string) => Promise<void>, pageSize = 5000): Promise<{ count: number; last: ChainPoint | null }> {
+  const client = await db.connect();
+  try {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    let after = afterSeq ?? (await auditAnchor(client)).seq;
+    let count = 0;
+    let last: ChainPoint | null = null;
+    for (;;) {
+      const page = await auditEventsAfter(client, after, pageSize);
+      if (page.length === 0) break;
+      await write(page.map(exportLine).join(""));
+      const e = page.at(-1)!;
+      last = { seq: e.seq, hash: e.hash };
+      after = e.seq;
+      count += page.length;
+    }
+    await client.query("COMMIT");
+    return { count, last };
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
   }
 }

@@ -3,6 +3,7 @@
 // revocation still cascades afterwards; old audit events are exported, then
 // pruned behind an anchor that keeps the remaining chain verifiable.
 
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,14 @@ import { freshDatabase, type TestDatabase } from "../helpers/database.js";
 const APP = "app_RRRRRRRRRRRRRRRRRRRRRR";
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
+
+/** Runs the `baton` command line; resolves with its output and exit code. */
+function baton(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["bin/baton.mjs", ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+  });
+}
 
 function pruner(db: Db, over: Partial<RetentionSettings> = {}): RetentionPruner {
   return new RetentionPruner(db, {
@@ -202,9 +211,9 @@ describe("audit retention", () => {
     }
   }
 
-  type Row = { seq: string; payload: string; prev_hash: Buffer; hash: Buffer };
+  type Row = { seq: string; event_time: Date; payload: string; prev_hash: Buffer; hash: Buffer };
   const rows = async (db: Db): Promise<Row[]> =>
-    (await db.query<Row>("SELECT seq, payload, prev_hash, hash FROM audit_events ORDER BY seq")).rows;
+    (await db.query<Row>("SELECT seq, event_time, payload, prev_hash, hash FROM audit_events ORDER BY seq")).rows;
 
   it("exports the old events, prunes exactly them and leaves a chain that verifies from the anchor", async () => {
     const d = await freshDatabase();
@@ -222,7 +231,7 @@ describe("audit retention", () => {
       // The file holds exactly the pruned events, byte for byte as stored, and they chain-verify.
       expect(lines.map((l) => JSON.parse(l) as { seq: string; payload: string; hash: string })
         .map((e) => [e.seq, e.payload, e.hash])).toEqual(before.slice(0, 30).map((r) => [r.seq, r.payload, r.hash.toString("hex")]));
-      const exported = verifyAuditExport(lines);
+      const exported = await verifyAuditExport(lines);
       expect(exported).toMatchObject({ intact: true, eventCount: 30, last: { seq: 30n } });
       expect(exported.last!.hash.equals(before[29]!.hash)).toBe(true);
 
@@ -246,18 +255,37 @@ describe("audit retention", () => {
       await d.db.query("DELETE FROM audit_events WHERE seq = 31");
       expect(await verifyAudit(d.db)).toMatchObject({ intact: false, firstBrokenSeq: 31n });
       await d.db.query(
-        "INSERT INTO audit_events (seq, event_time, kind, payload, prev_hash, hash) VALUES (31, now(), 'token.issued', $1, $2, $3)",
-        [before[30]!.payload, before[30]!.prev_hash, before[30]!.hash],
+        "INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash) VALUES (31, $1, 'token.issued', $2, 'new-0', $3, $4, $5)",
+        [before[30]!.event_time, APP, before[30]!.payload, before[30]!.prev_hash, before[30]!.hash],
       );
       // A tampered export line is found too.
       for (const edit of [(l: string) => l.replace("old-4", "old-X"), (l: string) => l.replaceAll("old-4", "old-X")]) {
         const edited = [...lines];
         edited[4] = edit(edited[4]!);
-        expect(verifyAuditExport(edited)).toMatchObject({ intact: false, firstBrokenSeq: 5n });
+        expect(await verifyAuditExport(edited)).toMatchObject({ intact: false, firstBrokenSeq: 5n });
       }
 
       // Nothing more is old enough; and `baton audit verify` (the admin RPC) agrees.
       expect((await pruner(d.db, { auditRetentionMs: DAY, auditExportDir: exportDir }).runOnce())!.audit.deleted).toBe(0);
+      // `baton audit export` writes the remaining chain in the same format;
+      // `baton audit verify FILE...` checks the pruned and the remaining
+      // events form one chain from the first event.
+      const remaining = join(dir, "remaining.jsonl");
+      const exportCli = await baton(["audit", "export", "--out", remaining], { DATABASE_URL: d.url });
+      expect(JSON.parse(exportCli.stderr)).toMatchObject({ events: 8 });
+      expect(readFileSync(remaining, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { seq: string }).seq))
+        .toEqual((await rows(d.db)).map((r) => r.seq));
+      const prunedFile = join(exportDir, "audit-00000000000000000001.jsonl");
+      const whole = await baton(["audit", "verify", prunedFile, remaining]);
+      expect(JSON.parse(whole.stdout)).toMatchObject({ intact: true, event_count: 38 });
+      const gap = await baton(["audit", "verify", remaining]); // without the pruned file its start is taken on trust
+      expect(JSON.parse(gap.stdout)).toMatchObject({ intact: true, event_count: 8 });
+      const tampered = join(dir, "tampered.jsonl");
+      writeFileSync(tampered, readFileSync(prunedFile, "utf8").replaceAll("old-0", "old-Z")); // consistently: only the hash tells
+      const bad = await baton(["audit", "verify", tampered, remaining]);
+      expect(bad.code).toBe(1);
+      expect(JSON.parse(bad.stdout)).toMatchObject({ intact: false, first_broken_seq: "1" });
+
       const b = await startTestBroker({}, d);
       try {
         const v = await call(b.admin.verifyAuditLog, b.admin, {}, operatorMd());
@@ -269,7 +297,7 @@ describe("audit retention", () => {
     } finally {
       await d.drop();
     }
-  });
+  }, 120_000); // four command-line runs, slow on a loaded machine
 
   it("refuses to prune when the export fails or the chain is already broken; without an export dir it prunes", async () => {
     const d = await freshDatabase();
