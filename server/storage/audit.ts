@@ -12,7 +12,7 @@ export interface AuditEvent {
   readonly time: Date;
   readonly appId: string | null;
   readonly requestId: string | null;
-  /** Who acted: "operator", "app:<id>" or "agent:<agent id>". */
+  /** Who acted: "operator", "broker" (its own housekeeping), "app:<id>" or "agent:<agent id>". */
   readonly actor: string;
   /** Event facts: lineage, scopes, reasons. Never a token, secret or key. */
   readonly data: Readonly<Record<string, unknown>>;

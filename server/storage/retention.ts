@@ -26,10 +26,12 @@ export async function releaseRetentionLock(db: Queryable): Promise<void> {
  */
 export async function deleteExpiredGrants(db: Queryable, before: Date, limit: number): Promise<number> {
   const res = await db.query(
-    `DELETE FROM grants WHERE token_id IN (
+    // = ANY(ARRAY(...)): the batch is looked up by primary key, where an
+    // IN (...) plan may hash-join against a scan of the whole table.
+    `DELETE FROM grants WHERE token_id = ANY(ARRAY(
        SELECT g.token_id FROM grants g
        WHERE g.expire_time < $1 AND NOT EXISTS (SELECT 1 FROM grants c WHERE c.parent_token_id = g.token_id)
-       ORDER BY g.expire_time LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+       ORDER BY g.expire_time LIMIT $2 FOR UPDATE SKIP LOCKED))`,
     [before, limit],
   );
   return res.rowCount ?? 0;
