@@ -116,11 +116,11 @@ const print = (v: unknown): void => {
 /** Writes the stored audit chain (after the anchor, or --after SEQ) as JSON lines: the format of the pruner's export files. */
 async function exportAuditLog(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { out: { type: "string" }, after: { type: "string" } } });
-  // (The stream's own error reaches the write callback.)
   if (values.after !== undefined && !/^\d{1,19}$/.test(values.after)) throw new Error("--after must be an event sequence number");
   const url = process.env.DATABASE_URL || runningEmbeddedUrl(process.env.BATON_DATA_DIR || ".baton");
   if (!url) throw new Error("set DATABASE_URL, or run where BATON_DATA_DIR holds a running broker's embedded database");
-  // A new file only: an export never overwrites an earlier one.
+  // A new file only: an export never overwrites an earlier one. (A file
+  // error also reaches the write callback, which reports it.)
   const out = values.out ? createWriteStream(values.out, { flags: "wx", mode: 0o600 }).on("error", () => {}) : process.stdout;
   const db = createPool(url, 1);
   try {
