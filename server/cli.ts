@@ -18,7 +18,7 @@
 // cluster of a broker running in BATON_DATA_DIR.
 
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { createReadStream, createWriteStream, existsSync, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, openSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -119,9 +119,10 @@ async function exportAuditLog(args: string[]): Promise<void> {
   if (values.after !== undefined && !/^\d{1,19}$/.test(values.after)) throw new Error("--after must be an event sequence number");
   const url = process.env.DATABASE_URL || runningEmbeddedUrl(process.env.BATON_DATA_DIR || ".baton");
   if (!url) throw new Error("set DATABASE_URL, or run where BATON_DATA_DIR holds a running broker's embedded database");
-  // A new file only: an export never overwrites an earlier one. (A file
-  // error also reaches the write callback, which reports it.)
-  const out = values.out ? createWriteStream(values.out, { flags: "wx", mode: 0o600 }).on("error", () => {}) : process.stdout;
+  // A new file only: an export never overwrites an earlier one. Opened
+  // here so that failure says why; a later write error reaches the write
+  // callback, which reports it.
+  const out = values.out ? createWriteStream("", { fd: openSync(values.out, "wx", 0o600) }).on("error", () => {}) : process.stdout;
   const db = createPool(url, 1);
   try {
     const write = (text: string): Promise<void> => new Promise((resolve, reject) => out.write(text, (err) => (err ? reject(err) : resolve())));
