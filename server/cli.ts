@@ -8,7 +8,8 @@
 //   baton rs list
 //   baton rs disable RS_ID [--reason TEXT]
 //   baton key rotate
-//   baton audit verify
+//   baton audit verify [EXPORT_FILE...]
+//   baton audit export [--out FILE] [--after SEQ]
 //   baton token issue --task T --scope S... --audience A... [--ttl SECONDS]
 //   baton token validate TOKEN --audience A
 //   baton token revoke TOKEN_ID
@@ -16,15 +17,21 @@
 // Operator commands talk to BATON_ADDR (default 127.0.0.1:50051) with the
 // operator credential from BATON_OPERATOR_TOKEN or <BATON_DATA_DIR>/operator-token.
 // Token commands act as an app: BATON_CLIENT_ID and BATON_CLIENT_SECRET.
+// `audit export` reads the database itself: DATABASE_URL, or the embedded
+// cluster of a broker running in BATON_DATA_DIR.
 
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { existsSync, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, openSync, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { AdminServiceClient } from "./gen/baton/v1/admin.js";
 import { BrokerServiceClient, RevocationTarget, tokenStatusToJSON } from "./gen/baton/v1/broker.js";
 import { type RunningBroker, startBroker } from "./main.js";
+import { type ChainPoint, exportAudit, verifyAuditExport } from "./storage/audit.js";
+import { createPool } from "./storage/db.js";
+import { runningEmbeddedUrl } from "./storage/embedded.js";
 import { createLogger } from "./telemetry/logger.js";
 
 const USAGE = `usage:
@@ -36,7 +43,8 @@ const USAGE = `usage:
   baton rs list
   baton rs disable RS_ID [--reason TEXT]
   baton key rotate
-  baton audit verify
+  baton audit verify [EXPORT_FILE...]
+  baton audit export [--out FILE] [--after SEQ]
   baton token issue --task TASK --scope SCOPE... --audience AUD... [--ttl SECONDS] [--human ID]
   baton token validate TOKEN --audience AUD
   baton token revoke TOKEN_ID`;
@@ -143,6 +151,44 @@ const print = (v: unknown): void => {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 };
 
+/** Writes the stored audit chain (after the anchor, or --after SEQ) as JSON lines: the format of the pruner's export files. */
+async function exportAuditLog(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { out: { type: "string" }, after: { type: "string" } } });
+  if (values.after !== undefined && !/^\d{1,19}$/.test(values.after)) throw new Error("--after must be an event sequence number");
+  const url = process.env.DATABASE_URL || runningEmbeddedUrl(process.env.BATON_DATA_DIR || ".baton");
+  if (!url) throw new Error("set DATABASE_URL, or run where BATON_DATA_DIR holds a running broker's embedded database");
+  // A new file only: an export never overwrites an earlier one. Opened
+  // here so that failure says why; a later write error reaches the write
+  // callback, which reports it.
+  const out = values.out ? createWriteStream("", { fd: openSync(values.out, "wx", 0o600) }).on("error", () => {}) : process.stdout;
+  const db = createPool(url, 1);
+  try {
+    const write = (text: string): Promise<void> => new Promise((resolve, reject) => out.write(text, (err) => (err ? reject(err) : resolve())));
+    const r = await exportAudit(db, values.after === undefined ? null : BigInt(values.after), write);
+    if (out !== process.stdout) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    process.stderr.write(`${JSON.stringify({ events: r.count, last_seq: r.last?.seq.toString() ?? null, last_hash: r.last?.hash.toString("hex") ?? null })}\n`);
+  } finally {
+    await db.end();
+  }
+}
+
+/** Verifies export files offline, in the order given, each continuing the chain of the one before. */
+async function verifyExportFiles(files: string[]): Promise<void> {
+  let at: ChainPoint | undefined;
+  let events = 0;
+  for (const file of files) {
+    const r = await verifyAuditExport(createInterface({ input: createReadStream(file), crlfDelay: Infinity }), at);
+    events += r.eventCount;
+    if (!r.intact) {
+      print({ intact: false, file, event_count: events, first_broken_seq: r.firstBrokenSeq.toString() });
+      process.exitCode = 1;
+      return;
+    }
+    at = r.last ?? at;
+  }
+  print({ intact: true, event_count: events, last_seq: at?.seq.toString() ?? null, last_hash: at?.hash.toString("hex") ?? null });
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, sub, ...rest] = argv;
   if (cmd === "serve") return serve();
@@ -220,6 +266,8 @@ async function main(argv: string[]): Promise<void> {
     print({ active_key_id: res.active?.keyId, next_key_id: res.next?.keyId });
     return;
   }
+  if (cmd === "audit" && sub === "verify" && rest.length > 0) return verifyExportFiles(rest);
+  if (cmd === "audit" && sub === "export") return exportAuditLog(rest);
   if (cmd === "audit" && sub === "verify") {
     const { client, md } = adminClient();
     const res = await call(client.verifyAuditLog.bind(client), {}, md);

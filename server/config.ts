@@ -47,6 +47,14 @@ export interface Config {
     readonly authFailures: number;
     readonly authFailureWindowSeconds: number;
   };
+  /** Retention (service/retention.ts): how long expired grants are kept, audit retention (0: forever), export dir, pass interval, batch size. */
+  readonly retention: {
+    readonly grantSeconds: number;
+    readonly auditSeconds: number;
+    readonly auditExportDir: string | null;
+    readonly intervalSeconds: number;
+    readonly batchSize: number;
+  };
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
 }
 
@@ -120,6 +128,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if ((certFile === "") !== (keyFile === "")) problems.push("BATON_TLS_CERT_FILE and BATON_TLS_KEY_FILE go together");
   if (clientCaFile && certFile === "") problems.push("BATON_TLS_CLIENT_CA_FILE (mutual TLS) needs BATON_TLS_CERT_FILE and BATON_TLS_KEY_FILE");
 
+  const leewaySeconds = int("BATON_LEEWAY_SECONDS", 30, 0, 300);
+  // A grant must outlive its token's leeway: until then the token validates,
+  // can be revoked by id and can parent a delegation.
+  const grantSeconds = int("BATON_GRANT_RETENTION_SECONDS", 3600, 30, 31_536_000);
+  if (grantSeconds < leewaySeconds) problems.push(`BATON_GRANT_RETENTION_SECONDS must be at least BATON_LEEWAY_SECONDS (${leewaySeconds})`);
+  const auditSeconds = int("BATON_AUDIT_RETENTION_SECONDS", 0, 0, 999_999_999);
+  if (auditSeconds > 0 && auditSeconds < 60) problems.push("BATON_AUDIT_RETENTION_SECONDS must be 0 (keep forever) or at least 60");
+  const retention = Object.freeze({
+    grantSeconds,
+    auditSeconds,
+    auditExportDir: str("BATON_AUDIT_EXPORT_DIR", "") || null,
+    intervalSeconds: int("BATON_RETENTION_INTERVAL_SECONDS", 60, 1, 86_400),
+    batchSize: int("BATON_RETENTION_BATCH_SIZE", 1000, 1, 100_000),
+  });
+
   const config: Config = Object.freeze({
     grpcListen,
     httpListen,
@@ -138,7 +161,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     signingAlgorithm: oneOf("BATON_SIGNING_ALGORITHM", "ES256", ["ES256", "EdDSA"] as const),
     defaultTtlSeconds: int("BATON_DEFAULT_TTL_SECONDS", 300, 1, 86_400),
     validateSkewSeconds: int("BATON_VALIDATE_SKEW_SECONDS", 2, 0, 30),
-    verifierLeewaySeconds: int("BATON_LEEWAY_SECONDS", 30, 0, 300),
+    verifierLeewaySeconds: leewaySeconds,
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     streamCheckpointSeconds: int("BATON_STREAM_CHECKPOINT_SECONDS", 5, 1, 300),
     streamBufferEvents: int("BATON_STREAM_BUFFER_EVENTS", 10_000, 10, 1_000_000),
@@ -148,6 +171,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       authFailures: int("BATON_AUTH_FAILURES", 20, 1, 1_000_000),
       authFailureWindowSeconds: int("BATON_AUTH_FAILURE_WINDOW_SECONDS", 10, 1, 3600),
     }),
+    retention,
     tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
   });
   if (problems.length > 0) throw new ConfigError(problems);

@@ -22,6 +22,7 @@ import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
 import { revocationMarginMs } from "./domain/revocations.js";
 import { RateLimits } from "./service/rate-limits.js";
+import { RetentionPruner } from "./service/retention.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
@@ -222,6 +223,19 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     ];
     for (const t of timers) t.unref();
     cleanups.push(() => timers.forEach(clearInterval));
+
+    const r = config.retention;
+    const retention = new RetentionPruner(db, {
+      grantRetentionMs: r.grantSeconds * 1000,
+      auditRetentionMs: r.auditSeconds * 1000,
+      auditExportDir: r.auditExportDir,
+      intervalMs: r.intervalSeconds * 1000,
+      batchSize: r.batchSize,
+      pauseMs: 50,
+      now,
+    }, logger);
+    retention.start();
+    cleanups.push(() => retention.stop());
 
     grpcServer.setServing(true);
     logger.info("broker ready", { grpc_port: grpcPort, http_port: httpPort, embedded: embedded !== null, key_id: keys.ring.active.stored.keyId });

@@ -149,3 +149,15 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedData
     },
   };
 }
+
+/**
+ * The URL of the embedded cluster running in a broker's data directory (its
+ * port is on line 4 of PostgreSQL's pid file), for the operator commands
+ * that read the database; null when none is running there.
+ */
+export function runningEmbeddedUrl(dataDir: string, database = "postgres"): string | null {
+  const pidFile = join(dataDir, "pg", "postmaster.pid");
+  if (!existsSync(pidFile)) return null;
+  const port = Number(readFileSync(pidFile, "utf8").split("\n")[3]);
+  return Number.isInteger(port) && port > 0 ? `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}` : null;
+}
