@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates all code from the protos: TypeScript (server/gen,
-# sdk/ts/src/gen), Python (sdk/python/src/baton/v1) and Go (sdk/go/batonv1).
+# sdk/ts/src/gen), Python (sdk/python/src/baton/v1) and Go (sdk/go/batonv1),
+# and the descriptors server reflection serves (server/gen/descriptors.binpb).
 # Installs the pinned plugins first when missing; see buf.gen.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,6 @@ ensure_go_codegen
 # Start from empty directories so a removed proto leaves no stale file.
 rm -rf "${GENERATED_DIRS[@]}"
 node_modules/.bin/buf generate
+# The descriptors server reflection serves (server/transport/grpc-server.ts):
+# every file with its imports and comments.
+node_modules/.bin/buf build --as-file-descriptor-set -o server/gen/descriptors.binpb

@@ -85,3 +85,20 @@ ensure_go_codegen() {
 	ensure_go_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 	ensure_go_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 }
+
+# grpcurl, for scripts/grpcurl-check.sh: the contract as a client without the
+# .proto files sees it, through server reflection alone.
+GRPCURL_VERSION=v1.9.4
+
+# ensure_grpcurl installs .tools/bin/grpcurl at GRPCURL_VERSION. A `go
+# install`ed grpcurl reports no version of its own ("dev build"), so the
+# version is read from the module information Go builds into it.
+ensure_grpcurl() {
+	local bin=.tools/bin/grpcurl
+	if [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*github.com/fullstorydev/grpcurl[[:space:]]*$GRPCURL_VERSION[[:space:]]"; then
+		return
+	fi
+	command -v go >/dev/null || die "go is needed to install grpcurl"
+	echo "installing grpcurl@$GRPCURL_VERSION into .tools/bin" >&2
+	GOBIN="$PWD/.tools/bin" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+}

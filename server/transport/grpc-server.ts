@@ -4,7 +4,9 @@
 // leaves through the one table in errors.ts.
 
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { randomUUID } from "node:crypto";
@@ -52,7 +54,11 @@ import {
 } from "./convert.js";
 import { mapError, toServiceError } from "./errors.js";
 
-const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
+/**
+ * Every file of the contract with its imports (google/protobuf, google/rpc)
+ * and comments, as `buf build` writes them (scripts/generate.sh).
+ */
+const DESCRIPTORS = join(dirname(fileURLToPath(import.meta.url)), "..", "gen", "descriptors.binpb");
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Encoded revocation events, shared by every stream that sends them. */
@@ -115,6 +121,20 @@ function refuseUndecodable(service: grpc.ServiceDefinition, impl: grpc.UntypedSe
     }
   }
   return out;
+}
+
+/**
+ * The descriptors reflection serves, in the shape @grpc/reflection reads: it
+ * takes only the `fileDescriptorProtos` of each entry. proto-loader's own
+ * definitions would not do: it merges the files of a package into one
+ * ("baton_v1.proto") that declares no imports, so a client cannot resolve
+ * google.protobuf.Duration, and it leaves out google.rpc.ErrorInfo, which
+ * clients need to decode error details.
+ */
+function reflectionDefinitions(): PackageDefinition {
+  const set = fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTORS));
+  const fileDescriptorProtos = set.file.map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f)));
+  return { contract: { fileDescriptorProtos } } as unknown as PackageDefinition;
 }
 
 /**
@@ -218,10 +238,7 @@ export class GrpcServer {
     // Library services get the same decode guard as ours.
     const guarded = { addService: (s: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => this.server.addService(tolerant(s), refuseUndecodable(s, impl)) };
     this.health.addToServer(guarded as unknown as grpc.Server);
-    const definitions = loadSync(["baton/v1/broker.proto", "baton/v1/admin.proto", "baton/v1/errors.proto"], {
-      includeDirs: [PROTO_DIR],
-    });
-    new ReflectionService(definitions).addToServer(guarded);
+    new ReflectionService(reflectionDefinitions()).addToServer(guarded);
   }
 
   /** Binds and returns the port (useful with port 0). */
