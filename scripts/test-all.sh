@@ -41,6 +41,9 @@ vitest sdk-ts sdk/ts
 bash scripts/sdk-setup.sh
 npx tsx test/sdk/run-live.ts
 
+stage "grpcurl through server reflection"
+npx tsx test/sdk/run-live.ts bash scripts/grpcurl-check.sh
+
 stage "SDK packages: built, installed and run as a user would"
 npx tsx test/sdk/run-live.ts bash scripts/sdk-ts-package.sh
 npx tsx test/sdk/run-live.ts bash scripts/sdk-python-package.sh
