@@ -312,13 +312,16 @@ export class GrpcServer {
           { taskId: req.taskId, orchestrationId: req.orchestrationId, humanPrincipal: req.humanPrincipal, ...grantFromProto(req) },
           ctx,
         );
+        metrics.tokenIssued("issue");
         return issuedToProto(r);
       }),
       delegate: this.unary("BrokerService", "Delegate", async (req, ctx) => {
         const caller = await ctx.caller(["agent"], true).catch((err: unknown) => {
           throw asParentRefusal(err);
         });
-        return issuedToProto(await delegator.delegate(caller, grantFromProto(req), ctx));
+        const r = await delegator.delegate(caller, grantFromProto(req), ctx);
+        metrics.tokenIssued("delegate");
+        return issuedToProto(r);
       }),
       validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
         const caller = await ctx.caller(["resourceServer", "app", "operator"]);
@@ -337,6 +340,7 @@ export class GrpcServer {
           { target: targetFromProto(req.target), id: req.id, appId: req.appId, reason: req.reason },
           ctx,
         );
+        metrics.revoked(r.target);
         return { revocation: revocationToProto(r) };
       }),
       streamRevocations: (call) => this.streamRevocations(call),
@@ -349,12 +353,13 @@ export class GrpcServer {
     const { auth, streams, logger, metrics } = this.deps;
     const given = call.metadata.get("x-request-id")[0];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const started = process.hrtime.bigint();
     let stop: (() => void) | null = null;
     let ended = false;
     const finish = (code: grpc.status): void => {
       if (ended) return;
       ended = true;
-      metrics.observeRpc("StreamRevocations", grpc.status[code] ?? String(code), 0);
+      metrics.observeRpc("StreamRevocations", grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
     };
     const fail = (err: unknown): void => {
       const m = mapError(err, requestId);
