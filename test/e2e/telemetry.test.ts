@@ -1,15 +1,19 @@
-// Telemetry of a real broker: Prometheus metrics on /metrics.
+// Telemetry of a real broker: Prometheus metrics on /metrics, the per-RPC
+// access log, admin action lines and the request id echoed in trailers.
 
+import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RevocationTarget } from "../../server/gen/baton/v1/broker.js";
+import { type IssueRequest, type IssueResponse, RevocationTarget } from "../../server/gen/baton/v1/broker.js";
+import { createLogger } from "../../server/telemetry/logger.js";
 import { agentMd } from "../helpers/agent-key.js";
-import { call, createApp, issueRequest, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { call, createApp, issueRequest, OPERATOR_TOKEN, operatorMd, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 
 let b: TestBroker;
 let app: TestApp;
+const lines: string[] = [];
 
 beforeAll(async () => {
-  b = await startTestBroker();
+  b = await startTestBroker({}, undefined, createLogger("debug", (l) => lines.push(l)));
   app = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"], maxDelegationDepth: 2 });
 });
 afterAll(async () => b?.stop());
@@ -81,5 +85,94 @@ describe("/metrics", () => {
     expect(delta('baton_grpc_requests_total{method="Revoke",code="OK"}')).toBe(2);
     // Ids and scopes never become labels.
     for (const id of [app.appId, parent.claims!.tokenId, parent.claims!.agentId, "metrics-task", "read:records"]) expect(after).not.toContain(id);
+  });
+});
+
+/** Issue, with what came back in trailers (on success and on error). */
+function issueWithTrailers(req: IssueRequest, md: Metadata): Promise<{ res: IssueResponse | null; err: ServiceError | null; trailers: Metadata }> {
+  return new Promise((resolve) => {
+    let answer: { res: IssueResponse | null; err: ServiceError | null } | null = null;
+    let trailers: Metadata | null = null;
+    const done = (): void => {
+      if (answer && trailers) resolve({ ...answer, trailers });
+    };
+    const c = b.client.issue(req, md, { deadline: new Date(Date.now() + 10_000) }, (err, res) => {
+      answer = { res: err ? null : res, err };
+      done();
+    });
+    c.on("status", (s) => {
+      trailers = s.metadata;
+      done();
+    });
+  });
+}
+
+type Line = Record<string, unknown>;
+const parsed = (): Line[] => lines.map((l) => JSON.parse(l) as Line);
+const accessLine = (requestId: string): Line | undefined => parsed().find((l) => l.msg === "rpc" && l.request_id === requestId);
+
+describe("access log and request id", () => {
+  it("logs one line per RPC with method, code, duration and caller, and echoes the request id on success", async () => {
+    const r = await issueWithTrailers(issueRequest({ taskId: "log-task" }), app.md);
+    expect(r.err).toBeNull();
+    const id = r.trailers.get("x-request-id")[0];
+    expect(typeof id).toBe("string");
+    const matching = parsed().filter((l) => l.msg === "rpc" && l.request_id === id);
+    expect(matching).toHaveLength(1);
+    expect(matching[0]).toMatchObject({ level: "info", method: "BrokerService/Issue", code: "OK", principal: "app", app_id: app.appId });
+    expect(matching[0]!.duration_ms).toEqual(expect.any(Number));
+    expect(matching[0]!.duration_ms as number).toBeGreaterThan(0);
+    expect(String(matching[0]!.peer)).toContain("127.0.0.1");
+  });
+
+  it("echoes the request id on an error too, matching the log line's code", async () => {
+    const r = await issueWithTrailers(issueRequest({ scopes: ["write:elsewhere:1"] }), app.md);
+    expect(r.err?.code).toBe(status.PERMISSION_DENIED);
+    const id = r.err!.metadata.get("x-request-id")[0];
+    expect(r.trailers.get("x-request-id")[0]).toBe(id);
+    expect(accessLine(String(id))).toMatchObject({ method: "BrokerService/Issue", code: "PERMISSION_DENIED", app_id: app.appId });
+    // An unauthenticated call is logged without a caller.
+    const anon = await issueWithTrailers(issueRequest(), new Metadata());
+    const anonId = String(anon.err!.metadata.get("x-request-id")[0]);
+    expect(accessLine(anonId)).toMatchObject({ code: "UNAUTHENTICATED" });
+    expect(accessLine(anonId)!.principal).toBeUndefined();
+  });
+
+  it("keeps a caller's short printable x-request-id, and replaces one that is not", async () => {
+    const md = app.md.clone();
+    md.set("x-request-id", "trace:4bf92f35-77b3");
+    const kept = await issueWithTrailers(issueRequest(), md);
+    expect(kept.trailers.get("x-request-id")[0]).toBe("trace:4bf92f35-77b3");
+    expect(accessLine("trace:4bf92f35-77b3")).toMatchObject({ code: "OK" });
+    for (const bad of ["x".repeat(129), "two words"]) {
+      const m = app.md.clone();
+      m.set("x-request-id", bad);
+      const r = await issueWithTrailers(issueRequest(), m);
+      const echoed = String(r.trailers.get("x-request-id")[0]);
+      expect(echoed).not.toBe(bad);
+      expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
+      expect(accessLine(echoed)).toMatchObject({ code: "OK" });
+    }
+  });
+
+  it("logs admin actions with the operator as actor", async () => {
+    const created = await createApp(b, { name: "logged-admin-app" });
+    await call(b.admin.disableApp, b.admin, { appId: created.appId, reason: "test" }, operatorMd());
+    const admin = parsed().filter((l) => l.msg === "admin action" && l.app_id === created.appId);
+    expect(admin.map((l) => l.action)).toEqual(["CreateApp", "DisableApp"]);
+    for (const l of admin) expect(l).toMatchObject({ level: "info", actor: "operator" });
+    expect(admin.every((l) => typeof l.request_id === "string")).toBe(true);
+  });
+
+  it("never writes a token, secret or proof into any line", async () => {
+    const key = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"], maxDelegationDepth: 1 });
+    const t = await call(b.client.issue, b.client, issueRequest(), key.md);
+    await call(b.client.validate, b.client, { token: t.accessToken, audience: "ehr-api", requiredScopes: [] }, key.md);
+    await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, agentMd(t.accessToken));
+    // A refused agent call still carries its token in metadata.
+    await issueWithTrailers(issueRequest(), agentMd(t.accessToken));
+    const all = lines.join("");
+    expect(parsed().filter((l) => l.msg === "rpc").length).toBeGreaterThan(10);
+    for (const secret of [t.accessToken.split(".")[2]!, t.accessToken.split(".")[1]!, key.secret, app.secret, OPERATOR_TOKEN]) expect(all).not.toContain(secret);
   });
 });
