@@ -67,7 +67,9 @@ function redact(fields: Fields): Fields {
 
 function wrap(p: pino.Logger): Logger {
   const at = (lvl: Level) => (msg: string, fields: Fields = {}) => {
-    if (p.isLevelEnabled(lvl)) p[lvl](redact(fields), redactCredentials(msg));
+    // The message as the first field rather than pino's message argument, which
+    // would put it last: readers (and scripts) find a line by its "msg".
+    if (p.isLevelEnabled(lvl)) p[lvl]({ msg: redactCredentials(msg), ...redact(fields) });
   };
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (b) => wrap(p.child(redact(b))) };
 }

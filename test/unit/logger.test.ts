@@ -81,5 +81,7 @@ describe("errors, children and structure", () => {
     expect(line).toMatchObject({ level: "info", msg: "shown", request_id: "r-1", authorization: "[redacted]", token_id: "Gsha1" });
     expect(line.nested).toEqual({ client_secret: "[redacted]", token: "[redacted]" });
     expect(typeof line.time).toBe("string");
+    // The message comes before the fields (scripts find "broker ready" lines by it).
+    expect(lines[0]).toMatch(/"msg":"shown".*"token_id"/);
   });
 });
