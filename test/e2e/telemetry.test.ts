@@ -155,6 +155,19 @@ describe("access log and request id", () => {
     }
   });
 
+  it("echoes the request id when a stream is refused, and logs it", async () => {
+    const md = new Metadata();
+    md.set("x-request-id", "stream-refused-1");
+    const err = await new Promise<ServiceError>((resolve) => {
+      const s = b.client.streamRevocations({ cursor: "" }, md);
+      s.on("data", () => {});
+      s.on("error", resolve);
+    });
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.metadata.get("x-request-id")[0]).toBe("stream-refused-1");
+    expect(accessLine("stream-refused-1")).toMatchObject({ method: "BrokerService/StreamRevocations", code: "UNAUTHENTICATED" });
+  });
+
   it("logs admin actions with the operator as actor", async () => {
     const created = await createApp(b, { name: "logged-admin-app" });
     await call(b.admin.disableApp, b.admin, { appId: created.appId, reason: "test" }, operatorMd());
