@@ -162,9 +162,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       auth.forgetResourceServer(id);
       streams.closeResourceServer(id);
     });
-    metrics.gauge("baton_live_revocations", () => revocations.size);
-    metrics.gauge("baton_db_pool_waiting", () => db.waitingCount);
-    metrics.gauge("baton_revocation_streams", () => streams.count);
+    metrics.gauge("baton_live_revocations", "Revocations in force, held in memory for checks.", () => revocations.size);
+    metrics.gauge("baton_db_pool_total", "Database connections open in the request pool.", () => db.totalCount);
+    metrics.gauge("baton_db_pool_idle", "Database connections open and idle in the request pool.", () => db.idleCount);
+    metrics.gauge("baton_db_pool_waiting", "Requests waiting for a database connection.", () => db.waitingCount);
+    metrics.gauge("baton_revocation_streams", "Open StreamRevocations calls.", () => streams.count);
     metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
     metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
 
@@ -201,6 +203,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       http = createHttpServer({
         jwksJson: () => keys.ring.jwksJson,
         metrics: () => metrics.render(),
+        metricsContentType: metrics.contentType,
         ready: async () => {
           await db.query("SELECT 1");
           return true;

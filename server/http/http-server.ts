@@ -9,7 +9,8 @@ export interface HttpDeps {
   readonly ready: () => Promise<boolean>;
   /** /readyz answers 503 when `ready` has not answered within this. */
   readonly readyTimeoutMs: number;
-  readonly metrics: () => string;
+  readonly metrics: () => Promise<string>;
+  readonly metricsContentType: string;
 }
 
 export function createHttpServer(deps: HttpDeps): Server {
@@ -38,7 +39,11 @@ export function createHttpServer(deps: HttpDeps): Server {
         return;
       }
       case "/metrics":
-        return send(200, "text/plain; version=0.0.4", deps.metrics());
+        deps.metrics().then(
+          (body) => send(200, deps.metricsContentType, body),
+          () => send(500, "text/plain", "metrics unavailable\n"),
+        );
+        return;
       case "/.well-known/jwks.json":
         // Short cache: verifiers refetch on an unknown kid anyway.
         return send(200, "application/jwk-set+json", deps.jwksJson(), { "cache-control": "public, max-age=60" });

@@ -1,74 +1,102 @@
-// Prometheus metrics, exposition format 0.0.4, written by hand: a few
-// counters and one latency histogram. Labels are bounded sets (method, gRPC
-// code, token status); never a scope, app, customer or token id.
+// Prometheus metrics with prom-client, one registry per broker (tests run
+// several brokers in one process). Labels are bounded sets (method, gRPC
+// code, token status, token kind, revocation target); never a scope, app,
+// customer, agent or token id.
+
+import { readFileSync } from "node:fs";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-interface Histogram {
-  counts: number[];
-  sum: number;
-  count: number;
-}
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export class Metrics {
-  private readonly requests = new Map<string, number>();
-  private readonly latency = new Map<string, Histogram>();
-  private readonly validations = new Map<string, number>();
-  private readonly gauges = new Map<string, () => number>();
-  private readonly counters = new Map<string, { help: string; read: () => number }>();
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: "baton_grpc_requests_total",
+    help: "Finished gRPC calls by method and status code.",
+    labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+  private readonly latency = new Histogram({
+    name: "baton_grpc_request_duration_seconds",
+    help: "gRPC call duration in the broker, by method (streams: until they end).",
+    labelNames: ["method"] as const,
+    buckets: BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly validations = new Counter({
+    name: "baton_validations_total",
+    help: "Validate verdicts by token status.",
+    labelNames: ["status"] as const,
+    registers: [this.registry],
+  });
+  private readonly issued = new Counter({
+    name: "baton_tokens_issued_total",
+    help: "Tokens minted, by kind: issue (an app's Issue) or delegate (an agent's Delegate).",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  private readonly revocations = new Counter({
+    name: "baton_revocations_total",
+    help: "Revocations recorded through Revoke, by target (token, agent, task, chain, app).",
+    labelNames: ["target"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "" });
+    new Gauge({
+      name: "baton_build_info",
+      help: "Always 1; the labels say which Baton version runs on which Node.js.",
+      labelNames: ["version", "node"] as const,
+      registers: [this.registry],
+    }).set({ version: VERSION, node: process.version }, 1);
+  }
 
   /** One finished RPC. */
   observeRpc(method: string, code: string, seconds: number): void {
-    const key = `method="${method}",code="${code}"`;
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    let h = this.latency.get(method);
-    if (!h) {
-      h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.latency.set(method, h);
-    }
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) h.counts[i]! += 1;
-    h.sum += seconds;
-    h.count += 1;
+    this.requests.inc({ method, code });
+    this.latency.observe({ method }, seconds);
   }
 
   observeValidation(status: string): void {
-    this.validations.set(status, (this.validations.get(status) ?? 0) + 1);
+    this.validations.inc({ status });
   }
 
-  gauge(name: string, read: () => number): void {
-    this.gauges.set(name, read);
+  tokenIssued(kind: "issue" | "delegate"): void {
+    this.issued.inc({ kind });
   }
 
-  /** A counter kept elsewhere, read when rendered. */
+  revoked(target: string): void {
+    this.revocations.inc({ target });
+  }
+
+  /** A value read when scraped. */
+  gauge(name: string, help: string, read: () => number): void {
+    new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
+  }
+
+  /** A counter kept elsewhere (only ever growing), read when scraped. */
   counter(name: string, help: string, read: () => number): void {
-    this.counters.set(name, { help, read });
+    let seen = 0;
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const now = read();
+        if (now > seen) this.inc(now - seen);
+        seen = now;
+      },
+    });
   }
 
-  render(): string {
-    const out: string[] = [];
-    out.push("# HELP baton_grpc_requests_total Finished gRPC calls by method and status code.");
-    out.push("# TYPE baton_grpc_requests_total counter");
-    for (const [k, v] of this.requests) out.push(`baton_grpc_requests_total{${k}} ${v}`);
-    out.push("# HELP baton_grpc_request_duration_seconds gRPC call latency in the broker.");
-    out.push("# TYPE baton_grpc_request_duration_seconds histogram");
-    for (const [m, h] of this.latency) {
-      BUCKETS.forEach((b, i) => out.push(`baton_grpc_request_duration_seconds_bucket{method="${m}",le="${b}"} ${h.counts[i]}`));
-      out.push(`baton_grpc_request_duration_seconds_bucket{method="${m}",le="+Inf"} ${h.count}`);
-      out.push(`baton_grpc_request_duration_seconds_sum{method="${m}"} ${h.sum}`);
-      out.push(`baton_grpc_request_duration_seconds_count{method="${m}"} ${h.count}`);
-    }
-    out.push("# HELP baton_validations_total Validate verdicts by token status.");
-    out.push("# TYPE baton_validations_total counter");
-    for (const [s, v] of this.validations) out.push(`baton_validations_total{status="${s}"} ${v}`);
-    for (const [name, c] of this.counters) {
-      out.push(`# HELP ${name} ${c.help}`);
-      out.push(`# TYPE ${name} counter`);
-      out.push(`${name} ${c.read()}`);
-    }
-    for (const [name, read] of this.gauges) {
-      out.push(`# TYPE ${name} gauge`);
-      out.push(`${name} ${read()}`);
-    }
-    return `${out.join("\n")}\n`;
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }

@@ -59,7 +59,38 @@ import { mapError, toServiceError } from "./errors.js";
  * and comments, as `buf build` writes them (scripts/generate.sh).
  */
 const DESCRIPTORS = join(dirname(fileURLToPath(import.meta.url)), "..", "gen", "descriptors.binpb");
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+// A caller's x-request-id is kept when short and printable ASCII; else a fresh one.
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+function requestIdOf(md: grpc.Metadata): string {
+  const given = md.get("x-request-id")[0];
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/**
+ * The request id goes back in trailers: a client gets them on success and on
+ * error alike (initial metadata is not sent when a call fails first).
+ */
+function requestIdTrailer(requestId: string, md = new grpc.Metadata()): grpc.Metadata {
+  md.set("x-request-id", requestId);
+  return md;
+}
+
+/** Who called, for the access log: a kind and ids, never a credential. */
+function callerFields(p: Principal | null): Record<string, string> {
+  switch (p?.kind) {
+    case undefined:
+      return {};
+    case "operator":
+      return { principal: "operator" };
+    case "app":
+      return { principal: "app", app_id: p.app.appId };
+    case "resourceServer":
+      return { principal: "resource_server", resource_server_id: p.resourceServer.resourceServerId };
+    case "agent":
+      return { principal: "agent", app_id: p.claims.appId, agent_id: p.claims.agentId };
+  }
+}
 
 /** Encoded revocation events, shared by every stream that sends them. */
 const encodedRevocations = new WeakMap<object, Buffer>();
@@ -197,6 +228,8 @@ export interface GrpcDeps {
 
 interface CallContext {
   readonly requestId: string;
+  /** Lines carry the request id. */
+  readonly log: Logger;
   /**
    * Authenticates the caller as one of the allowed kinds; `charged`: the call
    * also counts against the caller's app rate limit.
@@ -280,7 +313,7 @@ export class GrpcServer {
     });
   }
 
-  /** Wraps a unary handler: request id, authentication helper, metrics, the error table. */
+  /** Wraps a unary handler: request id, authentication helper, access log, metrics, the error table. */
   private unary<Req, Res>(
     service: "BrokerService" | "AdminService",
     method: string,
@@ -289,31 +322,39 @@ export class GrpcServer {
     const { auth, logger, metrics } = this.deps;
     return (call, callback) => {
       const started = process.hrtime.bigint();
-      const given = call.metadata.get("x-request-id")[0];
-      const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+      const requestId = requestIdOf(call.metadata);
+      const log = logger.child({ request_id: requestId });
+      let who: Principal | null = null;
       const ctx: CallContext = {
         requestId,
+        log,
         caller: async (allowed, charged = false) => {
           const p = await auth.authenticate(credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`, sourceKey(call.getPeer()));
+          who = p;
           if (charged) await auth.charge(p);
           return p;
         },
       };
       const finish = (code: grpc.status): void => {
-        metrics.observeRpc(method, grpc.status[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const name = grpc.status[code] ?? String(code);
+        metrics.observeRpc(method, name, seconds);
+        log.info("rpc", { method: `${service}/${method}`, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer: call.getPeer(), ...callerFields(who) });
       };
       const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : Promise.resolve(call.request).then((req) => fn(checkedRequest(req), ctx));
       run.then(
         (res) => {
           finish(grpc.status.OK);
-          callback(null, res);
+          callback(null, res, requestIdTrailer(requestId));
         },
         (err: unknown) => {
           const m = mapError(err, requestId);
-          if (m.unexpected) logger.error("request failed", { method, request_id: requestId, error: err });
-          else logger.debug("request refused", { method, request_id: requestId, reason: m.reason });
+          if (m.unexpected) log.error("request failed", { method, error: err });
+          else log.debug("request refused", { method, reason: m.reason });
           finish(m.code);
-          callback(toServiceError(m));
+          const e = toServiceError(m);
+          requestIdTrailer(requestId, e.metadata);
+          callback(e);
         },
       );
     };
@@ -329,13 +370,16 @@ export class GrpcServer {
           { taskId: req.taskId, orchestrationId: req.orchestrationId, humanPrincipal: req.humanPrincipal, ...grantFromProto(req) },
           ctx,
         );
+        metrics.tokenIssued("issue");
         return issuedToProto(r);
       }),
       delegate: this.unary("BrokerService", "Delegate", async (req, ctx) => {
         const caller = await ctx.caller(["agent"], true).catch((err: unknown) => {
           throw asParentRefusal(err);
         });
-        return issuedToProto(await delegator.delegate(caller, grantFromProto(req), ctx));
+        const r = await delegator.delegate(caller, grantFromProto(req), ctx);
+        metrics.tokenIssued("delegate");
+        return issuedToProto(r);
       }),
       validate: this.unary("BrokerService", "Validate", async (req, ctx) => {
         const caller = await ctx.caller(["resourceServer", "app", "operator"]);
@@ -354,6 +398,7 @@ export class GrpcServer {
           { target: targetFromProto(req.target), id: req.id, appId: req.appId, reason: req.reason },
           ctx,
         );
+        metrics.revoked(r.target);
         return { revocation: revocationToProto(r) };
       }),
       streamRevocations: (call) => this.streamRevocations(call),
@@ -364,20 +409,27 @@ export class GrpcServer {
   /** A server stream: authenticate, then hand the call to the stream service as a sink. */
   private streamRevocations(call: grpc.ServerWritableStream<StreamRevocationsRequest, StreamRevocationsResponse>): void {
     const { auth, streams, logger, metrics } = this.deps;
-    const given = call.metadata.get("x-request-id")[0];
-    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const requestId = requestIdOf(call.metadata);
+    const log = logger.child({ request_id: requestId });
+    const started = process.hrtime.bigint();
+    let who: Principal | null = null;
     let stop: (() => void) | null = null;
     let ended = false;
     const finish = (code: grpc.status): void => {
       if (ended) return;
       ended = true;
-      metrics.observeRpc("StreamRevocations", grpc.status[code] ?? String(code), 0);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const name = grpc.status[code] ?? String(code);
+      metrics.observeRpc("StreamRevocations", name, seconds);
+      log.info("rpc", { method: "BrokerService/StreamRevocations", code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer: call.getPeer(), ...callerFields(who) });
     };
     const fail = (err: unknown): void => {
       const m = mapError(err, requestId);
-      if (m.unexpected) logger.error("stream failed", { method: "StreamRevocations", request_id: requestId, error: err });
+      if (m.unexpected) log.error("stream failed", { method: "StreamRevocations", error: err });
       finish(m.code);
-      call.emit("error", toServiceError(m));
+      const e = toServiceError(m);
+      requestIdTrailer(requestId, e.metadata);
+      call.emit("error", e);
     };
     call.on("cancelled", () => {
       finish(grpc.status.CANCELLED);
@@ -391,7 +443,7 @@ export class GrpcServer {
         if (err) fail(err);
         else {
           finish(grpc.status.OK);
-          call.end();
+          call.end(requestIdTrailer(requestId));
         }
       },
     };
@@ -403,6 +455,7 @@ export class GrpcServer {
         "/baton.v1.BrokerService/StreamRevocations",
         sourceKey(call.getPeer()),
       );
+      who = caller;
       const req = checkedRequest(call.request);
       const s = await streams.open(req.cursor, sink, caller);
       if (ended) s();
@@ -413,6 +466,9 @@ export class GrpcServer {
   private adminHandlers(): AdminServiceServer {
     const { apps, resourceServers, keys, db } = this.deps;
     const operator = (ctx: CallContext) => ctx.caller(["operator"]);
+    // What an operator changed, at info; the audit log holds the details.
+    const acted = (ctx: CallContext, action: string, target: Record<string, string>): void =>
+      ctx.log.info("admin action", { action, actor: "operator", ...target });
     return {
       createApp: this.unary("AdminService", "CreateApp", async (req, ctx) => {
         await operator(ctx);
@@ -429,6 +485,7 @@ export class GrpcServer {
           },
           ctx.requestId,
         );
+        acted(ctx, "CreateApp", { app_id: r.app.appId });
         return { app: appToProto(r.app), clientSecret: r.clientSecret };
       }),
       getApp: this.unary("AdminService", "GetApp", async (req, ctx) => {
@@ -456,19 +513,25 @@ export class GrpcServer {
           },
           ctx.requestId,
         );
+        acted(ctx, "UpdateApp", { app_id: r.app.appId, revoked_token_count: String(r.revokedTokenCount) });
         return { app: appToProto(r.app), revokedTokenCount: r.revokedTokenCount };
       }),
       disableApp: this.unary("AdminService", "DisableApp", async (req, ctx) => {
         await operator(ctx);
-        return { app: appToProto(await apps.disable(req.appId, req.reason, ctx.requestId)) };
+        const app = await apps.disable(req.appId, req.reason, ctx.requestId);
+        acted(ctx, "DisableApp", { app_id: app.appId });
+        return { app: appToProto(app) };
       }),
       rotateAppSecret: this.unary("AdminService", "RotateAppSecret", async (req, ctx) => {
         await operator(ctx);
-        return { clientSecret: await apps.rotateSecret(req.appId, ctx.requestId) };
+        const clientSecret = await apps.rotateSecret(req.appId, ctx.requestId);
+        acted(ctx, "RotateAppSecret", { app_id: req.appId });
+        return { clientSecret };
       }),
       createResourceServer: this.unary("AdminService", "CreateResourceServer", async (req, ctx) => {
         await operator(ctx);
         const r = await resourceServers.create({ name: req.name, audiences: req.audiences }, ctx.requestId);
+        acted(ctx, "CreateResourceServer", { resource_server_id: r.resourceServer.resourceServerId });
         return { resourceServer: resourceServerToProto(r.resourceServer), clientSecret: r.clientSecret };
       }),
       listResourceServers: this.unary("AdminService", "ListResourceServers", async (req, ctx) => {
@@ -478,7 +541,9 @@ export class GrpcServer {
       }),
       disableResourceServer: this.unary("AdminService", "DisableResourceServer", async (req, ctx) => {
         await operator(ctx);
-        return { resourceServer: resourceServerToProto(await resourceServers.disable(req.resourceServerId, req.reason, ctx.requestId)) };
+        const rs = await resourceServers.disable(req.resourceServerId, req.reason, ctx.requestId);
+        acted(ctx, "DisableResourceServer", { resource_server_id: rs.resourceServerId });
+        return { resourceServer: resourceServerToProto(rs) };
       }),
       listSigningKeys: this.unary("AdminService", "ListSigningKeys", async (_req, ctx) => {
         await operator(ctx);
@@ -487,6 +552,7 @@ export class GrpcServer {
       rotateSigningKey: this.unary("AdminService", "RotateSigningKey", async (_req, ctx) => {
         await operator(ctx);
         const ring = await keys.rotate(ctx.requestId);
+        acted(ctx, "RotateSigningKey", { key_id: ring.active.stored.keyId });
         const next = ring.keys.find((k) => k.stored.state === "next");
         return { active: keyToProto(ring.active), next: next ? keyToProto(next) : undefined };
       }),
