@@ -182,3 +182,45 @@ describe("the compiled broker", () => {
     expect(await healthcheck("")).toBe(1);
   }, 60_000);
 });
+
+// No Docker engine runs the tests: the container files are checked by
+// reading, for what the issue requires of them.
+describe("the container files", () => {
+  const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+  const compose = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
+  const instructions = dockerfile.split("\n").filter((l) => /^[A-Z]+\s/.test(l));
+
+  it("Dockerfile: an exact Node LTS pin, two stages, production dependencies, compiled entry point, non-root, health check", () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:(24|26)\.\d+\.\d+-[a-z]+-slim$/m);
+    expect(instructions.filter((l) => l.startsWith("FROM "))).toEqual(["FROM ${NODE_IMAGE} AS build", "FROM ${NODE_IMAGE}"]);
+    expect(dockerfile).toContain("RUN npm ci --omit=dev");
+    expect(instructions.at(-2)).toBe('ENTRYPOINT ["node", "dist/server/cli.js"]');
+    expect(instructions.join("\n")).not.toMatch(/tsx|bin\/baton\.mjs/);
+    expect(instructions).toContain("USER node");
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*CMD \["node", "bin\/healthcheck\.mjs"\]$/m);
+  });
+
+  it(".dockerignore lets in exactly what the Dockerfile copies from the context", () => {
+    const allowed = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n").filter((l) => l.startsWith("!")).map((l) => l.slice(1));
+    const copied = instructions
+      .filter((l) => l.startsWith("COPY ") && !l.includes("--from="))
+      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    expect(new Set(copied)).toEqual(new Set(allowed));
+  });
+
+  it("compose: required secrets with no defaults, internal-only database, restart policies, brokers wait for a healthy database", () => {
+    // Every secret is `${NAME:?...}`: no default password or key anywhere.
+    for (const name of ["POSTGRES_PASSWORD", "BATON_MASTER_KEY", "BATON_OPERATOR_TOKEN"]) {
+      const uses = [...compose.matchAll(new RegExp(`\\$\\{${name}([^}]*)\\}`, "g"))].map((m) => m[1]!);
+      expect(uses.length, name).toBeGreaterThan(0);
+      for (const u of uses) expect(u, name).toMatch(/^:\?/);
+    }
+    const postgres = /\n  postgres:\n([\s\S]*?)\n\n/.exec(compose)![1]!;
+    expect(postgres).not.toContain("ports:");
+    expect(postgres).toContain("networks: [db]");
+    expect(postgres).toContain("restart: unless-stopped");
+    expect(compose).toMatch(/\n  db:\n    internal: true\n/);
+    expect(compose).toMatch(/\nx-broker: &broker\n[\s\S]*restart: unless-stopped[\s\S]*condition: service_healthy/);
+    expect(compose).toContain("BATON_TLS_CERT_FILE");
+  });
+});
