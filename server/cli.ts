@@ -15,7 +15,8 @@
 //   baton token revoke TOKEN_ID
 //
 // Operator commands talk to BATON_ADDR (default 127.0.0.1:50051) with the
-// operator credential from BATON_OPERATOR_TOKEN or <BATON_DATA_DIR>/operator-token.
+// operator credential from BATON_OPERATOR_TOKEN (or the file BATON_OPERATOR_TOKEN_FILE
+// names) or <BATON_DATA_DIR>/operator-token.
 // Token commands act as an app: BATON_CLIENT_ID and BATON_CLIENT_SECRET.
 // `audit export` reads the database itself: DATABASE_URL, or the embedded
 // cluster of a broker running in BATON_DATA_DIR.
@@ -25,7 +26,7 @@ import { createReadStream, createWriteStream, existsSync, openSync, readFileSync
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, envSecret, loadConfig } from "./config.js";
 import { AdminServiceClient } from "./gen/baton/v1/admin.js";
 import { BrokerServiceClient, RevocationTarget, tokenStatusToJSON } from "./gen/baton/v1/broker.js";
 import { type RunningBroker, startBroker } from "./main.js";
@@ -64,6 +65,7 @@ async function serve(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  for (const warning of config.warnings) logger.warn(warning);
 
   // The one place that handles signals. The first SIGINT or SIGTERM drains:
   // new calls are refused with SHUTTING_DOWN, streams end with their cursor,
@@ -112,7 +114,7 @@ async function serve(): Promise<void> {
 
 
 function operatorToken(): string {
-  const fromEnv = process.env.BATON_OPERATOR_TOKEN;
+  const fromEnv = envSecret(process.env, "BATON_OPERATOR_TOKEN");
   if (fromEnv) return fromEnv;
   const file = join(process.env.BATON_DATA_DIR || ".baton", "operator-token");
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
@@ -155,7 +157,7 @@ const print = (v: unknown): void => {
 async function exportAuditLog(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { out: { type: "string" }, after: { type: "string" } } });
   if (values.after !== undefined && !/^\d{1,19}$/.test(values.after)) throw new Error("--after must be an event sequence number");
-  const url = process.env.DATABASE_URL || runningEmbeddedUrl(process.env.BATON_DATA_DIR || ".baton");
+  const url = envSecret(process.env, "DATABASE_URL") || runningEmbeddedUrl(process.env.BATON_DATA_DIR || ".baton");
   if (!url) throw new Error("set DATABASE_URL, or run where BATON_DATA_DIR holds a running broker's embedded database");
   // A new file only: an export never overwrites an earlier one. Opened
   // here so that failure says why; a later write error reaches the write

@@ -1,5 +1,10 @@
 // Configuration from BATON_* environment variables (and DATABASE_URL),
-// validated at start: one error lists every problem.
+// validated at start: one error lists every problem. Secrets may come from
+// files instead (NAME_FILE, as container secrets are mounted); a BATON_*
+// variable nobody reads is reported with the closest known name, since a
+// typo otherwise silently means "use the default".
+
+import { readFileSync } from "node:fs";
 
 export interface Config {
   /** host:port for gRPC. */
@@ -56,6 +61,101 @@ export interface Config {
     readonly batchSize: number;
   };
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
+  /** Unknown BATON_* variables, each naming the closest known one: not errors, the caller logs them. */
+  readonly warnings: readonly string[];
+}
+
+/** Secrets that may be given as NAME or as NAME_FILE (a file holding the value). */
+const SECRETS = ["DATABASE_URL", "BATON_MASTER_KEY", "BATON_OPERATOR_TOKEN"] as const;
+
+/** Every BATON_* variable Baton reads: the broker's (below) and the `baton` command's (cli.ts). */
+export const KNOWN_VARIABLES: readonly string[] = [
+  "BATON_GRPC_LISTEN",
+  "BATON_HTTP_LISTEN",
+  "BATON_DATABASE_POOL_SIZE",
+  "BATON_DATABASE_CONNECT_TIMEOUT_MS",
+  "BATON_DATABASE_STATEMENT_TIMEOUT_MS",
+  "BATON_DATABASE_ACQUIRE_TIMEOUT_MS",
+  "BATON_DATA_DIR",
+  "BATON_MASTER_KEY",
+  "BATON_MASTER_KEY_FILE",
+  "BATON_OPERATOR_TOKEN",
+  "BATON_OPERATOR_TOKEN_FILE",
+  "BATON_ISSUER",
+  "BATON_TRUST_DOMAIN",
+  "BATON_SIGNING_ALGORITHM",
+  "BATON_DEFAULT_TTL_SECONDS",
+  "BATON_VALIDATE_SKEW_SECONDS",
+  "BATON_LEEWAY_SECONDS",
+  "BATON_LOG_LEVEL",
+  "BATON_STREAM_CHECKPOINT_SECONDS",
+  "BATON_STREAM_BUFFER_EVENTS",
+  "BATON_APP_RATE_PER_SECOND",
+  "BATON_APP_BURST",
+  "BATON_AUTH_FAILURES",
+  "BATON_AUTH_FAILURE_WINDOW_SECONDS",
+  "BATON_GRANT_RETENTION_SECONDS",
+  "BATON_AUDIT_RETENTION_SECONDS",
+  "BATON_AUDIT_EXPORT_DIR",
+  "BATON_RETENTION_INTERVAL_SECONDS",
+  "BATON_RETENTION_BATCH_SIZE",
+  "BATON_TLS_CERT_FILE",
+  "BATON_TLS_KEY_FILE",
+  "BATON_TLS_CLIENT_CA_FILE",
+  // The `baton` operator and token commands.
+  "BATON_ADDR",
+  "BATON_CLIENT_ID",
+  "BATON_CLIENT_SECRET",
+];
+
+/**
+ * A secret from NAME, or from the file NAME_FILE names (one trailing newline
+ * dropped); null when neither is set. Throws when both are set or the file
+ * cannot be read; the message names the variable and file, never the value.
+ */
+export function envSecret(env: Record<string, string | undefined>, name: (typeof SECRETS)[number]): string | null {
+  const direct = env[name] ?? "";
+  const file = env[`${name}_FILE`] ?? "";
+  if (file === "") return direct || null;
+  if (direct !== "") throw new Error(`set ${name} or ${name}_FILE, not both`);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(`${name}_FILE: cannot read ${file} (${(err as { code?: string }).code ?? "error"})`);
+  }
+  const value = text.replace(/\r?\n$/, "");
+  if (value === "") throw new Error(`${name}_FILE: ${file} is empty`);
+  return value;
+}
+
+/** Edit distance (insertions, deletions, substitutions). */
+function levenshtein(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** One warning per unknown BATON_* variable (its name only: the value may be a secret). */
+function unknownVariables(env: Record<string, string | undefined>): string[] {
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith("BATON_") || KNOWN_VARIABLES.includes(name)) continue;
+    let best: string | null = null;
+    let bestDistance = 4; // suggest only within 3 edits
+    for (const known of KNOWN_VARIABLES) {
+      const d = levenshtein(name, known);
+      if (d < bestDistance) [best, bestDistance] = [known, d];
+    }
+    warnings.push(best ? `unknown variable ${name} is ignored; did you mean ${best}?` : `unknown variable ${name} is ignored`);
+  }
+  return warnings;
 }
 
 export class ConfigError extends Error {
@@ -103,19 +203,31 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (httpListen !== "" && !isHostPort(httpListen)) {
     problems.push(`BATON_HTTP_LISTEN must be host:port or empty (got "${httpListen.slice(0, 64)}")`);
   }
-  const databaseUrl = str("DATABASE_URL", "") || null;
+  // A secret whose variables are wrong is reported once, not again as missing.
+  const unreadable = new Set<string>();
+  const secret = (name: (typeof SECRETS)[number]): string | null => {
+    try {
+      return envSecret(env, name);
+    } catch (err) {
+      problems.push((err as Error).message);
+      unreadable.add(name);
+      return null;
+    }
+  };
+
+  const databaseUrl = secret("DATABASE_URL");
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) problems.push("DATABASE_URL must be a postgres:// URL");
 
-  const masterKey = str("BATON_MASTER_KEY", "") || null;
+  const masterKey = secret("BATON_MASTER_KEY");
   if (masterKey && Buffer.from(masterKey, "base64").length !== 32) {
     problems.push("BATON_MASTER_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)");
   }
-  if (databaseUrl && !masterKey) problems.push("BATON_MASTER_KEY is required with DATABASE_URL (openssl rand -base64 32)");
-  const operatorToken = str("BATON_OPERATOR_TOKEN", "") || null;
+  if (databaseUrl && !masterKey && !unreadable.has("BATON_MASTER_KEY")) problems.push("BATON_MASTER_KEY is required with DATABASE_URL (openssl rand -base64 32)");
+  const operatorToken = secret("BATON_OPERATOR_TOKEN");
   if (operatorToken && (operatorToken.length < 32 || operatorToken.includes("."))) {
     problems.push("BATON_OPERATOR_TOKEN must be at least 32 characters and contain no '.'");
   }
-  if (databaseUrl && !operatorToken) problems.push("BATON_OPERATOR_TOKEN is required with DATABASE_URL");
+  if (databaseUrl && !operatorToken && !unreadable.has("BATON_OPERATOR_TOKEN")) problems.push("BATON_OPERATOR_TOKEN is required with DATABASE_URL");
 
   const issuer = str("BATON_ISSUER", "https://baton.local");
   if (!/^https?:\/\/[^\s]+$/.test(issuer)) problems.push("BATON_ISSUER must be an http(s) URL");
@@ -173,6 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }),
     retention,
     tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
+    warnings: Object.freeze(unknownVariables(env)),
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

