@@ -19,8 +19,10 @@ vitest() {
 stage "buf format, lint, breaking"
 npx buf format --diff --exit-code
 npx buf lint
-if git rev-parse -q --verify main >/dev/null && git cat-file -e main:proto/baton/v1/broker.proto 2>/dev/null; then
-	npx buf breaking proto --against '.git#branch=main,subdir=proto'
+# Against the previous commit (CI runs on a clean clone of main, where main is
+# HEAD itself); skipped only when there is none or it had no contract.
+if git cat-file -e HEAD~1:proto/baton/v1/broker.proto 2>/dev/null; then
+	npx buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'
 fi
 
 stage "generated code is fresh"
