@@ -42,6 +42,9 @@ function flagFile(cmd: Command, flag: string, file: string): Buffer {
 export function channelCredentials(cmd: Command): ChannelCredentials {
   const o = globals(cmd);
   if (!o.tls && !o.ca && !o.cert && !o.key) return credentials.createInsecure();
+  // grpc-js sends an IP address (--addr 10.0.0.5:50051) as the TLS server
+  // name, and Node warns about it (DEP0123) on stderr, which is the user's.
+  process.noDeprecation = true;
   return credentials.createSsl(
     o.ca ? flagFile(cmd, "ca", o.ca) : null,
     o.key ? flagFile(cmd, "key", o.key) : null,

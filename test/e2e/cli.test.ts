@@ -183,29 +183,51 @@ describe("the admin surface against a real broker", () => {
   }, 120_000);
 });
 
+/** A self-signed P-256 certificate from openssl (node:crypto cannot make X.509 certificates). */
+function selfSigned(dir: string, name: string, subject: string, san?: string): void {
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", subject,
+    ...(san ? ["-addext", `subjectAltName=${san}`] : []),
+    "-keyout", join(dir, `${name}-key.pem`), "-out", join(dir, `${name}.pem`),
+  ], { stdio: "pipe" });
+}
+
 describe("TLS", () => {
   let dir: string;
   let tls: TestBroker;
+  let mtls: TestBroker;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "baton-cli-tls-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "pipe" });
-    tls = await startTestBroker({ BATON_TLS_CERT_FILE: join(dir, "cert.pem"), BATON_TLS_KEY_FILE: join(dir, "key.pem") });
+    selfSigned(dir, "server", "/CN=localhost", "IP:127.0.0.1,DNS:localhost");
+    selfSigned(dir, "client", "/CN=baton-cli");
+    const server = { BATON_TLS_CERT_FILE: join(dir, "server.pem"), BATON_TLS_KEY_FILE: join(dir, "server-key.pem") };
+    tls = await startTestBroker(server);
+    // Mutual TLS: the broker trusts the client's self-signed certificate as its CA.
+    mtls = await startTestBroker({ ...server, BATON_TLS_CLIENT_CA_FILE: join(dir, "client.pem") });
   });
   afterAll(async () => {
     await tls?.stop();
+    await mtls?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("mutual TLS: --cert/--key are presented; without them the broker refuses the handshake", async () => {
+    const env = { BATON_OPERATOR_TOKEN: OPERATOR_TOKEN, BATON_ADDR: mtls.address };
+    const ca = ["--ca", join(dir, "server.pem")];
+    const withCert = await baton(["key", "list", ...ca, "--cert", join(dir, "client.pem"), "--key", join(dir, "client-key.pem")], env);
+    expect(withCert.code, withCert.stderr).toBe(0);
+    expect(withCert.stdout).toContain('"state": "ACTIVE"');
+    const without = await baton(["key", "list", ...ca], env);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toMatch(/^baton: /);
+  }, 120_000);
+
   it("app list --tls --ca cert.pem talks to a TLS broker; plaintext does not", async () => {
     const env = { BATON_OPERATOR_TOKEN: OPERATOR_TOKEN };
-    const create = await baton(["--addr", tls.address, "app", "create", "--name", "over-tls", "--scope", "read:x:*", "--audience", "x-api", "--ca", join(dir, "cert.pem")], env);
+    const create = await baton(["--addr", tls.address, "app", "create", "--name", "over-tls", "--scope", "read:x:*", "--audience", "x-api", "--ca", join(dir, "server.pem")], env);
     expect(create.code, create.stderr).toBe(0);
     const created = JSON.parse(create.stdout);
-    const r = await baton(["app", "list", "--tls", "--ca", join(dir, "cert.pem"), "--addr", tls.address], env);
+    const r = await baton(["app", "list", "--tls", "--ca", join(dir, "server.pem"), "--addr", tls.address], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`"app_id": "${created.app_id}"`);
     const plain = await baton(["app", "list", "--addr", tls.address], env);
