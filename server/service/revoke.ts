@@ -11,7 +11,7 @@
 // own audit event. Nobody is answered before that commit, and a failed batch
 // fails every call in it.
 
-import { InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
+import { BatonError, InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
@@ -37,6 +37,9 @@ export interface RevokeSettings {
   readonly now: () => number;
 }
 
+/** The most targets one revokeMany call may name (documented in broker.proto). */
+export const MAX_BULK_REVOCATIONS = 1000;
+
 /** One call's revocations: stored together, in order, in one transaction. */
 interface RevocationWrite {
   readonly revocations: readonly NewRevocation[];
@@ -61,6 +64,28 @@ export class Revoker {
     const r = await this.resolve(caller, input, nowMs);
     const [stored] = await this.store(caller, [r], ctx, nowMs);
     return stored!;
+  }
+
+  /**
+   * Revokes every target or none (incident response): each is checked as
+   * Revoke would, and the first refused one refuses the call, its index in
+   * the error's details. All are stored in one transaction, with
+   * consecutive cursors in request order.
+   */
+  async revokeMany(caller: Principal, inputs: readonly RevokeInput[], ctx: RequestContext): Promise<StoredRevocation[]> {
+    if (inputs.length === 0) throw new InvalidRequestError("targets", "at least one target is required");
+    if (inputs.length > MAX_BULK_REVOCATIONS) throw new InvalidRequestError("targets", `at most ${MAX_BULK_REVOCATIONS} targets per call`);
+    const nowMs = this.settings.now();
+    const resolved: NewRevocation[] = [];
+    for (const [i, input] of inputs.entries()) {
+      try {
+        resolved.push(await this.resolve(caller, input, nowMs));
+      } catch (err) {
+        if (!(err instanceof BatonError)) throw err;
+        throw new BatonError(err.reason, `targets[${i}]: ${err.message}`, { ...err.details, index: String(i) });
+      }
+    }
+    return this.store(caller, resolved, ctx, nowMs);
   }
 
   private async resolve(caller: Principal, input: RevokeInput, nowMs: number): Promise<NewRevocation> {
