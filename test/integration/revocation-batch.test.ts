@@ -116,7 +116,7 @@ describe("group-committed revocations", () => {
       // The first batch waits on the lock; these queue behind it.
       calls = [first, ...tokens.slice(1).map((t, i) => revoke(t.tokenId, `10000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`))];
       // Let every call get through authentication and target lookup into the queue.
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise((r) => setTimeout(r, 3000));
     } finally {
       await lock.release();
     }
@@ -126,8 +126,9 @@ describe("group-committed revocations", () => {
       "SELECT count(DISTINCT xmin::text) AS n FROM revocations WHERE cursor = ANY($1::bigint[])",
       [cursors],
     );
-    // The locked first batch, then (nearly) all the rest together.
-    expect(Number(rows[0]!.n)).toBeLessThanOrEqual(5);
+    // The locked first batch, then (nearly) all the rest together; one
+    // transaction each would be 60.
+    expect(Number(rows[0]!.n)).toBeLessThanOrEqual(10);
   });
 
   it("a refused revocation in a batch fails only its own caller", async () => {
@@ -173,7 +174,7 @@ describe("group-committed revocations", () => {
         await lock.waitForWaiter();
         // These queue behind the locked first batch and go together.
         batch = tokens.slice(1).map((t, i) => refusal(revoke(t.tokenId, `30000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)));
-        await new Promise((r) => setTimeout(r, 1500));
+        await new Promise((r) => setTimeout(r, 3000));
       } finally {
         await lock.release();
       }
