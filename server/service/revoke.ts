@@ -1,15 +1,25 @@
 // Revoke: a token, an agent, a task, a chain or an app (DESIGN §6). Stored
 // with its cursor and audit event in one transaction, then added to this
 // replica's revocation set; other replicas learn of it from the table.
+//
+// Every revocation takes the one cursor row's lock until commit, so one
+// transaction per revocation serialises them on commit latency. Concurrent
+// calls are group-committed instead (see batcher.ts): each call is checked
+// and resolved on its own first, so one caller's refusal never touches the
+// others; then one transaction takes the cursor once for the whole batch,
+// assigns consecutive cursors in queue order, and appends each revocation's
+// own audit event. Nobody is answered before that commit, and a failed batch
+// fails every call in it.
 
-import { InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
+import { BatonError, InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
 import { appendAudit } from "../storage/audit.js";
 import { type Db, type Queryable, withTransaction } from "../storage/db.js";
 import { agentGrantSpan, getGrant } from "../storage/grants.js";
-import { audiencesOfAgent, insertRevocation } from "../storage/revocations.js";
+import { audiencesOfAgent, insertRevocations, type NewRevocation } from "../storage/revocations.js";
+import { Batcher } from "./batcher.js";
 import type { RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
 import type { RevocationState } from "./revocation-state.js";
@@ -27,34 +37,94 @@ export interface RevokeSettings {
   readonly now: () => number;
 }
 
+/** The most targets one revokeMany call may name (documented in broker.proto). */
+export const MAX_BULK_REVOCATIONS = 1000;
+
+/** One call's revocations: stored together, in order, in one transaction. */
+interface RevocationWrite {
+  readonly revocations: readonly NewRevocation[];
+  readonly actor: string;
+  readonly requestId: string;
+  readonly nowMs: number;
+}
+
 export class Revoker {
+  private readonly writer: Batcher<RevocationWrite, StoredRevocation[]>;
   constructor(
     private readonly db: Db,
     private readonly revocations: RevocationState,
     private readonly settings: RevokeSettings,
-  ) {}
+  ) {
+    // One batch in flight: a second would only wait on the cursor row's lock.
+    this.writer = new Batcher((batch) => this.writeBatch(batch), 256, 1);
+  }
 
   async revoke(caller: Principal, input: RevokeInput, ctx: RequestContext): Promise<StoredRevocation> {
+    const nowMs = this.settings.now();
+    const r = await this.resolve(caller, input, nowMs);
+    const [stored] = await this.store(caller, [r], ctx, nowMs);
+    return stored!;
+  }
+
+  /**
+   * Revokes every target or none (incident response): each is checked as
+   * Revoke would, and the first refused one refuses the call, its index in
+   * the error's details. All are stored in one transaction, with
+   * consecutive cursors in request order.
+   */
+  async revokeMany(caller: Principal, inputs: readonly RevokeInput[], ctx: RequestContext): Promise<StoredRevocation[]> {
+    if (inputs.length === 0) throw new InvalidRequestError("targets", "at least one target is required");
+    if (inputs.length > MAX_BULK_REVOCATIONS) throw new InvalidRequestError("targets", `at most ${MAX_BULK_REVOCATIONS} targets per call`);
+    const nowMs = this.settings.now();
+    const resolved: NewRevocation[] = [];
+    for (const [i, input] of inputs.entries()) {
+      try {
+        resolved.push(await this.resolve(caller, input, nowMs));
+      } catch (err) {
+        if (!(err instanceof BatonError)) throw err;
+        throw new BatonError(err.reason, `targets[${i}]: ${err.message}`, { ...err.details, index: String(i) });
+      }
+    }
+    return this.store(caller, resolved, ctx, nowMs);
+  }
+
+  private async resolve(caller: Principal, input: RevokeInput, nowMs: number): Promise<NewRevocation> {
     if (input.target === null) throw new InvalidRequestError("target", "a revocation target is required");
     const reason = optionalText("reason", input.reason, MAX_REASON_LENGTH);
-    const nowMs = this.settings.now();
-    const r = await this.resolveTarget(caller, input, nowMs);
-    const stored = await withTransaction(this.db, async (tx) => {
-      const rev = await insertRevocation(tx, r, reason);
-      await appendAudit(tx, [
-        {
-          kind: "revocation.created",
-          time: new Date(nowMs),
-          appId: r.appId,
-          requestId: ctx.requestId,
-          actor: actorOf(caller),
-          data: { target: r.target, id: r.id, reason, cursor: rev.cursor.toString() },
-        },
-      ]);
-      return rev;
-    });
-    this.revocations.add(stored);
+    return { revocation: await this.resolveTarget(caller, input, nowMs), reason };
+  }
+
+  private async store(caller: Principal, revocations: readonly NewRevocation[], ctx: RequestContext, nowMs: number): Promise<StoredRevocation[]> {
+    const stored = await this.writer.submit({ revocations, actor: actorOf(caller), requestId: ctx.requestId, nowMs });
+    for (const r of stored) this.revocations.add(r);
     return stored;
+  }
+
+  /** Lock order as in every writer: the cursor row, then the audit head. */
+  private async writeBatch(batch: readonly RevocationWrite[]): Promise<StoredRevocation[][]> {
+    return withTransaction(this.db, async (tx) => {
+      const stored = await insertRevocations(tx, batch.flatMap((w) => w.revocations));
+      const perCall: StoredRevocation[][] = [];
+      let next = 0;
+      for (const w of batch) {
+        perCall.push(stored.slice(next, next + w.revocations.length));
+        next += w.revocations.length;
+      }
+      await appendAudit(
+        tx,
+        batch.flatMap((w, i) =>
+          perCall[i]!.map((r, j) => ({
+            kind: "revocation.created",
+            time: new Date(w.nowMs),
+            appId: r.appId,
+            requestId: w.requestId,
+            actor: w.actor,
+            data: { target: r.target, id: r.id, reason: w.revocations[j]!.reason, cursor: r.cursor.toString() },
+          })),
+        ),
+      );
+      return perCall;
+    });
   }
 
   /**

@@ -28,21 +28,50 @@ const fromRow = (r: Row): StoredRevocation => ({
 
 const COLUMNS = "cursor, target, target_id, app_id, revoke_time, expire_time, audiences";
 
+/** A revocation to store and the reason recorded with it. */
+export interface NewRevocation {
+  readonly revocation: Omit<StoredRevocation, "cursor">;
+  readonly reason: string | null;
+}
+
 /**
- * Stores a revocation. Must run inside a transaction: the cursor row stays
- * locked until commit, so concurrent revokers commit in cursor order.
+ * Stores revocations with consecutive cursors, in order. Must run inside a
+ * transaction: the cursor row stays locked until commit, so concurrent
+ * revokers commit in cursor order. One counter update and one insert however
+ * many there are: a group commit pays for the lock once.
  */
-export async function insertRevocation(tx: Tx, r: Omit<StoredRevocation, "cursor">, reason: string | null): Promise<StoredRevocation> {
-  const c = await tx.query<{ value: string }>("UPDATE revocation_cursor SET value = value + 1 WHERE id = 1 RETURNING value");
-  const cursor = BigInt(c.rows[0]!.value);
+export async function insertRevocations(tx: Tx, rs: readonly NewRevocation[]): Promise<StoredRevocation[]> {
+  if (rs.length === 0) return [];
+  const c = await tx.query<{ value: string }>("UPDATE revocation_cursor SET value = value + $1 WHERE id = 1 RETURNING value", [rs.length]);
+  const first = BigInt(c.rows[0]!.value) - BigInt(rs.length) + 1n;
+  const stored = rs.map((n, i) => ({ ...n.revocation, cursor: first + BigInt(i) }));
   await tx.query(
-    "INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    [cursor.toString(), r.target, r.id, r.appId, new Date(r.revokedAtMs), new Date(r.expiresAtMs), reason, r.audiences],
+    `INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)
+     SELECT u.cursor, u.target, u.target_id, u.app_id, u.revoke_time, u.expire_time, u.reason,
+            ARRAY(SELECT jsonb_array_elements_text(u.audiences))
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::jsonb[])
+       AS u(cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)`,
+    [
+      stored.map((r) => r.cursor.toString()),
+      stored.map((r) => r.target),
+      stored.map((r) => r.id),
+      stored.map((r) => r.appId),
+      stored.map((r) => new Date(r.revokedAtMs)),
+      stored.map((r) => new Date(r.expiresAtMs)),
+      rs.map((n) => n.reason),
+      // Audience lists differ in length, and a SQL array cannot be ragged.
+      stored.map((r) => JSON.stringify(r.audiences)),
+    ],
   );
-  // Delivered at commit, to every replica listening: a wake-up only; the
-  // table stays the truth.
-  await tx.query("SELECT pg_notify($1, $2)", [REVOCATIONS_CHANNEL, cursor.toString()]);
-  return { ...r, cursor };
+  // Delivered at commit, to every replica listening: a wake-up only (the
+  // table stays the truth), so one per transaction is enough.
+  await tx.query("SELECT pg_notify($1, $2)", [REVOCATIONS_CHANNEL, stored[stored.length - 1]!.cursor.toString()]);
+  return stored;
+}
+
+/** Stores one revocation (see insertRevocations). */
+export async function insertRevocation(tx: Tx, r: Omit<StoredRevocation, "cursor">, reason: string | null): Promise<StoredRevocation> {
+  return (await insertRevocations(tx, [{ revocation: r, reason }]))[0]!;
 }
 
 /**

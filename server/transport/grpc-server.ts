@@ -401,6 +401,16 @@ export class GrpcServer {
         metrics.revoked(r.target);
         return { revocation: revocationToProto(r) };
       }),
+      revokeMany: this.unary("BrokerService", "RevokeMany", async (req, ctx) => {
+        // Charged once per call, whatever its size (see broker.proto).
+        const caller = await ctx.caller(["operator", "app"], true);
+        const rs = await revoker.revokeMany(
+          caller,
+          req.targets.map((t) => ({ target: targetFromProto(t.target), id: t.id, appId: t.appId, reason: t.reason })),
+          ctx,
+        );
+        return { revocations: rs.map(revocationToProto) };
+      }),
       streamRevocations: (call) => this.streamRevocations(call),
       getKeySet: this.unary("BrokerService", "GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
     };

@@ -1025,6 +1025,100 @@ func (x *RevokeResponse) GetRevocation() *Revocation {
 	return nil
 }
 
+// RevokeManyRequest names the targets of one all-or-nothing revocation.
+type RevokeManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What to revoke, 1 to 1000 entries, each as in a Revoke call (`target`,
+	// `id`, `app_id`, `reason`).
+	Targets       []*RevokeRequest `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeManyRequest) Reset() {
+	*x = RevokeManyRequest{}
+	mi := &file_baton_v1_broker_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeManyRequest) ProtoMessage() {}
+
+func (x *RevokeManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeManyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeManyRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RevokeManyRequest) GetTargets() []*RevokeRequest {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+// RevokeManyResponse confirms every revocation of a RevokeMany call. They are
+// persistent and effective on this broker when the response is sent.
+type RevokeManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revocations as stored, in the order of the request's targets.
+	Revocations   []*Revocation `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeManyResponse) Reset() {
+	*x = RevokeManyResponse{}
+	mi := &file_baton_v1_broker_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeManyResponse) ProtoMessage() {}
+
+func (x *RevokeManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeManyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeManyResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RevokeManyResponse) GetRevocations() []*Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
 // Revocation is one stored revocation, as Revoke returns it and the stream
 // sends it.
 type Revocation struct {
@@ -1050,7 +1144,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_baton_v1_broker_proto_msgTypes[10]
+	mi := &file_baton_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1156,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[10]
+	mi := &file_baton_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1169,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Revocation) GetTarget() RevocationTarget {
@@ -1132,7 +1226,7 @@ type StreamRevocationsRequest struct {
 
 func (x *StreamRevocationsRequest) Reset() {
 	*x = StreamRevocationsRequest{}
-	mi := &file_baton_v1_broker_proto_msgTypes[11]
+	mi := &file_baton_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1238,7 @@ func (x *StreamRevocationsRequest) String() string {
 func (*StreamRevocationsRequest) ProtoMessage() {}
 
 func (x *StreamRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[11]
+	mi := &file_baton_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1251,7 @@ func (x *StreamRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*StreamRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamRevocationsRequest) GetCursor() string {
@@ -1185,7 +1279,7 @@ type StreamRevocationsResponse struct {
 
 func (x *StreamRevocationsResponse) Reset() {
 	*x = StreamRevocationsResponse{}
-	mi := &file_baton_v1_broker_proto_msgTypes[12]
+	mi := &file_baton_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1291,7 @@ func (x *StreamRevocationsResponse) String() string {
 func (*StreamRevocationsResponse) ProtoMessage() {}
 
 func (x *StreamRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[12]
+	mi := &file_baton_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1304,7 @@ func (x *StreamRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*StreamRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamRevocationsResponse) GetEvent() isStreamRevocationsResponse_Event {
@@ -1300,7 +1394,7 @@ type SnapshotComplete struct {
 
 func (x *SnapshotComplete) Reset() {
 	*x = SnapshotComplete{}
-	mi := &file_baton_v1_broker_proto_msgTypes[13]
+	mi := &file_baton_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1406,7 @@ func (x *SnapshotComplete) String() string {
 func (*SnapshotComplete) ProtoMessage() {}
 
 func (x *SnapshotComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[13]
+	mi := &file_baton_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1419,7 @@ func (x *SnapshotComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotComplete.ProtoReflect.Descriptor instead.
 func (*SnapshotComplete) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{13}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotComplete) GetCursor() string {
@@ -1348,7 +1442,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_baton_v1_broker_proto_msgTypes[14]
+	mi := &file_baton_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1454,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[14]
+	mi := &file_baton_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1467,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Checkpoint) GetCursor() string {
@@ -1401,7 +1495,7 @@ type KeySetChanged struct {
 
 func (x *KeySetChanged) Reset() {
 	*x = KeySetChanged{}
-	mi := &file_baton_v1_broker_proto_msgTypes[15]
+	mi := &file_baton_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1507,7 @@ func (x *KeySetChanged) String() string {
 func (*KeySetChanged) ProtoMessage() {}
 
 func (x *KeySetChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[15]
+	mi := &file_baton_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1520,7 @@ func (x *KeySetChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetChanged.ProtoReflect.Descriptor instead.
 func (*KeySetChanged) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KeySetChanged) GetJwksJson() string {
@@ -1445,7 +1539,7 @@ type GetKeySetRequest struct {
 
 func (x *GetKeySetRequest) Reset() {
 	*x = GetKeySetRequest{}
-	mi := &file_baton_v1_broker_proto_msgTypes[16]
+	mi := &file_baton_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1551,7 @@ func (x *GetKeySetRequest) String() string {
 func (*GetKeySetRequest) ProtoMessage() {}
 
 func (x *GetKeySetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[16]
+	mi := &file_baton_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1564,7 @@ func (x *GetKeySetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeySetRequest.ProtoReflect.Descriptor instead.
 func (*GetKeySetRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 // GetKeySetResponse carries the public key set.
@@ -1486,7 +1580,7 @@ type GetKeySetResponse struct {
 
 func (x *GetKeySetResponse) Reset() {
 	*x = GetKeySetResponse{}
-	mi := &file_baton_v1_broker_proto_msgTypes[17]
+	mi := &file_baton_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1592,7 @@ func (x *GetKeySetResponse) String() string {
 func (*GetKeySetResponse) ProtoMessage() {}
 
 func (x *GetKeySetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[17]
+	mi := &file_baton_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1605,7 @@ func (x *GetKeySetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeySetResponse.ProtoReflect.Descriptor instead.
 func (*GetKeySetResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetKeySetResponse) GetJwksJson() string {
@@ -1589,7 +1683,11 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\x0eRevokeResponse\x124\n" +
 	"\n" +
 	"revocation\x18\x01 \x01(\v2\x14.baton.v1.RevocationR\n" +
-	"revocation\"\xf9\x01\n" +
+	"revocation\"F\n" +
+	"\x11RevokeManyRequest\x121\n" +
+	"\atargets\x18\x01 \x03(\v2\x17.baton.v1.RevokeRequestR\atargets\"L\n" +
+	"\x12RevokeManyResponse\x126\n" +
+	"\vrevocations\x18\x01 \x03(\v2\x14.baton.v1.RevocationR\vrevocations\"\xf9\x01\n" +
 	"\n" +
 	"Revocation\x122\n" +
 	"\x06target\x18\x01 \x01(\x0e2\x1a.baton.v1.RevocationTargetR\x06target\x12\x0e\n" +
@@ -1645,12 +1743,14 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\x17REVOCATION_TARGET_AGENT\x10\x02\x12\x1a\n" +
 	"\x16REVOCATION_TARGET_TASK\x10\x03\x12\x1b\n" +
 	"\x17REVOCATION_TARGET_CHAIN\x10\x04\x12\x19\n" +
-	"\x15REVOCATION_TARGET_APP\x10\x052\xb2\x03\n" +
+	"\x15REVOCATION_TARGET_APP\x10\x052\xfb\x03\n" +
 	"\rBrokerService\x128\n" +
 	"\x05Issue\x12\x16.baton.v1.IssueRequest\x1a\x17.baton.v1.IssueResponse\x12A\n" +
 	"\bDelegate\x12\x19.baton.v1.DelegateRequest\x1a\x1a.baton.v1.DelegateResponse\x12A\n" +
 	"\bValidate\x12\x19.baton.v1.ValidateRequest\x1a\x1a.baton.v1.ValidateResponse\x12;\n" +
-	"\x06Revoke\x12\x17.baton.v1.RevokeRequest\x1a\x18.baton.v1.RevokeResponse\x12^\n" +
+	"\x06Revoke\x12\x17.baton.v1.RevokeRequest\x1a\x18.baton.v1.RevokeResponse\x12G\n" +
+	"\n" +
+	"RevokeMany\x12\x1b.baton.v1.RevokeManyRequest\x1a\x1c.baton.v1.RevokeManyResponse\x12^\n" +
 	"\x11StreamRevocations\x12\".baton.v1.StreamRevocationsRequest\x1a#.baton.v1.StreamRevocationsResponse0\x01\x12D\n" +
 	"\tGetKeySet\x12\x1a.baton.v1.GetKeySetRequest\x1a\x1b.baton.v1.GetKeySetResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 
@@ -1667,7 +1767,7 @@ func file_baton_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_baton_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_baton_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_baton_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_baton_v1_broker_proto_goTypes = []any{
 	(TokenStatus)(0),                  // 0: baton.v1.TokenStatus
 	(RevocationTarget)(0),             // 1: baton.v1.RevocationTarget
@@ -1681,55 +1781,61 @@ var file_baton_v1_broker_proto_goTypes = []any{
 	(*LineageEntry)(nil),              // 9: baton.v1.LineageEntry
 	(*RevokeRequest)(nil),             // 10: baton.v1.RevokeRequest
 	(*RevokeResponse)(nil),            // 11: baton.v1.RevokeResponse
-	(*Revocation)(nil),                // 12: baton.v1.Revocation
-	(*StreamRevocationsRequest)(nil),  // 13: baton.v1.StreamRevocationsRequest
-	(*StreamRevocationsResponse)(nil), // 14: baton.v1.StreamRevocationsResponse
-	(*SnapshotComplete)(nil),          // 15: baton.v1.SnapshotComplete
-	(*Checkpoint)(nil),                // 16: baton.v1.Checkpoint
-	(*KeySetChanged)(nil),             // 17: baton.v1.KeySetChanged
-	(*GetKeySetRequest)(nil),          // 18: baton.v1.GetKeySetRequest
-	(*GetKeySetResponse)(nil),         // 19: baton.v1.GetKeySetResponse
-	(*durationpb.Duration)(nil),       // 20: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
+	(*RevokeManyRequest)(nil),         // 12: baton.v1.RevokeManyRequest
+	(*RevokeManyResponse)(nil),        // 13: baton.v1.RevokeManyResponse
+	(*Revocation)(nil),                // 14: baton.v1.Revocation
+	(*StreamRevocationsRequest)(nil),  // 15: baton.v1.StreamRevocationsRequest
+	(*StreamRevocationsResponse)(nil), // 16: baton.v1.StreamRevocationsResponse
+	(*SnapshotComplete)(nil),          // 17: baton.v1.SnapshotComplete
+	(*Checkpoint)(nil),                // 18: baton.v1.Checkpoint
+	(*KeySetChanged)(nil),             // 19: baton.v1.KeySetChanged
+	(*GetKeySetRequest)(nil),          // 20: baton.v1.GetKeySetRequest
+	(*GetKeySetResponse)(nil),         // 21: baton.v1.GetKeySetResponse
+	(*durationpb.Duration)(nil),       // 22: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
 }
 var file_baton_v1_broker_proto_depIdxs = []int32{
-	20, // 0: baton.v1.IssueRequest.ttl:type_name -> google.protobuf.Duration
+	22, // 0: baton.v1.IssueRequest.ttl:type_name -> google.protobuf.Duration
 	8,  // 1: baton.v1.IssueResponse.claims:type_name -> baton.v1.TokenClaims
-	20, // 2: baton.v1.DelegateRequest.ttl:type_name -> google.protobuf.Duration
+	22, // 2: baton.v1.DelegateRequest.ttl:type_name -> google.protobuf.Duration
 	8,  // 3: baton.v1.DelegateResponse.claims:type_name -> baton.v1.TokenClaims
 	0,  // 4: baton.v1.ValidateResponse.status:type_name -> baton.v1.TokenStatus
 	8,  // 5: baton.v1.ValidateResponse.claims:type_name -> baton.v1.TokenClaims
-	21, // 6: baton.v1.TokenClaims.issue_time:type_name -> google.protobuf.Timestamp
-	21, // 7: baton.v1.TokenClaims.not_before_time:type_name -> google.protobuf.Timestamp
-	21, // 8: baton.v1.TokenClaims.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 6: baton.v1.TokenClaims.issue_time:type_name -> google.protobuf.Timestamp
+	23, // 7: baton.v1.TokenClaims.not_before_time:type_name -> google.protobuf.Timestamp
+	23, // 8: baton.v1.TokenClaims.expire_time:type_name -> google.protobuf.Timestamp
 	9,  // 9: baton.v1.TokenClaims.lineage:type_name -> baton.v1.LineageEntry
 	1,  // 10: baton.v1.RevokeRequest.target:type_name -> baton.v1.RevocationTarget
-	12, // 11: baton.v1.RevokeResponse.revocation:type_name -> baton.v1.Revocation
-	1,  // 12: baton.v1.Revocation.target:type_name -> baton.v1.RevocationTarget
-	21, // 13: baton.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	21, // 14: baton.v1.Revocation.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 15: baton.v1.StreamRevocationsResponse.revocation:type_name -> baton.v1.Revocation
-	15, // 16: baton.v1.StreamRevocationsResponse.snapshot_complete:type_name -> baton.v1.SnapshotComplete
-	16, // 17: baton.v1.StreamRevocationsResponse.checkpoint:type_name -> baton.v1.Checkpoint
-	17, // 18: baton.v1.StreamRevocationsResponse.key_set_changed:type_name -> baton.v1.KeySetChanged
-	21, // 19: baton.v1.Checkpoint.observe_time:type_name -> google.protobuf.Timestamp
-	2,  // 20: baton.v1.BrokerService.Issue:input_type -> baton.v1.IssueRequest
-	4,  // 21: baton.v1.BrokerService.Delegate:input_type -> baton.v1.DelegateRequest
-	6,  // 22: baton.v1.BrokerService.Validate:input_type -> baton.v1.ValidateRequest
-	10, // 23: baton.v1.BrokerService.Revoke:input_type -> baton.v1.RevokeRequest
-	13, // 24: baton.v1.BrokerService.StreamRevocations:input_type -> baton.v1.StreamRevocationsRequest
-	18, // 25: baton.v1.BrokerService.GetKeySet:input_type -> baton.v1.GetKeySetRequest
-	3,  // 26: baton.v1.BrokerService.Issue:output_type -> baton.v1.IssueResponse
-	5,  // 27: baton.v1.BrokerService.Delegate:output_type -> baton.v1.DelegateResponse
-	7,  // 28: baton.v1.BrokerService.Validate:output_type -> baton.v1.ValidateResponse
-	11, // 29: baton.v1.BrokerService.Revoke:output_type -> baton.v1.RevokeResponse
-	14, // 30: baton.v1.BrokerService.StreamRevocations:output_type -> baton.v1.StreamRevocationsResponse
-	19, // 31: baton.v1.BrokerService.GetKeySet:output_type -> baton.v1.GetKeySetResponse
-	26, // [26:32] is the sub-list for method output_type
-	20, // [20:26] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	14, // 11: baton.v1.RevokeResponse.revocation:type_name -> baton.v1.Revocation
+	10, // 12: baton.v1.RevokeManyRequest.targets:type_name -> baton.v1.RevokeRequest
+	14, // 13: baton.v1.RevokeManyResponse.revocations:type_name -> baton.v1.Revocation
+	1,  // 14: baton.v1.Revocation.target:type_name -> baton.v1.RevocationTarget
+	23, // 15: baton.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	23, // 16: baton.v1.Revocation.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 17: baton.v1.StreamRevocationsResponse.revocation:type_name -> baton.v1.Revocation
+	17, // 18: baton.v1.StreamRevocationsResponse.snapshot_complete:type_name -> baton.v1.SnapshotComplete
+	18, // 19: baton.v1.StreamRevocationsResponse.checkpoint:type_name -> baton.v1.Checkpoint
+	19, // 20: baton.v1.StreamRevocationsResponse.key_set_changed:type_name -> baton.v1.KeySetChanged
+	23, // 21: baton.v1.Checkpoint.observe_time:type_name -> google.protobuf.Timestamp
+	2,  // 22: baton.v1.BrokerService.Issue:input_type -> baton.v1.IssueRequest
+	4,  // 23: baton.v1.BrokerService.Delegate:input_type -> baton.v1.DelegateRequest
+	6,  // 24: baton.v1.BrokerService.Validate:input_type -> baton.v1.ValidateRequest
+	10, // 25: baton.v1.BrokerService.Revoke:input_type -> baton.v1.RevokeRequest
+	12, // 26: baton.v1.BrokerService.RevokeMany:input_type -> baton.v1.RevokeManyRequest
+	15, // 27: baton.v1.BrokerService.StreamRevocations:input_type -> baton.v1.StreamRevocationsRequest
+	20, // 28: baton.v1.BrokerService.GetKeySet:input_type -> baton.v1.GetKeySetRequest
+	3,  // 29: baton.v1.BrokerService.Issue:output_type -> baton.v1.IssueResponse
+	5,  // 30: baton.v1.BrokerService.Delegate:output_type -> baton.v1.DelegateResponse
+	7,  // 31: baton.v1.BrokerService.Validate:output_type -> baton.v1.ValidateResponse
+	11, // 32: baton.v1.BrokerService.Revoke:output_type -> baton.v1.RevokeResponse
+	13, // 33: baton.v1.BrokerService.RevokeMany:output_type -> baton.v1.RevokeManyResponse
+	16, // 34: baton.v1.BrokerService.StreamRevocations:output_type -> baton.v1.StreamRevocationsResponse
+	21, // 35: baton.v1.BrokerService.GetKeySet:output_type -> baton.v1.GetKeySetResponse
+	29, // [29:36] is the sub-list for method output_type
+	22, // [22:29] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_baton_v1_broker_proto_init() }
@@ -1737,7 +1843,7 @@ func file_baton_v1_broker_proto_init() {
 	if File_baton_v1_broker_proto != nil {
 		return
 	}
-	file_baton_v1_broker_proto_msgTypes[12].OneofWrappers = []any{
+	file_baton_v1_broker_proto_msgTypes[14].OneofWrappers = []any{
 		(*StreamRevocationsResponse_Revocation)(nil),
 		(*StreamRevocationsResponse_SnapshotComplete)(nil),
 		(*StreamRevocationsResponse_Checkpoint)(nil),
@@ -1749,7 +1855,7 @@ func file_baton_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_v1_broker_proto_rawDesc), len(file_baton_v1_broker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

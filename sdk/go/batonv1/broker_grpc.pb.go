@@ -23,6 +23,7 @@ const (
 	BrokerService_Delegate_FullMethodName          = "/baton.v1.BrokerService/Delegate"
 	BrokerService_Validate_FullMethodName          = "/baton.v1.BrokerService/Validate"
 	BrokerService_Revoke_FullMethodName            = "/baton.v1.BrokerService/Revoke"
+	BrokerService_RevokeMany_FullMethodName        = "/baton.v1.BrokerService/RevokeMany"
 	BrokerService_StreamRevocations_FullMethodName = "/baton.v1.BrokerService/StreamRevocations"
 	BrokerService_GetKeySet_FullMethodName         = "/baton.v1.BrokerService/GetKeySet"
 )
@@ -77,6 +78,21 @@ type BrokerServiceClient interface {
 	// anything, an app only what it issued, an agent only its own token
 	// (release).
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
+	// RevokeMany revokes a list of targets at once, for incident response: all
+	// of them or none. Each target is checked as Revoke checks it; the first
+	// one refused refuses the whole call with that target's status and reason,
+	// its position in the ErrorInfo metadata `index` (0-based), and nothing is
+	// stored or streamed. Otherwise every revocation is stored in one
+	// transaction, with its own audit event (all under the call's request id),
+	// and given consecutive cursors in request order.
+	//
+	// Called by an operator (any target) or an app (only what it issued);
+	// agents release their own token with Revoke. At most 1000 targets per
+	// call (more, or none: INVALID_ARGUMENT, INVALID_REQUEST, field
+	// `targets`). For an app's rate limit the call counts as one request,
+	// however many targets it names: incident response must not be refused
+	// for being large.
+	RevokeMany(ctx context.Context, in *RevokeManyRequest, opts ...grpc.CallOption) (*RevokeManyResponse, error)
 	// StreamRevocations streams revocations, in commit order, to a resource
 	// server. What each caller receives:
 	//
@@ -145,6 +161,16 @@ func (c *brokerServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevokeResponse)
 	err := c.cc.Invoke(ctx, BrokerService_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerServiceClient) RevokeMany(ctx context.Context, in *RevokeManyRequest, opts ...grpc.CallOption) (*RevokeManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeManyResponse)
+	err := c.cc.Invoke(ctx, BrokerService_RevokeMany_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +256,21 @@ type BrokerServiceServer interface {
 	// anything, an app only what it issued, an agent only its own token
 	// (release).
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
+	// RevokeMany revokes a list of targets at once, for incident response: all
+	// of them or none. Each target is checked as Revoke checks it; the first
+	// one refused refuses the whole call with that target's status and reason,
+	// its position in the ErrorInfo metadata `index` (0-based), and nothing is
+	// stored or streamed. Otherwise every revocation is stored in one
+	// transaction, with its own audit event (all under the call's request id),
+	// and given consecutive cursors in request order.
+	//
+	// Called by an operator (any target) or an app (only what it issued);
+	// agents release their own token with Revoke. At most 1000 targets per
+	// call (more, or none: INVALID_ARGUMENT, INVALID_REQUEST, field
+	// `targets`). For an app's rate limit the call counts as one request,
+	// however many targets it names: incident response must not be refused
+	// for being large.
+	RevokeMany(context.Context, *RevokeManyRequest) (*RevokeManyResponse, error)
 	// StreamRevocations streams revocations, in commit order, to a resource
 	// server. What each caller receives:
 	//
@@ -275,6 +316,9 @@ func (UnimplementedBrokerServiceServer) Validate(context.Context, *ValidateReque
 }
 func (UnimplementedBrokerServiceServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedBrokerServiceServer) RevokeMany(context.Context, *RevokeManyRequest) (*RevokeManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeMany not implemented")
 }
 func (UnimplementedBrokerServiceServer) StreamRevocations(*StreamRevocationsRequest, grpc.ServerStreamingServer[StreamRevocationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamRevocations not implemented")
@@ -375,6 +419,24 @@ func _BrokerService_Revoke_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrokerService_RevokeMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServiceServer).RevokeMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrokerService_RevokeMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServiceServer).RevokeMany(ctx, req.(*RevokeManyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BrokerService_StreamRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(StreamRevocationsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -426,6 +488,10 @@ var BrokerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Revoke",
 			Handler:    _BrokerService_Revoke_Handler,
+		},
+		{
+			MethodName: "RevokeMany",
+			Handler:    _BrokerService_RevokeMany_Handler,
 		},
 		{
 			MethodName: "GetKeySet",

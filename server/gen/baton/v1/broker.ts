@@ -460,6 +460,24 @@ export interface RevokeResponse {
   revocation: Revocation | undefined;
 }
 
+/** RevokeManyRequest names the targets of one all-or-nothing revocation. */
+export interface RevokeManyRequest {
+  /**
+   * What to revoke, 1 to 1000 entries, each as in a Revoke call (`target`,
+   * `id`, `app_id`, `reason`).
+   */
+  targets: RevokeRequest[];
+}
+
+/**
+ * RevokeManyResponse confirms every revocation of a RevokeMany call. They are
+ * persistent and effective on this broker when the response is sent.
+ */
+export interface RevokeManyResponse {
+  /** The revocations as stored, in the order of the request's targets. */
+  revocations: Revocation[];
+}
+
 /**
  * Revocation is one stored revocation, as Revoke returns it and the stream
  * sends it.
@@ -1979,6 +1997,148 @@ export const RevokeResponse: MessageFns<RevokeResponse> = {
   },
 };
 
+function createBaseRevokeManyRequest(): RevokeManyRequest {
+  return { targets: [] };
+}
+
+export const RevokeManyRequest: MessageFns<RevokeManyRequest> = {
+  encode(message: RevokeManyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.targets) {
+      RevokeRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeManyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeManyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.targets.push(RevokeRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeManyRequest {
+    return {
+      targets: globalThis.Array.isArray(object?.targets)
+        ? object.targets.map((e: any) => RevokeRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RevokeManyRequest): unknown {
+    const obj: any = {};
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => RevokeRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeManyRequest>, I>>(base?: I): RevokeManyRequest {
+    return RevokeManyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeManyRequest>, I>>(object: I): RevokeManyRequest {
+    const message = createBaseRevokeManyRequest();
+    message.targets = object.targets?.map((e) => RevokeRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRevokeManyResponse(): RevokeManyResponse {
+  return { revocations: [] };
+}
+
+export const RevokeManyResponse: MessageFns<RevokeManyResponse> = {
+  encode(message: RevokeManyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.revocations) {
+      Revocation.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeManyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeManyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revocations.push(Revocation.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeManyResponse {
+    return {
+      revocations: globalThis.Array.isArray(object?.revocations)
+        ? object.revocations.map((e: any) => Revocation.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RevokeManyResponse): unknown {
+    const obj: any = {};
+    if (message.revocations?.length) {
+      obj.revocations = message.revocations.map((e) => Revocation.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeManyResponse>, I>>(base?: I): RevokeManyResponse {
+    return RevokeManyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeManyResponse>, I>>(object: I): RevokeManyResponse {
+    const message = createBaseRevokeManyResponse();
+    message.revocations = object.revocations?.map((e) => Revocation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseRevocation(): Revocation {
   return { target: 0, id: "", appId: "", revokeTime: undefined, expireTime: undefined, cursor: "" };
 }
@@ -2784,6 +2944,31 @@ export const BrokerServiceService = {
     responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
   },
   /**
+   * RevokeMany revokes a list of targets at once, for incident response: all
+   * of them or none. Each target is checked as Revoke checks it; the first
+   * one refused refuses the whole call with that target's status and reason,
+   * its position in the ErrorInfo metadata `index` (0-based), and nothing is
+   * stored or streamed. Otherwise every revocation is stored in one
+   * transaction, with its own audit event (all under the call's request id),
+   * and given consecutive cursors in request order.
+   *
+   * Called by an operator (any target) or an app (only what it issued);
+   * agents release their own token with Revoke. At most 1000 targets per
+   * call (more, or none: INVALID_ARGUMENT, INVALID_REQUEST, field
+   * `targets`). For an app's rate limit the call counts as one request,
+   * however many targets it names: incident response must not be refused
+   * for being large.
+   */
+  revokeMany: {
+    path: "/baton.v1.BrokerService/RevokeMany" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeManyRequest): Buffer => Buffer.from(RevokeManyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeManyRequest => RevokeManyRequest.decode(value),
+    responseSerialize: (value: RevokeManyResponse): Buffer => Buffer.from(RevokeManyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeManyResponse => RevokeManyResponse.decode(value),
+  },
+  /**
    * StreamRevocations streams revocations, in commit order, to a resource
    * server. What each caller receives:
    *
@@ -2864,6 +3049,23 @@ export interface BrokerServiceServer extends UntypedServiceImplementation {
    * (release).
    */
   revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
+  /**
+   * RevokeMany revokes a list of targets at once, for incident response: all
+   * of them or none. Each target is checked as Revoke checks it; the first
+   * one refused refuses the whole call with that target's status and reason,
+   * its position in the ErrorInfo metadata `index` (0-based), and nothing is
+   * stored or streamed. Otherwise every revocation is stored in one
+   * transaction, with its own audit event (all under the call's request id),
+   * and given consecutive cursors in request order.
+   *
+   * Called by an operator (any target) or an app (only what it issued);
+   * agents release their own token with Revoke. At most 1000 targets per
+   * call (more, or none: INVALID_ARGUMENT, INVALID_REQUEST, field
+   * `targets`). For an app's rate limit the call counts as one request,
+   * however many targets it names: incident response must not be refused
+   * for being large.
+   */
+  revokeMany: handleUnaryCall<RevokeManyRequest, RevokeManyResponse>;
   /**
    * StreamRevocations streams revocations, in commit order, to a resource
    * server. What each caller receives:
@@ -2982,6 +3184,37 @@ export interface BrokerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RevokeMany revokes a list of targets at once, for incident response: all
+   * of them or none. Each target is checked as Revoke checks it; the first
+   * one refused refuses the whole call with that target's status and reason,
+   * its position in the ErrorInfo metadata `index` (0-based), and nothing is
+   * stored or streamed. Otherwise every revocation is stored in one
+   * transaction, with its own audit event (all under the call's request id),
+   * and given consecutive cursors in request order.
+   *
+   * Called by an operator (any target) or an app (only what it issued);
+   * agents release their own token with Revoke. At most 1000 targets per
+   * call (more, or none: INVALID_ARGUMENT, INVALID_REQUEST, field
+   * `targets`). For an app's rate limit the call counts as one request,
+   * however many targets it names: incident response must not be refused
+   * for being large.
+   */
+  revokeMany(
+    request: RevokeManyRequest,
+    callback: (error: ServiceError | null, response: RevokeManyResponse) => void,
+  ): ClientUnaryCall;
+  revokeMany(
+    request: RevokeManyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeManyResponse) => void,
+  ): ClientUnaryCall;
+  revokeMany(
+    request: RevokeManyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeManyResponse) => void,
   ): ClientUnaryCall;
   /**
    * StreamRevocations streams revocations, in commit order, to a resource

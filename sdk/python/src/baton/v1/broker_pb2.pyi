@@ -191,6 +191,18 @@ class RevokeResponse(_message.Message):
     revocation: Revocation
     def __init__(self, revocation: _Optional[_Union[Revocation, _Mapping]] = ...) -> None: ...
 
+class RevokeManyRequest(_message.Message):
+    __slots__ = ("targets",)
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    targets: _containers.RepeatedCompositeFieldContainer[RevokeRequest]
+    def __init__(self, targets: _Optional[_Iterable[_Union[RevokeRequest, _Mapping]]] = ...) -> None: ...
+
+class RevokeManyResponse(_message.Message):
+    __slots__ = ("revocations",)
+    REVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    revocations: _containers.RepeatedCompositeFieldContainer[Revocation]
+    def __init__(self, revocations: _Optional[_Iterable[_Union[Revocation, _Mapping]]] = ...) -> None: ...
+
 class Revocation(_message.Message):
     __slots__ = ("target", "id", "app_id", "revoke_time", "expire_time", "cursor")
     TARGET_FIELD_NUMBER: _ClassVar[int]

@@ -75,6 +75,11 @@ class BrokerServiceStub:
                 request_serializer=baton_dot_v1_dot_broker__pb2.RevokeRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_broker__pb2.RevokeResponse.FromString,
                 _registered_method=True)
+        self.RevokeMany = channel.unary_unary(
+                '/baton.v1.BrokerService/RevokeMany',
+                request_serializer=baton_dot_v1_dot_broker__pb2.RevokeManyRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_broker__pb2.RevokeManyResponse.FromString,
+                _registered_method=True)
         self.StreamRevocations = channel.unary_stream(
                 '/baton.v1.BrokerService/StreamRevocations',
                 request_serializer=baton_dot_v1_dot_broker__pb2.StreamRevocationsRequest.SerializeToString,
@@ -155,6 +160,26 @@ class BrokerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeMany(self, request, context):
+        """RevokeMany revokes a list of targets at once, for incident response: all
+        of them or none. Each target is checked as Revoke checks it; the first
+        one refused refuses the whole call with that target's status and reason,
+        its position in the ErrorInfo metadata `index` (0-based), and nothing is
+        stored or streamed. Otherwise every revocation is stored in one
+        transaction, with its own audit event (all under the call's request id),
+        and given consecutive cursors in request order.
+
+        Called by an operator (any target) or an app (only what it issued);
+        agents release their own token with Revoke. At most 1000 targets per
+        call (more, or none: INVALID_ARGUMENT, INVALID_REQUEST, field
+        `targets`). For an app's rate limit the call counts as one request,
+        however many targets it names: incident response must not be refused
+        for being large.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamRevocations(self, request, context):
         """StreamRevocations streams revocations, in commit order, to a resource
         server. What each caller receives:
@@ -211,6 +236,11 @@ def add_BrokerServiceServicer_to_server(servicer, server):
                     servicer.Revoke,
                     request_deserializer=baton_dot_v1_dot_broker__pb2.RevokeRequest.FromString,
                     response_serializer=baton_dot_v1_dot_broker__pb2.RevokeResponse.SerializeToString,
+            ),
+            'RevokeMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeMany,
+                    request_deserializer=baton_dot_v1_dot_broker__pb2.RevokeManyRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_broker__pb2.RevokeManyResponse.SerializeToString,
             ),
             'StreamRevocations': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamRevocations,
@@ -352,6 +382,33 @@ class BrokerService:
             '/baton.v1.BrokerService/Revoke',
             baton_dot_v1_dot_broker__pb2.RevokeRequest.SerializeToString,
             baton_dot_v1_dot_broker__pb2.RevokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.BrokerService/RevokeMany',
+            baton_dot_v1_dot_broker__pb2.RevokeManyRequest.SerializeToString,
+            baton_dot_v1_dot_broker__pb2.RevokeManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,234 @@
+// loadgen drives one Baton RPC in a closed loop: each of -concurrency
+// workers sends a call, waits for its answer and sends the next, for
+// -duration. It prints calls per second and p50/p99/p999 latency, and with
+// -json one machine-readable line (bench/load.ts reads it).
+//
+//	go run . -addr 127.0.0.1:50051 -client-id app_... -client-secret ... \
+//	    -rpc revoke -concurrency 64 -duration 10s
+//
+// RPCs: issue, delegate (from one parent token per worker), validate (one
+// token, checked by the app), revoke (a fresh task id per call: the full
+// write path without needing a pool of tokens), revoke-many (-bulk task
+// targets per call). The app needs the ceiling read:records:*, the audience
+// ehr-api, and a delegation depth of at least 1 for delegate.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/baton-dev/baton/sdk/go/batonv1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	audience = "ehr-api"
+	scope    = "read:records:P-1"
+)
+
+// result is what -json prints.
+type result struct {
+	RPC         string         `json:"rpc"`
+	Concurrency int            `json:"concurrency"`
+	Seconds     float64        `json:"seconds"`
+	Calls       int            `json:"calls"`
+	Errors      map[string]int `json:"errors"`
+	PerSecond   float64        `json:"per_second"`
+	P50ms       float64        `json:"p50_ms"`
+	P99ms       float64        `json:"p99_ms"`
+	P999ms      float64        `json:"p999_ms"`
+	// Revocations per second (revoke-many: calls times -bulk).
+	TargetsPerSecond float64 `json:"targets_per_second,omitempty"`
+}
+
+type op func(ctx context.Context, worker, n int) error
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:50051", "broker gRPC address (plaintext)")
+	clientID := flag.String("client-id", os.Getenv("BATON_CLIENT_ID"), "app client id (default $BATON_CLIENT_ID)")
+	secret := flag.String("client-secret", "", "app client secret (default $BATON_CLIENT_SECRET; prefer the variable: flags show in ps)")
+	rpc := flag.String("rpc", "issue", "issue, delegate, validate, revoke or revoke-many")
+	concurrency := flag.Int("concurrency", 16, "workers, each with one call in flight")
+	duration := flag.Duration("duration", 10*time.Second, "how long to measure")
+	warmup := flag.Duration("warmup", time.Second, "calls before measuring, not counted")
+	bulk := flag.Int("bulk", 10, "targets per revoke-many call")
+	asJSON := flag.Bool("json", false, "print one JSON line instead of text")
+	flag.Parse()
+	if *secret == "" {
+		*secret = os.Getenv("BATON_CLIENT_SECRET")
+	}
+	if *clientID == "" || *secret == "" || *concurrency < 1 {
+		fmt.Fprintln(os.Stderr, "loadgen: -client-id and a secret ($BATON_CLIENT_SECRET) are required, -concurrency >= 1")
+		os.Exit(2)
+	}
+
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fail(err)
+	}
+	defer conn.Close()
+	client := batonv1.NewBrokerServiceClient(conn)
+	appMD := metadata.Pairs("authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(*clientID+":"+*secret)))
+	// Task ids unique to this run, so repeated runs on one database never collide.
+	run := time.Now().UnixNano()
+
+	do, err := prepare(appMD, client, *rpc, *concurrency, *bulk, run)
+	if err != nil {
+		fail(err)
+	}
+	res := measure(do, *concurrency, *warmup, *duration)
+	res.RPC = *rpc
+	if *rpc == "revoke-many" {
+		res.TargetsPerSecond = res.PerSecond * float64(*bulk)
+	}
+	if *asJSON {
+		out, err := json.Marshal(res)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Println(string(out))
+		return
+	}
+	fmt.Printf("%-11s c=%-3d %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  p999 %7.2f ms  calls %d  errors %v\n",
+		res.RPC, res.Concurrency, res.PerSecond, res.P50ms, res.P99ms, res.P999ms, res.Calls, res.Errors)
+	if res.TargetsPerSecond > 0 {
+		fmt.Printf("%-11s %8.0f revocations/s\n", "", res.TargetsPerSecond)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "loadgen:", err)
+	os.Exit(1)
+}
+
+func issueReq(task string) *batonv1.IssueRequest {
+	return &batonv1.IssueRequest{TaskId: task, Scopes: []string{scope}, Audiences: []string{audience}}
+}
+
+// prepare does the setup an RPC needs (not measured) and returns one call.
+func prepare(appMD metadata.MD, c batonv1.BrokerServiceClient, rpc string, workers, bulk int, run int64) (op, error) {
+	asApp := func(ctx context.Context) context.Context { return metadata.NewOutgoingContext(ctx, appMD) }
+	setup, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	switch rpc {
+	case "issue":
+		return func(ctx context.Context, w, n int) error {
+			_, err := c.Issue(asApp(ctx), issueReq(fmt.Sprintf("load-%d-%d", run, w)))
+			return err
+		}, nil
+	case "delegate":
+		parents := make([]metadata.MD, workers)
+		for w := range parents {
+			r, err := c.Issue(asApp(setup), issueReq(fmt.Sprintf("load-%d-%d", run, w)))
+			if err != nil {
+				return nil, fmt.Errorf("issuing a parent token: %w", err)
+			}
+			parents[w] = metadata.Pairs("authorization", "Bearer "+r.GetAccessToken())
+		}
+		return func(ctx context.Context, w, n int) error {
+			_, err := c.Delegate(metadata.NewOutgoingContext(ctx, parents[w]), &batonv1.DelegateRequest{Scopes: []string{scope}})
+			return err
+		}, nil
+	case "validate":
+		r, err := c.Issue(asApp(setup), issueReq(fmt.Sprintf("load-%d", run)))
+		if err != nil {
+			return nil, fmt.Errorf("issuing the token to validate: %w", err)
+		}
+		req := &batonv1.ValidateRequest{Token: r.GetAccessToken(), Audience: audience}
+		return func(ctx context.Context, w, n int) error {
+			v, err := c.Validate(asApp(ctx), req)
+			if err == nil && !v.GetValid() {
+				return fmt.Errorf("token not valid: %v", v.GetStatus())
+			}
+			return err
+		}, nil
+	case "revoke":
+		return func(ctx context.Context, w, n int) error {
+			_, err := c.Revoke(asApp(ctx), &batonv1.RevokeRequest{Target: batonv1.RevocationTarget_REVOCATION_TARGET_TASK, Id: fmt.Sprintf("rv-%d-%d-%d", run, w, n), Reason: "load"})
+			return err
+		}, nil
+	case "revoke-many":
+		return func(ctx context.Context, w, n int) error {
+			targets := make([]*batonv1.RevokeRequest, bulk)
+			for i := range targets {
+				targets[i] = &batonv1.RevokeRequest{Target: batonv1.RevocationTarget_REVOCATION_TARGET_TASK, Id: fmt.Sprintf("rm-%d-%d-%d-%d", run, w, n, i), Reason: "load"}
+			}
+			_, err := c.RevokeMany(asApp(ctx), &batonv1.RevokeManyRequest{Targets: targets})
+			return err
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown -rpc %q", rpc)
+}
+
+// measure runs the closed loop: warm-up first, then `duration` counted.
+func measure(do op, workers int, warmup, duration time.Duration) result {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errors    = map[string]int{}
+		wg        sync.WaitGroup
+	)
+	start := time.Now().Add(warmup)
+	end := start.Add(duration)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			myErrors := map[string]int{}
+			for n := 0; ; n++ {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					break
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := do(ctx, w, n)
+				cancel()
+				if t0.Before(start) {
+					continue
+				}
+				if err != nil {
+					myErrors[status.Code(err).String()]++
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, mine...)
+			for k, v := range myErrors {
+				errors[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(latencies)
+	ms := func(p float64) float64 {
+		if len(latencies) == 0 {
+			return 0 // JSON has no NaN; Calls says there were none
+		}
+		i := min(len(latencies)-1, int(float64(len(latencies))*p))
+		return float64(latencies[i].Microseconds()) / 1000
+	}
+	secs := duration.Seconds()
+	return result{
+		Concurrency: workers,
+		Seconds:     secs,
+		Calls:       len(latencies),
+		Errors:      errors,
+		PerSecond:   float64(len(latencies)) / secs,
+		P50ms:       ms(0.50),
+		P99ms:       ms(0.99),
+		P999ms:      ms(0.999),
+	}
+}
