@@ -65,6 +65,8 @@ try {
         BATON_CLIENT_SECRET: created.secret,
         BATON_RS_ID: rs.id,
         BATON_RS_SECRET: rs.secret,
+        // For the SDKs' admin clients (operator calls) in the live tests.
+        BATON_OPERATOR_TOKEN: OPERATOR,
         BATON_AUDIENCE: "ehr-api",
         BATON_SCOPE: "read:records:P-1042",
         BATON_JWKS_URL: `http://127.0.0.1:${broker.httpPort}/.well-known/jwks.json`,
