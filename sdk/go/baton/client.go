@@ -75,6 +75,16 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // It fails with a [*TokenTooLongError] when the credentials' bearer token is
 // longer than [MaxTokenLength].
 func Dial(target string, opts ...Option) (*Client, error) {
+	conn, err := dial(target, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{BrokerServiceClient: batonv1.NewBrokerServiceClient(conn), conn: conn}, nil
+}
+
+// dial makes the connection of a [Client] or an [AdminClient]: credentials,
+// default deadline and error conversion on every call.
+func dial(target string, opts []Option) (*grpc.ClientConn, error) {
 	o := options{transport: insecure.NewCredentials(), timeout: DefaultTimeout}
 	for _, opt := range opts {
 		opt(&o)
@@ -90,16 +100,13 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if o.perRPC != nil {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(dialCredentials{o.perRPC}))
 	}
-	conn, err := grpc.NewClient(target, append(dialOpts, o.dialOpts...)...)
-	if err != nil {
-		return nil, err
-	}
-	return &Client{BrokerServiceClient: batonv1.NewBrokerServiceClient(conn), conn: conn}, nil
+	return grpc.NewClient(target, append(dialOpts, o.dialOpts...)...)
 }
 
-// Conn returns the underlying connection, for other services of the broker
-// (batonv1.NewAdminServiceClient(client.Conn()), for example). Calls on it
-// get the same credentials, deadline and error conversion.
+// Conn returns the underlying connection, for other services of the broker.
+// Calls on it get the same credentials, deadline and error conversion. For
+// the admin service, prefer [DialAdmin] (or [Client.Admin] on a Client
+// dialled with the operator token).
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection. Calls in flight fail with codes.Canceled.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -36,6 +37,10 @@ type Error struct {
 	Metadata map[string]string
 	// Message is the gRPC status message.
 	Message string
+	// RetryAfter is the wait the broker asks for before a retry, from the
+	// status's google.rpc.RetryInfo (RATE_LIMITED, AUTHENTICATION_THROTTLED);
+	// zero when the status carries none.
+	RetryAfter time.Duration
 
 	status *status.Status
 }
@@ -88,16 +93,25 @@ func FromError(err error) error {
 		Message:  st.Message(),
 		status:   st,
 	}
+	gotInfo := false
 	for _, detail := range st.Details() {
-		info, ok := detail.(*errdetails.ErrorInfo)
-		if !ok || info.GetDomain() != ErrorDomain {
-			continue
+		switch d := detail.(type) {
+		case *errdetails.ErrorInfo:
+			if gotInfo || d.GetDomain() != ErrorDomain {
+				continue
+			}
+			gotInfo = true
+			e.Reason = d.GetReason()
+			for k, v := range d.GetMetadata() {
+				e.Metadata[k] = v
+			}
+		case *errdetails.RetryInfo:
+			// A negative or malformed delay is ignored rather than passed
+			// on as a wait.
+			if delay := d.GetRetryDelay(); delay.IsValid() && delay.AsDuration() > 0 {
+				e.RetryAfter = delay.AsDuration()
+			}
 		}
-		e.Reason = info.GetReason()
-		for k, v := range info.GetMetadata() {
-			e.Metadata[k] = v
-		}
-		break
 	}
 	return e
 }
