@@ -8,7 +8,9 @@ import (
 )
 
 // BasicAuth returns per-RPC credentials that authenticate an app with its
-// client id and secret: `authorization: Basic base64(id ":" secret)`.
+// client id and secret: `authorization: Basic base64(id ":" secret)`. A
+// resource server's id (`rs_...`) and secret work the same way, for
+// Validate (of the audiences it serves) and StreamRevocations.
 //
 // They do not demand a secure transport, so that a broker on loopback can be
 // reached in plaintext; choose the transport with [WithTransportCredentials].

@@ -28,6 +28,20 @@
 //	child, err := client.DelegateAs(ctx, token, key, &batonv1.DelegateRequest{Scopes: ...})
 //	_, err = client.Release(ctx, token, key, "done") // the child dies with it
 //
+// An operator manages apps, resource servers and signing keys with an
+// [AdminClient] ([DialAdmin] with the operator token), which has the same
+// deadline and typed errors; [AdminClient.AllApps] and
+// [AdminClient.AllResourceServers] iterate over every page of a list.
+// RevokeMany (an app's or the operator's) revokes up to 1000 targets all or
+// nothing. An error with a google.rpc.RetryInfo (RATE_LIMITED,
+// AUTHENTICATION_THROTTLED) carries its delay in [Error.RetryAfter].
+//
+//	admin, err := baton.DialAdmin("localhost:50051", operatorToken)
+//	created, err := admin.CreateApp(ctx, &batonv1.CreateAppRequest{...})
+//	for app, err := range admin.AllApps(ctx, 100) { ... }
+//	_, err = client.RevokeMany(ctx, &batonv1.RevokeManyRequest{Targets: targets})
+//	if errors.As(err, &berr) && berr.RetryAfter > 0 { time.Sleep(berr.RetryAfter) }
+//
 // A resource server verifies tokens offline: a [Subscriber] keeps a live
 // copy of the broker's revocations (StreamRevocations, reconnecting and
 // resuming from its cursor), and a [Verifier] checks signature (ES256 or
@@ -37,7 +51,7 @@
 // and [StreamServerInterceptor] put it in front of a gRPC server.
 //
 //	sub, err := baton.NewSubscriber(baton.SubscriberOptions{
-//		Target: "127.0.0.1:50051", Credentials: baton.BasicAuth(clientID, clientSecret)})
+//		Target: "127.0.0.1:50051", Credentials: baton.BasicAuth(rsID, rsSecret)}) // or an app's
 //	sub.Start()
 //	defer sub.Close()
 //	err = sub.Ready(ctx) // the first snapshot is in

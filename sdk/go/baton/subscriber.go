@@ -83,7 +83,9 @@ type SubscriberOptions struct {
 	// TargetFunc, when set, is called at every (re)connect for the target:
 	// a list of replicas to rotate through, or a discovery lookup.
 	TargetFunc func() string
-	// Credentials authenticate the subscriber: [BasicAuth] for an app,
+	// Credentials authenticate the subscriber: [BasicAuth] with a resource
+	// server's id and secret (every revocation that can affect a token for
+	// its audiences) or an app's (only the app's own revocations),
 	// [BearerToken] for an operator. Required.
 	Credentials credentials.PerRPCCredentials
 	// TransportCredentials is the transport security. Without it the
