@@ -632,8 +632,13 @@ class RevocationSubscriber:
             with self._lock:
                 ceiling = min(self._backoff_max, self._backoff_base * 2 ** min(self._attempt, 30))
                 self._attempt += 1
+            delay = random.uniform(0, ceiling)
+            if error is not None and error.retry_after is not None:
+                # RATE_LIMITED / AUTHENTICATION_THROTTLED: an earlier try is
+                # refused anyway (and a throttled one prolongs the throttle).
+                delay = max(delay, error.retry_after)
             self._set_state("backoff", error)
-            if self._stop.wait(random.uniform(0, ceiling)):
+            if self._stop.wait(delay):
                 break
 
     def _channel_for(self, address: str) -> grpc.Channel:
