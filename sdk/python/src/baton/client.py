@@ -50,8 +50,10 @@ class BrokerClient:
 
         Args:
             target: ``host:port`` or any gRPC target URI.
-            client_id: An app's client id; needs ``client_secret``.
-            client_secret: That app's secret.
+            client_id: An app's client id, or a resource server's
+                (``rs_...``, which may call only :meth:`validate`, for its
+                audiences); needs ``client_secret``.
+            client_secret: That app's or resource server's secret.
             bearer_token: An agent's Baton token or an operator credential,
                 instead of ``client_id``/``client_secret``.
             timeout: The deadline of each call, in seconds, unless the call
