@@ -81,6 +81,7 @@ class Fail:
     code: grpc.StatusCode
     reason: str
     metadata: dict[str, str] = field(default_factory=dict)
+    retry_after: float | None = None  # sent as a google.rpc.RetryInfo
 
 
 END = object()  # end the stream cleanly
@@ -143,6 +144,10 @@ class ScriptedBroker(broker_pb2_grpc.BrokerServiceServicer):
                 )
                 status = status_pb2.Status(code=item.code.value[0], message=item.reason)
                 status.details.add().Pack(info)
+                if item.retry_after is not None:
+                    retry = error_details_pb2.RetryInfo()
+                    retry.retry_delay.FromNanoseconds(int(item.retry_after * 1e9))
+                    status.details.add().Pack(retry)
                 context.abort_with_status(rpc_status.to_status(status))
             yield item
 
@@ -445,6 +450,26 @@ def test_backoff_is_exponential_with_full_jitter_and_resets_on_a_message(
     sub.close()
     # Doubling from the base, capped at the max; after a stream that delivered, back to the base (then doubling again).
     assert ceilings[:7] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5, 0.1, 0.2])
+
+
+def test_a_throttled_reconnect_waits_the_retry_delay(
+    make_broker: Callable[..., ScriptedBroker], subscribers: list[RevocationSubscriber]
+) -> None:
+    broker = make_broker(
+        [[Fail(grpc.StatusCode.RESOURCE_EXHAUSTED, "AUTHENTICATION_THROTTLED", retry_after=1.0)]]
+    )
+    # Backoff alone would reconnect within 0.1 s.
+    sub = RevocationSubscriber(broker.target, **CALLER, **FAST)
+    subscribers.append(sub)
+    rec = Recorder(sub)
+    sub.start()
+    first = broker.connection(0)
+    second = broker.connection(1)
+    # A lower bound only: a loaded machine can make it later, never earlier.
+    assert second.opened - first.opened >= 0.95
+    errors = [e for _, e in rec.states if e is not None]
+    assert errors[0].reason == "AUTHENTICATION_THROTTLED"
+    assert errors[0].retry_after == pytest.approx(1.0)
 
 
 def test_closed_port_never_becomes_ready(subscribers: list[RevocationSubscriber]) -> None:

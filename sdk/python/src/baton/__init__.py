@@ -1,7 +1,8 @@
 """Baton: a credential broker for AI agents. Python client.
 
 ``baton.v1`` holds the messages and gRPC stubs generated from the contract;
-this package adds :class:`BrokerClient` (credentials, deadlines), typed
+this package adds :class:`BrokerClient` (credentials, deadlines),
+:class:`AdminClient` (the operator's AdminService), typed
 errors (:class:`BatonError` and its subclasses) and :class:`AgentKey` (an
 agent's key pair, which binds tokens and signs proofs of possession).
 
@@ -17,7 +18,8 @@ Installed as the distribution ``baton-broker-sdk``; imported as ``baton``.
 #: The version of this SDK (the distribution's, read by the build from here).
 __version__ = "0.1.0"
 
-from baton.client import DEFAULT_TIMEOUT, BrokerClient
+from baton.admin import AdminClient
+from baton.client import DEFAULT_TIMEOUT, BrokerClient, RevokeTarget
 from baton.errors import (
     ERROR_DOMAIN,
     MAX_TOKEN_LENGTH,
@@ -25,6 +27,7 @@ from baton.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    ResourceExhaustedError,
     TokenTooLongError,
     UnauthenticatedError,
     UnavailableError,
@@ -84,6 +87,7 @@ __all__ = [
     "PROOF_TYPE",
     "REVOKE_METHOD",
     "TOKEN_TYPE",
+    "AdminClient",
     "AgentKey",
     "AgentKeyAlgorithm",
     "BatonASGIMiddleware",
@@ -96,10 +100,12 @@ __all__ = [
     "LineageFacts",
     "NotFoundError",
     "PermissionDeniedError",
+    "ResourceExhaustedError",
     "RevocationFacts",
     "RevocationSet",
     "RevocationSubscriber",
     "RevocationView",
+    "RevokeTarget",
     "Scope",
     "SubscriberState",
     "TokenTooLongError",

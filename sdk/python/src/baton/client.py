@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, Union, cast
 
 import grpc
 
@@ -50,8 +50,10 @@ class BrokerClient:
 
         Args:
             target: ``host:port`` or any gRPC target URI.
-            client_id: An app's client id; needs ``client_secret``.
-            client_secret: That app's secret.
+            client_id: An app's client id, or a resource server's
+                (``rs_...``, which may call only :meth:`validate`, for its
+                audiences); needs ``client_secret``.
+            client_secret: That app's or resource server's secret.
             bearer_token: An agent's Baton token or an operator credential,
                 instead of ``client_id``/``client_secret``.
             timeout: The deadline of each call, in seconds, unless the call
@@ -317,16 +319,65 @@ class BrokerClient:
                 an app revokes what another app issued.
             ValueError: When ``target`` names no revocation target.
         """
-        if isinstance(target, str):
-            name = target.upper()
-            if not name.startswith("REVOCATION_TARGET_"):
-                name = "REVOCATION_TARGET_" + name
-            # Value raises ValueError for an unknown name.
-            target = cast(broker_pb2.RevocationTarget, broker_pb2.RevocationTarget.Value(name))
         request = broker_pb2.RevokeRequest(
-            target=target, id=target_id, app_id=app_id, reason=reason
+            target=_target(target), id=target_id, app_id=app_id, reason=reason
         )
         response: broker_pb2.RevokeResponse = self._call(self._stub.Revoke, request, timeout)
+        return response
+
+    def revoke_many(
+        self,
+        targets: Iterable[RevokeTarget],
+        *,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> broker_pb2.RevokeManyResponse:
+        """Revoke up to 1000 targets at once, all or none (as an app or an operator).
+
+        For incident response. The broker checks each target as
+        :meth:`revoke` would; the first one refused refuses the whole call
+        (its position in ``error.metadata["index"]``, 0-based) and nothing is
+        stored. Otherwise every revocation is stored in one transaction.
+
+        Args:
+            targets: Each a ``broker_pb2.RevokeRequest``, or a tuple
+                ``(target, id)`` or ``(target, id, app_id)`` with ``target``
+                as in :meth:`revoke` (a ``RevocationTarget`` or its name).
+                1 to 1000 of them (the broker refuses other counts with
+                ``INVALID_REQUEST``).
+            reason: Why, for the audit trail; given to every target that has
+                no reason of its own.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The revocations as stored, in the order of ``targets``; effective
+            when this returns.
+
+        Raises:
+            BatonError: For example :class:`baton.PermissionDeniedError` when
+                an app names what another app issued.
+            TypeError: When ``targets`` is a single string or request rather
+                than a list, or holds something else (nothing is sent).
+            ValueError: When a target names no revocation target (nothing is
+                sent).
+        """
+        if isinstance(targets, (str, bytes, bytearray, broker_pb2.RevokeRequest, tuple)):
+            # A lone tuple would be read as a list of its fields.
+            raise TypeError(
+                f"targets takes a list of targets, not a single {type(targets).__name__}"
+            )
+        try:
+            items = list(targets)
+        except TypeError:
+            raise TypeError(
+                f"targets takes a list of targets, not {type(targets).__name__}"
+            ) from None
+        request = broker_pb2.RevokeManyRequest(
+            targets=[_revoke_request(item, reason, i) for i, item in enumerate(items)]
+        )
+        response: broker_pb2.RevokeManyResponse = self._call(
+            self._stub.RevokeMany, request, timeout
+        )
         return response
 
     def get_key_set(self, *, timeout: float | None = None) -> broker_pb2.GetKeySetResponse:
@@ -379,6 +430,49 @@ class BrokerClient:
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
+
+
+#: One target of :meth:`BrokerClient.revoke_many`.
+RevokeTarget = Union[
+    broker_pb2.RevokeRequest,
+    tuple[Union["broker_pb2.RevocationTarget", str], str],
+    tuple[Union["broker_pb2.RevocationTarget", str], str, str],
+]
+
+
+def _target(target: broker_pb2.RevocationTarget | str) -> broker_pb2.RevocationTarget:
+    """A ``RevocationTarget`` from itself or its name (with or without prefix)."""
+    if isinstance(target, str):
+        name = target.upper()
+        if not name.startswith("REVOCATION_TARGET_"):
+            name = "REVOCATION_TARGET_" + name
+        # Value raises ValueError for an unknown name.
+        return cast(broker_pb2.RevocationTarget, broker_pb2.RevocationTarget.Value(name))
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise TypeError(f"a revocation target is a RevocationTarget or its name, not {type(target).__name__}")
+    return target
+
+
+def _revoke_request(item: Any, reason: str, index: int) -> broker_pb2.RevokeRequest:
+    """One entry of revoke_many as a RevokeRequest (a copy: the caller's is left alone)."""
+    if isinstance(item, broker_pb2.RevokeRequest):
+        request = broker_pb2.RevokeRequest()
+        request.CopyFrom(item)
+    elif isinstance(item, tuple) and len(item) in (2, 3):
+        ids = item[1:]
+        if not all(isinstance(part, str) for part in ids):
+            raise TypeError(f"targets[{index}]: the id and app_id are strings")
+        request = broker_pb2.RevokeRequest(
+            target=_target(item[0]), id=ids[0], app_id=ids[1] if len(ids) == 2 else ""
+        )
+    else:
+        raise TypeError(
+            f"targets[{index}] is a {type(item).__name__}; give a RevokeRequest or a "
+            "(target, id) or (target, id, app_id) tuple"
+        )
+    if not request.reason:
+        request.reason = reason
+    return request
 
 
 def _jwk_text(jwk: str | AgentKey) -> str:

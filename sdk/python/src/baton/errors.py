@@ -40,12 +40,16 @@ class BatonError(Exception):
             exceeded, a broker that cannot be reached).
         metadata: The ErrorInfo metadata naming the offending input, for
             example ``{"excess_scopes": "...", "rule": "ceiling"}``.
+        retry_after: Seconds to wait before retrying, from the status's
+            ``google.rpc.RetryInfo`` (``RATE_LIMITED``,
+            ``AUTHENTICATION_THROTTLED``); ``None`` when it carries none.
     """
 
     code: grpc.StatusCode
     message: str
     reason: str
     metadata: dict[str, str]
+    retry_after: float | None
 
     def __init__(
         self,
@@ -53,12 +57,14 @@ class BatonError(Exception):
         message: str,
         reason: str = "",
         metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         """Build an error from its parts (see :func:`from_rpc_error`)."""
         self.code = code
         self.message = message
         self.reason = reason
         self.metadata = dict(metadata or {})
+        self.retry_after = retry_after
         text = f"{code.name}"
         if reason:
             text += f" {reason}"
@@ -84,7 +90,8 @@ class BatonError(Exception):
         """Show the code, reason, message and metadata."""
         return (
             f"{type(self).__name__}(code={self.code.name}, reason={self.reason!r}, "
-            f"message={self.message!r}, metadata={self.metadata!r})"
+            f"message={self.message!r}, metadata={self.metadata!r}, "
+            f"retry_after={self.retry_after!r})"
         )
 
 
@@ -106,6 +113,11 @@ class NotFoundError(BatonError):
 
 class UnavailableError(BatonError):
     """The broker cannot serve now; retrying may help (``UNAVAILABLE``)."""
+
+
+class ResourceExhaustedError(BatonError):
+    """Over a rate limit (``RESOURCE_EXHAUSTED``): reason ``RATE_LIMITED``
+    or ``AUTHENTICATION_THROTTLED``; wait :attr:`retry_after` seconds."""
 
 
 class TokenTooLongError(ValueError):
@@ -133,6 +145,7 @@ _BY_CODE: dict[grpc.StatusCode, type[BatonError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
 }
 
 
@@ -152,7 +165,8 @@ def from_rpc_error(error: grpc.RpcError) -> BatonError:
     The subclass is chosen by status code (:class:`PermissionDeniedError`
     for ``PERMISSION_DENIED``...); other codes give a plain
     :class:`BatonError`. Reason and metadata come from the first
-    ``ErrorInfo`` of domain ``baton.dev`` in the status details. Takes
+    ``ErrorInfo`` of domain ``baton.dev`` in the status details,
+    :attr:`BatonError.retry_after` from the first ``RetryInfo``. Takes
     the errors of ``grpc.aio`` calls (``AioRpcError``) too.
     """
     # grpc.aio's errors carry the same code, details and trailers, without being a grpc.Call.
@@ -161,24 +175,29 @@ def from_rpc_error(error: grpc.RpcError) -> BatonError:
     message = (call.details() or "") if call is not None else str(error)
     reason = ""
     metadata: dict[str, str] = {}
+    retry_after: float | None = None
     try:
         status = rpc_status.from_call(call) if call is not None else None
     except ValueError:
         # The details disagree with the call's own code or message: not a
         # status Baton sent. Keep the code and message.
         status = None
-    if status is not None:
-        for detail in status.details:
-            if not detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                continue
+    found_info = False
+    for detail in status.details if status is not None else ():
+        if retry_after is None and detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            # A negative delay is nonsense from the wire: no wait.
+            delay = retry.retry_delay
+            retry_after = max(0.0, delay.seconds + delay.nanos / 1e9)
+        elif not found_info and detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            if info.domain != ERROR_DOMAIN:
-                continue
-            reason = info.reason
-            metadata = dict(info.metadata)
-            break
-    return _BY_CODE.get(code, BatonError)(code, message, reason, metadata)
+            if info.domain == ERROR_DOMAIN:
+                reason = info.reason
+                metadata = dict(info.metadata)
+                found_info = True
+    return _BY_CODE.get(code, BatonError)(code, message, reason, metadata, retry_after)
 
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:

@@ -363,9 +363,11 @@ class RevocationSubscriber:
             target: The broker (``host:port`` or a gRPC target URI), or a
                 function called at every (re)connect that returns one: a list
                 of replicas to rotate through, or a discovery lookup.
-            client_id: The subscribing app's client id (``Basic``); needs
+            client_id: The subscribing app's client id (``Basic``), or a
+                resource server's (``rs_...``: it then receives only the
+                revocations that can affect tokens for its audiences); needs
                 ``client_secret``.
-            client_secret: That app's secret.
+            client_secret: That app's or resource server's secret.
             bearer_token: An operator credential, instead of an app's.
             channel_credentials: Transport security, for example
                 ``grpc.ssl_channel_credentials()``. Without it the channel is
@@ -632,8 +634,13 @@ class RevocationSubscriber:
             with self._lock:
                 ceiling = min(self._backoff_max, self._backoff_base * 2 ** min(self._attempt, 30))
                 self._attempt += 1
+            delay = random.uniform(0, ceiling)
+            if error is not None and error.retry_after is not None:
+                # RATE_LIMITED / AUTHENTICATION_THROTTLED: an earlier try is
+                # refused anyway (and a throttled one prolongs the throttle).
+                delay = max(delay, error.retry_after)
             self._set_state("backoff", error)
-            if self._stop.wait(random.uniform(0, ceiling)):
+            if self._stop.wait(delay):
                 break
 
     def _channel_for(self, address: str) -> grpc.Channel:

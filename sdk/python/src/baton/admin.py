@@ -1,0 +1,324 @@
+"""A thin client for Baton's AdminService (the operator's calls)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from baton._args import string_list
+from baton.client import DEFAULT_TIMEOUT
+from baton.errors import bearer_metadata, from_rpc_error
+from baton.v1 import admin_pb2, admin_pb2_grpc
+
+_Response = TypeVar("_Response")
+
+
+class AdminClient:
+    """A connection to a broker's AdminService with the operator credential.
+
+    Every call sends ``authorization: Bearer <operator token>``, has a
+    deadline, and raises :class:`baton.BatonError` (or a subclass) on
+    failure, as :class:`baton.BrokerClient` does. Methods return the
+    generated response messages (``baton.v1.admin_pb2``).
+
+    Usable as a context manager; otherwise call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        operator_token: str,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        *,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        """Open a channel to the broker at ``target``.
+
+        Args:
+            target: ``host:port`` or any gRPC target URI.
+            operator_token: The operator credential (the broker's
+                ``BATON_OPERATOR_TOKEN``). Keep it secret: it is never shown
+                in errors or ``repr``.
+            timeout: The deadline of each call, in seconds, unless the call
+                gives its own; ``None`` for no deadline.
+            channel_credentials: Transport security, for example
+                ``grpc.ssl_channel_credentials()``. ``None`` is plaintext,
+                only fit for a broker on loopback.
+            options: gRPC channel options.
+
+        Raises:
+            ValueError: When ``operator_token`` is empty, or
+                :class:`baton.TokenTooLongError` when it is longer than
+                :data:`baton.MAX_TOKEN_LENGTH`.
+            TypeError: When ``operator_token`` is not a string.
+        """
+        if not isinstance(operator_token, str):
+            raise TypeError(f"operator_token is a string, not {type(operator_token).__name__}")
+        if not operator_token:
+            raise ValueError("the operator token is required")
+        self._metadata = bearer_metadata(operator_token)
+        self._timeout = timeout
+        if channel_credentials is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.secure_channel(target, channel_credentials, options=options)
+        self._stub = admin_pb2_grpc.AdminServiceStub(self._channel)
+
+    @property
+    def stub(self) -> admin_pb2_grpc.AdminServiceStub:
+        """The generated stub; calls on it need ``metadata=client.call_metadata``."""
+        return self._stub
+
+    @property
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata (``authorization``) this client sends on its calls."""
+        return self._metadata
+
+    # Apps.
+
+    def create_app(
+        self,
+        name: str,
+        scope_ceiling: Sequence[str],
+        audiences: Sequence[str],
+        *,
+        max_ttl: datetime.timedelta | None = None,
+        max_delegation_depth: int = 0,
+        rate_limit_per_second: int | None = None,
+        rate_limit_burst: int | None = None,
+        timeout: float | None = None,
+    ) -> admin_pb2.CreateAppResponse:
+        """Register an app; the response holds its client secret, shown only here.
+
+        Args:
+            name: Unique; 1 to 128 characters from ``A-Z a-z 0-9 . _ -``.
+            scope_ceiling: 1 to 64 scopes covering all the app may issue.
+            audiences: 1 to 16 resource servers the app may issue for.
+            max_ttl: The longest TTL it may issue; ``None``: 1 hour.
+            max_delegation_depth: 0 for the default, 5.
+            rate_limit_per_second: Its rate limit per replica; ``None`` or 0
+                for the broker's default.
+            rate_limit_burst: Its burst; ``None`` or 0 for the default.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Raises:
+            BatonError: For example reason ``ALREADY_EXISTS`` for a taken name.
+            TypeError: When ``scope_ceiling`` or ``audiences`` is a single
+                string rather than a list (nothing is sent).
+        """
+        request = admin_pb2.CreateAppRequest(
+            name=name,
+            scope_ceiling=string_list(scope_ceiling, "scope_ceiling"),
+            audiences=string_list(audiences, "audiences"),
+            max_ttl=max_ttl,
+            max_delegation_depth=max_delegation_depth,
+            rate_limit_per_second=rate_limit_per_second,
+            rate_limit_burst=rate_limit_burst,
+        )
+        return self._call(self._stub.CreateApp, request, timeout)
+
+    def get_app(self, app_id: str, *, timeout: float | None = None) -> admin_pb2.GetAppResponse:
+        """Return one app (``response.app``); ``NotFoundError`` when there is none."""
+        return self._call(self._stub.GetApp, admin_pb2.GetAppRequest(app_id=app_id), timeout)
+
+    def list_apps(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> admin_pb2.ListAppsResponse:
+        """One page of apps ordered by id (see :meth:`iter_apps` for all of them).
+
+        Args:
+            page_size: At most this many; 0 for the broker's default (50).
+            page_token: The previous page's ``next_page_token``; empty first.
+            timeout: This call's deadline in seconds; the client's by default.
+        """
+        request = admin_pb2.ListAppsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._stub.ListApps, request, timeout)
+
+    def iter_apps(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> Iterator[admin_pb2.App]:
+        """Every app, ordered by id, fetched a page at a time as the iteration goes.
+
+        ``timeout`` applies to each page's call.
+        """
+        return _pages(
+            lambda token: self.list_apps(page_size=page_size, page_token=token, timeout=timeout),
+            lambda page: page.apps,
+        )
+
+    def update_app(
+        self,
+        app_id: str,
+        *,
+        name: str | None = None,
+        scope_ceiling: Sequence[str] | None = None,
+        audiences: Sequence[str] | None = None,
+        max_ttl: datetime.timedelta | None = None,
+        max_delegation_depth: int | None = None,
+        rate_limit_per_second: int | None = None,
+        rate_limit_burst: int | None = None,
+        timeout: float | None = None,
+    ) -> admin_pb2.UpdateAppResponse:
+        """Change an app; what is ``None`` is left as it is.
+
+        Narrowing the ceiling, the audiences or the maximum TTL revokes the
+        app's live tokens that no longer fit (``revoked_token_count``).
+        A rate limit or burst of 0 returns it to the broker's default.
+
+        Raises:
+            BatonError: For example :class:`baton.NotFoundError`.
+            TypeError: When ``scope_ceiling`` or ``audiences`` is a single
+                string rather than a list (nothing is sent).
+        """
+        request = admin_pb2.UpdateAppRequest(
+            app_id=app_id,
+            name=name,
+            max_ttl=max_ttl,
+            max_delegation_depth=max_delegation_depth,
+            rate_limit_per_second=rate_limit_per_second,
+            rate_limit_burst=rate_limit_burst,
+        )
+        # Presence is explicit: an empty list would mean "no ceiling", which
+        # the broker refuses, not "unchanged".
+        if scope_ceiling is not None:
+            request.update_scope_ceiling = True
+            request.scope_ceiling.extend(string_list(scope_ceiling, "scope_ceiling"))
+        if audiences is not None:
+            request.update_audiences = True
+            request.audiences.extend(string_list(audiences, "audiences"))
+        return self._call(self._stub.UpdateApp, request, timeout)
+
+    def disable_app(
+        self, app_id: str, *, reason: str = "", timeout: float | None = None
+    ) -> admin_pb2.DisableAppResponse:
+        """Disable an app: it can no longer authenticate; its tokens are revoked."""
+        request = admin_pb2.DisableAppRequest(app_id=app_id, reason=reason)
+        return self._call(self._stub.DisableApp, request, timeout)
+
+    def rotate_app_secret(
+        self, app_id: str, *, timeout: float | None = None
+    ) -> admin_pb2.RotateAppSecretResponse:
+        """Replace an app's secret (returned once); the old one stops working at once."""
+        request = admin_pb2.RotateAppSecretRequest(app_id=app_id)
+        return self._call(self._stub.RotateAppSecret, request, timeout)
+
+    # Resource servers.
+
+    def create_resource_server(
+        self, name: str, audiences: Sequence[str], *, timeout: float | None = None
+    ) -> admin_pb2.CreateResourceServerResponse:
+        """Register a resource server; the response holds its secret, shown only here.
+
+        Its id (``rs_...``) and secret are credentials like an app's for
+        :class:`baton.RevocationSubscriber` (only the revocations that can
+        affect tokens for its audiences) and :meth:`baton.BrokerClient.validate`
+        (only for its audiences); it can call nothing else.
+
+        Raises:
+            TypeError: When ``audiences`` is a single string (nothing is sent).
+        """
+        request = admin_pb2.CreateResourceServerRequest(
+            name=name, audiences=string_list(audiences, "audiences")
+        )
+        return self._call(self._stub.CreateResourceServer, request, timeout)
+
+    def list_resource_servers(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> admin_pb2.ListResourceServersResponse:
+        """One page of resource servers ordered by id (see :meth:`iter_resource_servers`)."""
+        request = admin_pb2.ListResourceServersRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._stub.ListResourceServers, request, timeout)
+
+    def iter_resource_servers(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> Iterator[admin_pb2.ResourceServer]:
+        """Every resource server, ordered by id, a page at a time."""
+        return _pages(
+            lambda token: self.list_resource_servers(
+                page_size=page_size, page_token=token, timeout=timeout
+            ),
+            lambda page: page.resource_servers,
+        )
+
+    def disable_resource_server(
+        self, resource_server_id: str, *, reason: str = "", timeout: float | None = None
+    ) -> admin_pb2.DisableResourceServerResponse:
+        """Disable a resource server: it can no longer authenticate, and its
+        open streams end with ``RESOURCE_SERVER_DISABLED``."""
+        request = admin_pb2.DisableResourceServerRequest(
+            resource_server_id=resource_server_id, reason=reason
+        )
+        return self._call(self._stub.DisableResourceServer, request, timeout)
+
+    # Signing keys and the audit trail.
+
+    def list_signing_keys(self, *, timeout: float | None = None) -> admin_pb2.ListSigningKeysResponse:
+        """The signing keys still published (public parts), newest first."""
+        return self._call(self._stub.ListSigningKeys, admin_pb2.ListSigningKeysRequest(), timeout)
+
+    def rotate_signing_key(
+        self, *, timeout: float | None = None
+    ) -> admin_pb2.RotateSigningKeyResponse:
+        """Activate the published next key and publish a new next one."""
+        return self._call(
+            self._stub.RotateSigningKey, admin_pb2.RotateSigningKeyRequest(), timeout
+        )
+
+    def verify_audit_log(
+        self, *, timeout: float | None = None
+    ) -> admin_pb2.VerifyAuditLogResponse:
+        """Re-compute the audit hash chain: ``intact``, or the first broken event."""
+        return self._call(self._stub.VerifyAuditLog, admin_pb2.VerifyAuditLogRequest(), timeout)
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        """Return the client itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
+
+    def __repr__(self) -> str:
+        """Never the operator token."""
+        return "AdminClient()"
+
+    def _call(self, method: Callable[..., _Response], request: Any, timeout: float | None) -> _Response:
+        try:
+            return method(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
+
+
+_Page = TypeVar("_Page")
+_Item = TypeVar("_Item")
+
+
+def _pages(
+    fetch: Callable[[str], _Page], items: Callable[[_Page], Sequence[_Item]]
+) -> Iterator[_Item]:
+    """Yield the items of each page until one has no ``next_page_token``."""
+    token = ""
+    while True:
+        page = fetch(token)
+        yield from items(page)
+        token = page.next_page_token  # type: ignore[attr-defined]
+        if not token:
+            return
