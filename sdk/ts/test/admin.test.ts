@@ -234,3 +234,26 @@ describe("RATE_LIMITED from the broker", () => {
     expect(e!.retryAfterMs).toBeLessThanOrEqual(1000);
   });
 });
+
+describe("AUTHENTICATION_THROTTLED from the broker", () => {
+  it("carries the wait until authentications from this address are looked at again", async () => {
+    // A broker of its own: throttling counts per address, and every test here shares 127.0.0.1.
+    const t = await startTestBroker({ BATON_AUTH_FAILURES: "2", BATON_AUTH_FAILURE_WINDOW_SECONDS: "60" });
+    const c = new BrokerClient(t.address);
+    try {
+      const wrong = { clientId: "app_doesnotexist", clientSecret: "wrong" };
+      let e: BatonError | undefined;
+      for (let i = 0; i < 6 && e?.reason !== "AUTHENTICATION_THROTTLED"; i++) e = await refusal(c.validate(wrong, { token: "a.b.c", audience: "ehr-api" }));
+      expect([e!.code, e!.reason, e!.errorReason]).toEqual([
+        status.RESOURCE_EXHAUSTED,
+        "AUTHENTICATION_THROTTLED",
+        ErrorReason.ERROR_REASON_AUTHENTICATION_THROTTLED,
+      ]);
+      expect(e!.retryAfterMs).toBeGreaterThan(0);
+      expect(e!.retryAfterMs).toBeLessThanOrEqual(60_000);
+    } finally {
+      c.close();
+      await t.stop();
+    }
+  });
+});
