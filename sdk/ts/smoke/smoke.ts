@@ -3,10 +3,12 @@
 // node. Against the live broker in BATON_ADDR it issues a key-bound token,
 // validates it online, verifies it offline (keys from the broker's GetKeySet
 // and, when BATON_JWKS_URL is set, from its JWKS endpoint, revocations from
-// the stream), releases it and sees the verifier refuse it. Any failure
-// exits non-zero. It never prints the token or the secret.
+// the stream), releases it and sees the verifier refuse it. With the
+// operator token (BATON_OPERATOR_TOKEN) and the resource server's credentials
+// (BATON_RS_ID/SECRET) it also drives the admin service, validates as the
+// resource server and revokes in bulk. Any failure exits non-zero. It never prints the token or the secret.
 
-import { AgentKey, BrokerClient, RevocationSubscriber, TokenStatus, TokenVerifier, type TokenVerifierOptions, type VerifyResult } from "@baton-dev/sdk";
+import { AdminClient, AgentKey, BatonError, BrokerClient, RevocationSubscriber, TokenStatus, TokenVerifier, type TokenVerifierOptions, type VerifyResult } from "@baton-dev/sdk";
 
 type KeySet = Awaited<ReturnType<BrokerClient["getKeySet"]>>;
 
@@ -36,9 +38,14 @@ const app = { clientId: env("BATON_CLIENT_ID"), clientSecret: env("BATON_CLIENT_
 const audience = env("BATON_AUDIENCE");
 const scope = env("BATON_SCOPE");
 const jwksUrl = process.env["BATON_JWKS_URL"];
+const operator = { operatorToken: env("BATON_OPERATOR_TOKEN") };
+const rs = { clientId: env("BATON_RS_ID"), clientSecret: env("BATON_RS_SECRET") };
 
 const broker = new BrokerClient(addr);
+const admin = new AdminClient(addr);
 const subscriber = new RevocationSubscriber({ target: addr, caller: app });
+// The resource server streams with its own credentials, written as an app's.
+const rsSubscriber = new RevocationSubscriber({ target: addr, caller: rs });
 const verifiers: TokenVerifier[] = [];
 try {
   const key = await AgentKey.generate();
@@ -83,6 +90,32 @@ try {
   }
   check(mistyped.includes("scopes"), `issue: a string for scopes is a TypeError (${mistyped})`);
 
+  const apps: string[] = [];
+  for await (const a of admin.allApps(operator, { pageSize: 1 })) apps.push(a.appId);
+  check(apps.includes(app.clientId), "admin: allApps lists the app");
+  check((await admin.getApp(operator, app.clientId)).audiences.includes(audience), "admin: getApp");
+  const servers = await admin.listResourceServers(operator);
+  check(servers.resourceServers.some((r) => r.resourceServerId === rs.clientId), "admin: listResourceServers lists the resource server");
+  check((await admin.listSigningKeys(operator)).length > 0, "admin: listSigningKeys");
+  check((await admin.verifyAuditLog(operator)).intact, "admin: verifyAuditLog says intact");
+  const asRs = await broker.validate(rs, { token: issued.accessToken, audience });
+  check(asRs.valid, "validate with the resource server's credentials");
+  let notServed = "";
+  try {
+    await broker.validate(rs, { token: issued.accessToken, audience: `${audience}-other` });
+  } catch (err) {
+    notServed = err instanceof BatonError ? err.reason : String(err);
+  }
+  check(notServed === "AUDIENCE_NOT_SERVED", `validate as the resource server for another audience: ${notServed}`);
+  rsSubscriber.start();
+  await rsSubscriber.ready();
+  const bulk = await broker.issue(app, { taskId: `smoke-bulk-${process.pid}`, scopes: [scope], audiences: [audience] });
+  const seen = new Promise<string>((resolve) => rsSubscriber.onRevocation((r) => resolve(r.id)));
+  const many = await broker.revokeMany(operator, [{ target: "token", id: bulk.claims.tokenId, reason: "smoke" }]);
+  check(many.length === 1 && many[0]!.id === bulk.claims.tokenId, "revokeMany with the operator credential");
+  check((await broker.validate(app, { token: bulk.accessToken, audience })).status === TokenStatus.TOKEN_STATUS_REVOKED, "validate after revokeMany: revoked");
+  check((await seen) === bulk.claims.tokenId, "the resource server's subscriber receives the revocation");
+
   const revocation = await broker.release(issued.credential);
   check(revocation.id === issued.claims.tokenId, "release: the broker revoked the token");
   const after = await broker.validate(app, { token: issued.accessToken, audience });
@@ -99,6 +132,8 @@ try {
 } finally {
   for (const v of verifiers) v.close();
   subscriber.close();
+  rsSubscriber.close();
   broker.close();
+  admin.close();
 }
 console.log("smoke test passed");

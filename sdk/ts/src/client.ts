@@ -36,6 +36,9 @@ export const DEFAULT_TIMEOUT_MS = 5000;
  */
 export const MAX_BEARER_TOKEN_LENGTH: number = 16 * 1024;
 
+/** The most targets one {@link BrokerClient.revokeMany} call takes: the broker's limit. */
+export const MAX_REVOKE_MANY_TARGETS = 1000;
+
 /** An app (orchestrator, or resource server registered as an app): sent as `authorization: Basic`. */
 export interface AppCredentials {
   /** The app's client id (`app_...`). */
@@ -175,7 +178,7 @@ const TARGETS: Record<RevocationTargetName, RevocationTarget> = {
   app: RevocationTarget.REVOCATION_TARGET_APP,
 };
 
-type UnaryMethod<Req, Res> = (
+export type UnaryMethod<Req, Res> = (
   request: Req,
   metadata: Metadata,
   options: Partial<GrpcCallOptions>,
@@ -258,8 +261,75 @@ export function callerMetadata(caller: AppOrOperator, name = "caller"): Metadata
   return md;
 }
 
+/** The wire form of a Revoke request; `name` is the argument's, for the TypeError. */
+function revokeRequestOf(request: RevokeRequest, name: string): { target: RevocationTarget; id: string; appId: string; reason: string } {
+  requiredObject(request, name);
+  const named = request.target;
+  // Own keys only: "constructor" names no target.
+  const target = typeof named === "string" ? (Object.hasOwn(TARGETS, named) ? TARGETS[named] : undefined) : typeof named === "number" ? named : undefined;
+  if (target === undefined) throw new TypeError(`${name}.target: unknown revocation target: ${typeof named === "string" ? named.slice(0, 32) : typeof named}`);
+  return {
+    target,
+    id: requiredString(request.id, `${name}.id`),
+    appId: optionalString(request.appId, `${name}.appId`),
+    reason: optionalString(request.reason, `${name}.reason`),
+  };
+}
+
+/**
+ * The channel credentials and default deadline of a client for `address`
+ * (shared by BrokerClient and AdminClient).
+ *
+ * @throws TypeError when `address` is not a loopback address and no `credentials` are given
+ */
+export function channelSettings(address: string, options: BrokerClientOptions): { creds: ChannelCredentials; timeoutMs: number } {
+  let creds = options.credentials;
+  if (!creds) {
+    if (!isLoopbackTarget(address)) {
+      throw new TypeError(
+        "plaintext is only allowed on loopback: pass credentials (credentials.createSsl(...)), or credentials.createInsecure() deliberately",
+      );
+    }
+    creds = grpcCredentials.createInsecure();
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError("timeoutMs must be a non-negative number");
+  return { creds, timeoutMs };
+}
+
+/**
+ * One unary call on a generated client: deadline, request id, cancellation
+ * by `signal`, and failure as a BatonError.
+ */
+export function unaryCall<Req, Res>(
+  client: object,
+  defaultTimeoutMs: number,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  metadata: Metadata,
+  options: CallOptions = {},
+): Promise<Res> {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const callOptions: Partial<GrpcCallOptions> = timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
+  if (options.requestId !== undefined) setMetadata(metadata, "x-request-id", options.requestId, "the request id");
+  const { signal } = options;
+  return new Promise<Res>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new BatonError(status.CANCELLED, "cancelled before the call started"));
+      return;
+    }
+    const onAbort = (): void => call.cancel();
+    const call = method.call(client, request, metadata, callOptions, (err, res) => {
+      signal?.removeEventListener("abort", onAbort);
+      if (err) reject(fromServiceError(err));
+      else resolve(res);
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 /** A field the broker always sets on success; its absence is a broker fault. */
-function present<T>(value: T | undefined, what: string): T {
+export function present<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new BatonError(status.INTERNAL, `the broker's answer has no ${what}`);
   return value;
 }
@@ -288,17 +358,7 @@ export class BrokerClient {
    * @throws TypeError when `address` is not a loopback address and no `credentials` are given
    */
   constructor(address: string, options: BrokerClientOptions = {}) {
-    let creds = options.credentials;
-    if (!creds) {
-      if (!isLoopbackTarget(address)) {
-        throw new TypeError(
-          "plaintext is only allowed on loopback: pass credentials (credentials.createSsl(...)), or credentials.createInsecure() deliberately",
-        );
-      }
-      creds = grpcCredentials.createInsecure();
-    }
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError("timeoutMs must be a non-negative number");
+    const { creds, timeoutMs } = channelSettings(address, options);
     this.#timeoutMs = timeoutMs;
     this.#client = new BrokerServiceClient(address, creds, options.channelOptions);
   }
@@ -386,19 +446,28 @@ export class BrokerClient {
    * when the promise resolves. An app may revoke only what it issued.
    */
   async revoke(caller: AppOrOperator, request: RevokeRequest, options?: CallOptions): Promise<Revocation> {
-    requiredObject(request, "request");
-    const named = request.target;
-    // Own keys only: "constructor" names no target.
-    const target = typeof named === "string" ? (Object.hasOwn(TARGETS, named) ? TARGETS[named] : undefined) : typeof named === "number" ? named : undefined;
-    if (target === undefined) throw new TypeError(`request.target: unknown revocation target: ${typeof named === "string" ? named.slice(0, 32) : typeof named}`);
-    const req = {
-      target,
-      id: requiredString(request.id, "request.id"),
-      appId: optionalString(request.appId, "request.appId"),
-      reason: optionalString(request.reason, "request.reason"),
-    };
+    const req = revokeRequestOf(request, "request");
     const res = await this.#unary(this.#client.revoke, req, callerMetadata(caller), options);
     return present(res.revocation, "revocation");
+  }
+
+  /**
+   * Revokes up to {@link MAX_REVOKE_MANY_TARGETS} targets at once, all or
+   * none, for incident response; effective when the promise resolves. When
+   * one target is refused, nothing is revoked and the BatonError is that
+   * target's, with its position in `metadata.index`. Called by an operator
+   * (any target) or an app (only what it issued). Resolves with the
+   * revocations in the order of `targets`.
+   */
+  async revokeMany(caller: AppOrOperator, targets: readonly RevokeRequest[], options?: CallOptions): Promise<Revocation[]> {
+    if (!Array.isArray(targets)) throw new TypeError(`targets must be an array of revoke requests, not ${targets === null ? "null" : typeof targets}`);
+    // Checked here so a mistake costs no call; the broker enforces the same bounds.
+    if (targets.length === 0 || targets.length > MAX_REVOKE_MANY_TARGETS) {
+      throw new TypeError(`targets must hold 1 to ${MAX_REVOKE_MANY_TARGETS} entries, not ${targets.length}`);
+    }
+    const req = { targets: targets.map((t: unknown, i) => revokeRequestOf(t as RevokeRequest, `targets[${i}]`)) };
+    const res = await this.#unary(this.#client.revokeMany, req, callerMetadata(caller), options);
+    return res.revocations;
   }
 
   /** The public keys that verify Baton tokens, as a JWK set (for jose's `createLocalJWKSet`). Needs no credentials. */
@@ -425,22 +494,6 @@ export class BrokerClient {
   }
 
   #unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, options: CallOptions = {}): Promise<Res> {
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    const callOptions: Partial<GrpcCallOptions> = timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
-    if (options.requestId !== undefined) setMetadata(metadata, "x-request-id", options.requestId, "the request id");
-    const { signal } = options;
-    return new Promise<Res>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(new BatonError(status.CANCELLED, "cancelled before the call started"));
-        return;
-      }
-      const onAbort = (): void => call.cancel();
-      const call = method.call(this.#client, request, metadata, callOptions, (err, res) => {
-        signal?.removeEventListener("abort", onAbort);
-        if (err) reject(fromServiceError(err));
-        else resolve(res);
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return unaryCall(this.#client, this.#timeoutMs, method, request, metadata, options);
   }
 }

@@ -4,17 +4,20 @@
 // value name without the `ERROR_REASON_` prefix) and metadata naming the
 // offending input. `fromServiceError` turns a failed call into a BatonError
 // that exposes them; errors raised by gRPC itself (deadline, unreachable
-// broker) become BatonErrors with an empty reason.
+// broker) become BatonErrors with an empty reason. A refusal for a passing
+// reason (RATE_LIMITED, AUTHENTICATION_THROTTLED) also carries a
+// google.rpc.RetryInfo, exposed as `retryAfterMs`.
 
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { ErrorReason } from "./gen/baton/v1/errors.js";
-import { ErrorInfo } from "./gen/google/rpc/error_details.js";
+import { ErrorInfo, RetryInfo } from "./gen/google/rpc/error_details.js";
 import { Status } from "./gen/google/rpc/status.js";
 
 /** The `google.rpc.ErrorInfo` domain of Baton's errors. */
 export const ERROR_DOMAIN = "baton.dev";
 
 const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
+const RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo";
 const REASON_PREFIX = "ERROR_REASON_";
 
 /**
@@ -34,19 +37,27 @@ export class BatonError extends Error {
   readonly reason: string;
   /** The ErrorInfo metadata naming the offending input (for example `excess_scopes`). */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * How long to wait before retrying, in milliseconds, from the error's
+   * google.rpc.RetryInfo (sent with RATE_LIMITED and
+   * AUTHENTICATION_THROTTLED); undefined when the error carries none.
+   */
+  readonly retryAfterMs: number | undefined;
 
   /**
    * @param code - the gRPC status code
    * @param message - the status message, short and for people
    * @param reason - the ErrorInfo reason, or `""`
    * @param metadata - the ErrorInfo metadata
+   * @param retryAfterMs - the RetryInfo delay in milliseconds, if any
    */
-  constructor(code: status, message: string, reason = "", metadata: Record<string, string> = {}) {
+  constructor(code: status, message: string, reason = "", metadata: Record<string, string> = {}, retryAfterMs?: number) {
     super(message);
     this.name = "BatonError";
     this.code = code;
     this.reason = reason;
     this.metadata = Object.freeze({ ...metadata });
+    this.retryAfterMs = retryAfterMs;
   }
 
   /** The gRPC status code's name, for example `"PERMISSION_DENIED"`. */
@@ -76,21 +87,36 @@ function isServiceError(err: unknown): err is ServiceError {
   return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "number" && "details" in err;
 }
 
-/** The Baton ErrorInfo in a status's trailers, if any; undecodable bytes count as none. */
-function errorInfoOf(metadata: Metadata | undefined): ErrorInfo | null {
+/** What a status trailer says: the Baton ErrorInfo and the RetryInfo delay, if any. */
+interface TrailerDetails {
+  readonly info: ErrorInfo | null;
+  readonly retryAfterMs: number | undefined;
+}
+
+/** The details in a status's trailers; undecodable bytes count as none. */
+function detailsOf(metadata: Metadata | undefined): TrailerDetails {
   const bin = metadata?.get("grpc-status-details-bin")[0];
-  if (!(bin instanceof Buffer)) return null;
+  if (!(bin instanceof Buffer)) return { info: null, retryAfterMs: undefined };
+  let info: ErrorInfo | null = null;
+  let retryAfterMs: number | undefined;
   try {
     const st = Status.decode(bin);
     for (const detail of st.details) {
-      if (detail.typeUrl !== ERROR_INFO_TYPE) continue;
-      const info = ErrorInfo.decode(detail.value);
-      if (info.domain === ERROR_DOMAIN) return info;
+      if (detail.typeUrl === ERROR_INFO_TYPE && info === null) {
+        const decoded = ErrorInfo.decode(detail.value);
+        if (decoded.domain === ERROR_DOMAIN) info = decoded;
+      } else if (detail.typeUrl === RETRY_INFO_TYPE && retryAfterMs === undefined) {
+        const delay = RetryInfo.decode(detail.value).retryDelay;
+        const ms = delay ? delay.seconds * 1000 + Math.ceil(delay.nanos / 1e6) : NaN;
+        // A negative or absurd delay is no advice: left undefined rather than trusted.
+        if (Number.isFinite(ms) && ms >= 0) retryAfterMs = ms;
+      }
     }
   } catch {
     // A malformed trailer is treated as no detail: the status code still stands.
+    return { info: null, retryAfterMs: undefined };
   }
-  return null;
+  return { info, retryAfterMs };
 }
 
 /**
@@ -104,7 +130,7 @@ export function fromServiceError(err: unknown): BatonError {
     const message = err instanceof Error ? err.message : "unexpected error";
     return new BatonError(status.UNKNOWN, message);
   }
-  const info = errorInfoOf(err.metadata);
+  const { info, retryAfterMs } = detailsOf(err.metadata);
   const message = err.details || (status[err.code] ?? "error");
-  return new BatonError(err.code, message, info?.reason ?? "", info?.metadata ?? {});
+  return new BatonError(err.code, message, info?.reason ?? "", info?.metadata ?? {}, retryAfterMs);
 }

@@ -1,5 +1,5 @@
 // The public API of Baton's TypeScript SDK for agents and the apps that run
-// them: the broker client, agent keys and proofs of possession, typed errors,
+// them: the broker client, the admin client for operators, agent keys and proofs of possession, typed errors,
 // and the generated contract types callers see in answers; and for resource
 // servers: the revocation subscriber, the offline token verifier and the
 // gRPC / HTTP middleware built on them.
@@ -9,6 +9,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   isLoopbackTarget,
   MAX_BEARER_TOKEN_LENGTH,
+  MAX_REVOKE_MANY_TARGETS,
   type AgentCredential,
   type AppCredentials,
   type AppOrOperator,
@@ -22,6 +23,17 @@ export {
   type RevokeRequest,
   type ValidateRequest,
 } from "./client.js";
+export {
+  AdminClient,
+  type CreateAppRequest,
+  type CreateResourceServerRequest,
+  type CreatedApp,
+  type CreatedResourceServer,
+  type PageRequest,
+  type RotatedSigningKeys,
+  type UpdateAppRequest,
+  type UpdatedApp,
+} from "./admin.js";
 export { BatonError, ERROR_DOMAIN, fromServiceError, reasonOf } from "./errors.js";
 export { AgentKey, PROOF_METADATA_KEY, PROOF_TYPE, tokenHash, type AgentKeyAlgorithm } from "./proof.js";
 export {
@@ -53,6 +65,7 @@ export {
   type HttpAuthOptions,
 } from "./middleware.js";
 export { ErrorReason } from "./gen/baton/v1/errors.js";
+export { SigningKeyState, type App, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
 export {
   BrokerServiceClient,
   RevocationTarget,

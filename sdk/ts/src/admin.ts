@@ -1,0 +1,321 @@
+// AdminClient: a thin, promise-based layer over the generated
+// AdminServiceClient, for operators. Like BrokerClient, the credential is
+// given per call (an operator token, sent as `authorization: Bearer`), each
+// call gets a deadline and fails with a BatonError; arguments are checked
+// before anything is sent.
+
+import { status } from "@grpc/grpc-js";
+import {
+  AdminServiceClient,
+  type App,
+  type ResourceServer,
+  type SigningKey,
+  type VerifyAuditLogResponse,
+} from "./gen/baton/v1/admin.js";
+import type { Duration } from "./gen/google/protobuf/duration.js";
+import { optionalNumber, optionalString, optionalStringList, requiredObject, requiredString, stringList } from "./args.js";
+import {
+  callerMetadata,
+  channelSettings,
+  present,
+  unaryCall,
+  type BrokerClientOptions,
+  type CallOptions,
+  type OperatorCredentials,
+  type UnaryMethod,
+} from "./client.js";
+import { BatonError } from "./errors.js";
+import type { Metadata } from "@grpc/grpc-js";
+
+/** A CreateApp request. */
+export interface CreateAppRequest {
+  /** A name for people. */
+  readonly name: string;
+  /** The scopes the app may ever grant, each `action:resource:identifier` (wildcards allowed). */
+  readonly scopeCeiling: readonly string[];
+  /** The resource servers its tokens may be for. */
+  readonly audiences: readonly string[];
+  /** The longest token lifetime it may ask for, in seconds; the broker default when unset. */
+  readonly maxTtlSeconds?: number;
+  /** How deep its agents may delegate; 0 forbids delegation. */
+  readonly maxDelegationDepth?: number;
+  /** Its rate limit in requests per second; the broker default when unset, 0 for none. */
+  readonly rateLimitPerSecond?: number;
+  /** Its rate-limit burst; the broker default when unset. */
+  readonly rateLimitBurst?: number;
+}
+
+/** An UpdateApp request: only what is set changes. */
+export interface UpdateAppRequest {
+  /** The app to change. */
+  readonly appId: string;
+  /** Its new name. */
+  readonly name?: string;
+  /** Its new scope ceiling (replaces the old one; tokens beyond it are revoked by the broker). */
+  readonly scopeCeiling?: readonly string[];
+  /** Its new audiences (replaces the old list). */
+  readonly audiences?: readonly string[];
+  /** Its new maximum token lifetime, in seconds. */
+  readonly maxTtlSeconds?: number;
+  /** Its new maximum delegation depth. */
+  readonly maxDelegationDepth?: number;
+  /** Its new rate limit, in requests per second. */
+  readonly rateLimitPerSecond?: number;
+  /** Its new rate-limit burst. */
+  readonly rateLimitBurst?: number;
+}
+
+/** A CreateResourceServer request. */
+export interface CreateResourceServerRequest {
+  /** A name for people. */
+  readonly name: string;
+  /** The audiences it serves. */
+  readonly audiences: readonly string[];
+}
+
+/** A page request of a List call. */
+export interface PageRequest {
+  /** How many entries at most; the broker default when unset. */
+  readonly pageSize?: number;
+  /** The `nextPageToken` of the previous page; the first page when unset. */
+  readonly pageToken?: string;
+}
+
+/** A new app and its secret (shown once). */
+export interface CreatedApp {
+  /** The app as stored. */
+  readonly app: App;
+  /** Its client credentials, ready for BrokerClient calls. Treat the secret as a secret. */
+  readonly credentials: { readonly clientId: string; readonly clientSecret: string };
+}
+
+/** A new resource server and its secret (shown once). */
+export interface CreatedResourceServer {
+  /** The resource server as stored. */
+  readonly resourceServer: ResourceServer;
+  /**
+   * Its credentials (`rs_...` id and secret): accepted wherever app
+   * credentials are for Validate and StreamRevocations (BrokerClient.validate,
+   * RevocationSubscriber).
+   */
+  readonly credentials: { readonly clientId: string; readonly clientSecret: string };
+}
+
+/** An UpdateApp result. */
+export interface UpdatedApp {
+  /** The app as stored after the change. */
+  readonly app: App;
+  /** How many live tokens the change revoked (scopes or audiences no longer allowed). */
+  readonly revokedTokenCount: number;
+}
+
+/** The keys after a RotateSigningKey call. */
+export interface RotatedSigningKeys {
+  /** The key that signs from now on. */
+  readonly active: SigningKey;
+  /** The key published ahead of its turn. */
+  readonly next: SigningKey | undefined;
+}
+
+function durationOf(value: number | undefined, name: string): Duration | undefined {
+  const seconds = optionalNumber(value, name);
+  if (seconds === undefined) return undefined;
+  const whole = Math.trunc(seconds);
+  return { seconds: whole, nanos: Math.round((seconds - whole) * 1e9) };
+}
+
+/** A uint32 or undefined; anything else (a fraction, a negative, a string) is a TypeError naming `name`. */
+function optionalUint32(value: unknown, name: string): number | undefined {
+  const n = optionalNumber(value, name);
+  if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 0xffffffff)) throw new TypeError(`${name} must be an integer from 0 to 4294967295, not ${n}`);
+  return n;
+}
+
+/** The operator's `authorization` metadata; app credentials are refused here, since the broker would refuse them. */
+function operatorMetadata(operator: OperatorCredentials): Metadata {
+  requiredObject(operator, "operator");
+  if (!("operatorToken" in operator)) throw new TypeError("operator must be { operatorToken }: the admin service takes only the operator credential");
+  return callerMetadata(operator, "operator");
+}
+
+/**
+ * A connection to a Baton broker's AdminService (operators only).
+ *
+ * @example
+ * ```ts
+ * const admin = new AdminClient("127.0.0.1:7443");
+ * const op = { operatorToken: process.env.BATON_OPERATOR_TOKEN! };
+ * const { credentials } = await admin.createApp(op, { name: "orchestrator", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"] });
+ * for await (const app of admin.allApps(op)) console.log(app.appId, app.name);
+ * admin.close();
+ * ```
+ */
+export class AdminClient {
+  readonly #client: AdminServiceClient;
+  readonly #timeoutMs: number;
+
+  /**
+   * Opens a channel to the broker at `address`, as {@link BrokerClient} does
+   * (plaintext only on loopback unless `credentials` are given).
+   *
+   * @throws TypeError when `address` is not a loopback address and no `credentials` are given
+   */
+  constructor(address: string, options: BrokerClientOptions = {}) {
+    const { creds, timeoutMs } = channelSettings(address, options);
+    this.#timeoutMs = timeoutMs;
+    this.#client = new AdminServiceClient(address, creds, options.channelOptions);
+  }
+
+  /** The generated client; calls on it get neither credentials, deadline nor BatonError conversion. */
+  get stub(): AdminServiceClient {
+    return this.#client;
+  }
+
+  /** Registers an app; resolves with it and its credentials (the secret is shown only here). */
+  async createApp(operator: OperatorCredentials, request: CreateAppRequest, options?: CallOptions): Promise<CreatedApp> {
+    requiredObject(request, "request");
+    const req = {
+      name: requiredString(request.name, "request.name"),
+      scopeCeiling: stringList(request.scopeCeiling, "request.scopeCeiling"),
+      audiences: stringList(request.audiences, "request.audiences"),
+      maxTtl: durationOf(request.maxTtlSeconds, "request.maxTtlSeconds"),
+      maxDelegationDepth: optionalUint32(request.maxDelegationDepth, "request.maxDelegationDepth") ?? 0,
+      rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
+      rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
+    };
+    const res = await this.#unary(this.#client.createApp, req, operatorMetadata(operator), options);
+    const app = present(res.app, "app");
+    return { app, credentials: { clientId: app.appId, clientSecret: res.clientSecret } };
+  }
+
+  /** One app, by id. */
+  async getApp(operator: OperatorCredentials, appId: string, options?: CallOptions): Promise<App> {
+    const req = { appId: requiredString(appId, "appId") };
+    const res = await this.#unary(this.#client.getApp, req, operatorMetadata(operator), options);
+    return present(res.app, "app");
+  }
+
+  /** One page of apps; `nextPageToken` is empty on the last. See {@link allApps} to walk every page. */
+  async listApps(operator: OperatorCredentials, page: PageRequest = {}, options?: CallOptions): Promise<{ apps: App[]; nextPageToken: string }> {
+    const res = await this.#unary(this.#client.listApps, pageOf(page), operatorMetadata(operator), options);
+    return { apps: res.apps, nextPageToken: res.nextPageToken };
+  }
+
+  /** Every app, page after page (each page one call, made as the iteration reaches it). */
+  async *allApps(operator: OperatorCredentials, page: Omit<PageRequest, "pageToken"> = {}, options?: CallOptions): AsyncGenerator<App> {
+    yield* paginate((pageToken) => this.listApps(operator, { ...page, pageToken }, options).then((r) => ({ items: r.apps, next: r.nextPageToken })));
+  }
+
+  /** Changes an app; only the fields set in `request` change. */
+  async updateApp(operator: OperatorCredentials, request: UpdateAppRequest, options?: CallOptions): Promise<UpdatedApp> {
+    requiredObject(request, "request");
+    const name = request.name === undefined ? undefined : requiredString(request.name, "request.name");
+    const req = {
+      appId: requiredString(request.appId, "request.appId"),
+      name,
+      updateScopeCeiling: request.scopeCeiling !== undefined,
+      scopeCeiling: optionalStringList(request.scopeCeiling, "request.scopeCeiling"),
+      updateAudiences: request.audiences !== undefined,
+      audiences: optionalStringList(request.audiences, "request.audiences"),
+      maxTtl: durationOf(request.maxTtlSeconds, "request.maxTtlSeconds"),
+      maxDelegationDepth: optionalUint32(request.maxDelegationDepth, "request.maxDelegationDepth"),
+      rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
+      rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
+    };
+    const res = await this.#unary(this.#client.updateApp, req, operatorMetadata(operator), options);
+    return { app: present(res.app, "app"), revokedTokenCount: res.revokedTokenCount };
+  }
+
+  /** Disables an app: its credentials stop working and its tokens are revoked. */
+  async disableApp(operator: OperatorCredentials, appId: string, options?: CallOptions & { readonly reason?: string }): Promise<App> {
+    const req = { appId: requiredString(appId, "appId"), reason: optionalString(options?.reason, "options.reason") };
+    const res = await this.#unary(this.#client.disableApp, req, operatorMetadata(operator), options);
+    return present(res.app, "app");
+  }
+
+  /** Gives an app a new secret (the old one stops working); resolves with the new secret. */
+  async rotateAppSecret(operator: OperatorCredentials, appId: string, options?: CallOptions): Promise<string> {
+    const req = { appId: requiredString(appId, "appId") };
+    const res = await this.#unary(this.#client.rotateAppSecret, req, operatorMetadata(operator), options);
+    return res.clientSecret;
+  }
+
+  /** Registers a resource server; resolves with it and its credentials (the secret is shown only here). */
+  async createResourceServer(operator: OperatorCredentials, request: CreateResourceServerRequest, options?: CallOptions): Promise<CreatedResourceServer> {
+    requiredObject(request, "request");
+    const req = { name: requiredString(request.name, "request.name"), audiences: stringList(request.audiences, "request.audiences") };
+    const res = await this.#unary(this.#client.createResourceServer, req, operatorMetadata(operator), options);
+    const rs = present(res.resourceServer, "resource server");
+    return { resourceServer: rs, credentials: { clientId: rs.resourceServerId, clientSecret: res.clientSecret } };
+  }
+
+  /** One page of resource servers; `nextPageToken` is empty on the last. See {@link allResourceServers}. */
+  async listResourceServers(
+    operator: OperatorCredentials,
+    page: PageRequest = {},
+    options?: CallOptions,
+  ): Promise<{ resourceServers: ResourceServer[]; nextPageToken: string }> {
+    const res = await this.#unary(this.#client.listResourceServers, pageOf(page), operatorMetadata(operator), options);
+    return { resourceServers: res.resourceServers, nextPageToken: res.nextPageToken };
+  }
+
+  /** Every resource server, page after page. */
+  async *allResourceServers(operator: OperatorCredentials, page: Omit<PageRequest, "pageToken"> = {}, options?: CallOptions): AsyncGenerator<ResourceServer> {
+    yield* paginate((pageToken) =>
+      this.listResourceServers(operator, { ...page, pageToken }, options).then((r) => ({ items: r.resourceServers, next: r.nextPageToken })),
+    );
+  }
+
+  /** Disables a resource server: its credentials stop working and its revocation streams end. */
+  async disableResourceServer(operator: OperatorCredentials, resourceServerId: string, options?: CallOptions & { readonly reason?: string }): Promise<ResourceServer> {
+    const req = { resourceServerId: requiredString(resourceServerId, "resourceServerId"), reason: optionalString(options?.reason, "options.reason") };
+    const res = await this.#unary(this.#client.disableResourceServer, req, operatorMetadata(operator), options);
+    return present(res.resourceServer, "resource server");
+  }
+
+  /** The broker's signing keys (next, active and retired). */
+  async listSigningKeys(operator: OperatorCredentials, options?: CallOptions): Promise<SigningKey[]> {
+    const res = await this.#unary(this.#client.listSigningKeys, {}, operatorMetadata(operator), options);
+    return res.keys;
+  }
+
+  /** Rotates the signing key: the next key becomes active and a new next key is made. */
+  async rotateSigningKey(operator: OperatorCredentials, options?: CallOptions): Promise<RotatedSigningKeys> {
+    const res = await this.#unary(this.#client.rotateSigningKey, {}, operatorMetadata(operator), options);
+    return { active: present(res.active, "active key"), next: res.next };
+  }
+
+  /** Checks the audit log's hash chain; `intact` false names the first broken event. */
+  async verifyAuditLog(operator: OperatorCredentials, options?: CallOptions): Promise<VerifyAuditLogResponse> {
+    return this.#unary(this.#client.verifyAuditLog, {}, operatorMetadata(operator), options);
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED. */
+  close(): void {
+    this.#client.close();
+  }
+
+  #unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, options?: CallOptions): Promise<Res> {
+    return unaryCall(this.#client, this.#timeoutMs, method, request, metadata, options);
+  }
+}
+
+function pageOf(page: PageRequest): { pageSize: number; pageToken: string } {
+  requiredObject(page, "page");
+  return { pageSize: optionalUint32(page.pageSize, "page.pageSize") ?? 0, pageToken: optionalString(page.pageToken, "page.pageToken") };
+}
+
+/** The most pages a walk follows: a broker handing back its own token forever must not loop the caller forever. */
+const MAX_PAGES = 100_000;
+
+async function* paginate<T>(fetch: (pageToken: string) => Promise<{ items: T[]; next: string }>): AsyncGenerator<T> {
+  let token = "";
+  for (let pages = 0; pages < MAX_PAGES; pages++) {
+    const { items, next } = await fetch(token);
+    yield* items;
+    if (next === "") return;
+    if (next === token) throw new BatonError(status.INTERNAL, "the broker returned the same page token twice");
+    token = next;
+  }
+  throw new BatonError(status.INTERNAL, `more than ${MAX_PAGES} pages`);
+}
