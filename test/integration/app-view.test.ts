@@ -155,4 +155,17 @@ describe("two replicas on one database", () => {
       console.log(`[app-view] direct write without NOTIFY, refused after ${ms} ms`);
     }
   });
+
+  it("changes made while the LISTEN connections are killed reach the other replica once it has reconnected", async () => {
+    const app = await createApp(a);
+    const t = await call(a.client.issue, a.client, req, app.md);
+    await eventually(async () => (await validateAt(b, app, t.accessToken).catch(() => null))?.status === TokenStatus.TOKEN_STATUS_VALID, 5_000);
+    await database.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'baton-listen' AND datname = current_database()");
+    // Notified while nobody listens: lost.
+    await call(a.admin.disableApp, a.admin, { appId: app.appId, reason: "" }, operatorMd());
+    const fresh = await createApp(a);
+    const u = await call(a.client.issue, a.client, req, fresh.md);
+    await eventually(() => refusedWith("APP_DISABLED", validateAt(b, app, t.accessToken)), 5_000);
+    await eventually(async () => (await validateAt(b, fresh, u.accessToken).catch(() => null))?.status === TokenStatus.TOKEN_STATUS_VALID, 5_000);
+  });
 });
