@@ -108,6 +108,8 @@ describe("two replicas on one database", () => {
     const t = await call(a.client.issue, a.client, req, app.md);
     const ms = await eventually(async () => (await validateAt(b, app, t.accessToken).catch(() => null))?.status === TokenStatus.TOKEN_STATUS_VALID, 5_000);
     console.log(`[app-view] created on A, authenticates on B after ${ms} ms`);
+    const metrics = await (await fetch(`${b.httpUrl}/metrics`)).text();
+    expect(Number(/^baton_app_view_entries (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
   });
 
   it("DisableApp on A: B refuses the app's credentials within 1.5 s", async () => {
