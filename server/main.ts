@@ -8,6 +8,7 @@ import type { Config } from "./config.js";
 import { MasterKey, MasterKeyMismatchError } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
+import { AppView } from "./service/app-view.js";
 import { Authentication } from "./service/authentication.js";
 import { Delegator } from "./service/delegate.js";
 import { Issuer } from "./service/issue.js";
@@ -23,6 +24,7 @@ import { RevocationStreams } from "./service/revocation-streams.js";
 import { revocationMarginMs } from "./domain/revocations.js";
 import { RateLimits } from "./service/rate-limits.js";
 import { RetentionPruner } from "./service/retention.js";
+import { PRINCIPALS_CHANNEL } from "./storage/apps.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
 import { Listener } from "./storage/listener.js";
 import { REVOCATIONS_CHANNEL } from "./storage/revocations.js";
@@ -146,7 +148,10 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     });
     const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, skewMs, now });
     const limits = new RateLimits({ ...config.rateLimits, now });
-    const auth = new Authentication(db, checker, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now, limits });
+    // Every app and resource server, in memory: authenticating one never reads the database.
+    const appView = new AppView(db);
+    await appView.catchUp();
+    const auth = new Authentication(db, checker, appView, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now, limits });
     const minter = new Minter(db, keys, {
       issuer: config.issuer,
       trustDomain: config.trustDomain,
@@ -157,27 +162,39 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const delegator = new Delegator(minter, (id) => auth.findApp(id));
     const validator = new Validator(checker);
     const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
-    const apps = new AppAdmin(db, revocations, now, marginMs, (id) => auth.forgetApp(id));
-    const resourceServers = new ResourceServerAdmin(db, now, (id) => {
-      auth.forgetResourceServer(id);
-      streams.closeResourceServer(id);
+    // The change is committed: a failed read here is retried by the periodic catch-up, the RPC still succeeds.
+    const catchUpView = (): Promise<void> => appView.catchUp().catch((err: unknown) => logger.warn("app view catch-up failed", { error: err }));
+    const apps = new AppAdmin(db, revocations, now, marginMs, catchUpView);
+    const resourceServers = new ResourceServerAdmin(db, now, async (id, disabled) => {
+      await catchUpView();
+      if (disabled) streams.closeResourceServer(id);
     });
     metrics.gauge("baton_live_revocations", "Revocations in force, held in memory for checks.", () => revocations.size);
     metrics.gauge("baton_db_pool_total", "Database connections open in the request pool.", () => db.totalCount);
     metrics.gauge("baton_db_pool_idle", "Database connections open and idle in the request pool.", () => db.idleCount);
     metrics.gauge("baton_db_pool_waiting", "Requests waiting for a database connection.", () => db.waitingCount);
+    metrics.gauge("baton_app_view_entries", "Apps and resource servers held in memory for authentication.", () => appView.size);
     metrics.gauge("baton_revocation_streams", "Open StreamRevocations calls.", () => streams.count);
     metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
     metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
 
-    const catchUp = (): void => {
+    const catchUpRevocations = (): void => {
       revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));
+    };
+    // Periodic and on (re)connection: whatever notification was lost is in the tables.
+    const catchUp = (): void => {
+      catchUpRevocations();
+      void catchUpView();
     };
     const reloadKeys = (): void => {
       keys.reload().catch((err: unknown) => logger.warn("key reload failed", { error: err }));
     };
-    const listener = new Listener(databaseUrl, [REVOCATIONS_CHANNEL, KEYS_CHANNEL], {
-      onNotify: (channel) => (channel === KEYS_CHANNEL ? reloadKeys() : catchUp()),
+    const listener = new Listener(databaseUrl, [REVOCATIONS_CHANNEL, KEYS_CHANNEL, PRINCIPALS_CHANNEL], {
+      onNotify: (channel) => {
+        if (channel === KEYS_CHANNEL) reloadKeys();
+        else if (channel === PRINCIPALS_CHANNEL) void catchUpView();
+        else catchUpRevocations();
+      },
       // Whatever was notified while nobody listened is in the tables.
       onConnected: () => {
         catchUp();

@@ -76,8 +76,8 @@ export class AppAdmin {
     private readonly now: () => number,
     /** A revocation stays live this long past the last expiry it covers. */
     private readonly revocationMarginMs: number,
-    /** Called after a committed change, so authentication caches drop the app. */
-    private readonly onChange: (appId: string) => void = () => {},
+    /** Awaited after a committed change (creation too), so this replica's app view has it before the answer. */
+    private readonly onChange: (appId: string) => Promise<void> | void = () => {},
   ) {}
 
   async create(input: CreateAppInput, requestId: string): Promise<{ app: AppRecord; clientSecret: string }> {
@@ -108,6 +108,7 @@ export class AppAdmin {
       if (!(await insertApp(tx, app))) throw new AlreadyExistsError("app", "name");
       await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst });
     });
+    await this.onChange(app.appId);
     return { app, clientSecret };
   }
 
@@ -186,7 +187,7 @@ export class AppAdmin {
       return { app, revoked };
     });
     for (const r of revoked) this.revocations.add(r);
-    this.onChange(app.appId);
+    await this.onChange(app.appId);
     return { app, revokedTokenCount: revoked.length };
   }
 
@@ -211,7 +212,7 @@ export class AppAdmin {
       return { app, revocation };
     });
     this.revocations.add(revocation);
-    this.onChange(appId);
+    await this.onChange(appId);
     return app;
   }
 
@@ -225,7 +226,7 @@ export class AppAdmin {
       await updateApp(tx, app);
       await this.audit(tx, "app.secret_rotated", app, requestId, {});
     });
-    this.onChange(appId);
+    await this.onChange(appId);
     return clientSecret;
   }
 

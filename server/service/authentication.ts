@@ -1,4 +1,4 @@
-// Who may call: apps by client id and secret (through a short cache), agents
+// Who may call: apps by client id and secret (from the in-memory view), agents
 // by their own token (and its proof of possession when key-bound). The
 // principal rules themselves are in principals.ts; this supplies the lookups,
 // throttles sources that keep failing, and charges requests to app limits.
@@ -7,16 +7,16 @@ import { createHash } from "node:crypto";
 import { CredentialsInvalidError, ProofReplayedError, ProofRequiredError, TokenInvalidError } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import { verifyProof } from "../crypto/proofs.js";
-import { type AppRecord, getApp } from "../storage/apps.js";
+import type { AppRecord } from "../storage/apps.js";
 import type { Db } from "../storage/db.js";
-import { getResourceServer, type ResourceServerRecord } from "../storage/resource-servers.js";
+import type { ResourceServerRecord } from "../storage/resource-servers.js";
 import { type ProofUse, useProofs } from "../storage/proofs.js";
+import type { AppView } from "./app-view.js";
 import { Batcher } from "./batcher.js";
 import { type Allowed, authenticate, type Authenticator, type Credentials, type Principal } from "./principals.js";
 import type { RateLimits } from "./rate-limits.js";
 import type { TokenChecker } from "./token-check.js";
 
-const APP_CACHE_MS = 2000;
 /** Proofs are accepted within the leeway, and never less than this, of their iat. */
 const PROOF_MIN_WINDOW_MS = 5_000;
 
@@ -41,13 +41,12 @@ function isGuess(err: unknown): boolean {
 export class Authentication implements Authenticator {
   /** Proof ids, recorded once each across replicas, in group commits. */
   private readonly proofLedger: Batcher<ProofUse, boolean>;
-  private readonly appCache = new Map<string, { app: AppRecord; at: number }>();
-  private readonly resourceServerCache = new Map<string, { rs: ResourceServerRecord; at: number }>();
   readonly operatorTokenHash: Buffer;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly checker: TokenChecker,
+    private readonly view: AppView,
     private readonly settings: AuthenticationSettings,
   ) {
     this.proofLedger = new Batcher((uses) => useProofs(db, uses));
@@ -55,20 +54,13 @@ export class Authentication implements Authenticator {
   }
 
   /**
-   * Apps are cached for APP_CACHE_MS: authentication would otherwise cost a
-   * query per call. A change made here is seen at once (`forgetApp`); one made
-   * on another replica within APP_CACHE_MS. Issuance does not depend on the
-   * cache: the grant insert re-checks the app and its secret at commit.
+   * From the view: no database read. A change made on this replica is in the
+   * view before its RPC answers; one made on another within the notification
+   * latency, at worst the catch-up interval. Issuance does not depend on the
+   * view: the grant insert re-checks the app and its secret at commit.
    */
   async findApp(appId: string): Promise<AppRecord | null> {
-    const hit = this.appCache.get(appId);
-    const now = Date.now();
-    if (hit && now - hit.at < APP_CACHE_MS) return hit.app;
-    const app = await getApp(this.db, appId);
-    // Unknown ids are not cached: a caller could fill memory with them.
-    if (app) this.appCache.set(appId, { app, at: now });
-    else this.appCache.delete(appId);
-    return app;
+    return this.view.app(appId);
   }
 
   /**
@@ -97,23 +89,9 @@ export class Authentication implements Authenticator {
     else if (caller.kind === "agent") limits.chargeApp(caller.claims.appId, limits.rateOf(await this.findApp(caller.claims.appId)));
   }
 
-  forgetApp(appId: string): void {
-    this.appCache.delete(appId);
-  }
-
-  /** Resource servers, cached like apps (a stream and a Validate authenticate with them). */
+  /** Resource servers, from the view like apps (a stream and a Validate authenticate with them). */
   async findResourceServer(id: string): Promise<ResourceServerRecord | null> {
-    const hit = this.resourceServerCache.get(id);
-    const now = Date.now();
-    if (hit && now - hit.at < APP_CACHE_MS) return hit.rs;
-    const rs = await getResourceServer(this.db, id);
-    if (rs) this.resourceServerCache.set(id, { rs, at: now });
-    else this.resourceServerCache.delete(id);
-    return rs;
-  }
-
-  forgetResourceServer(id: string): void {
-    this.resourceServerCache.delete(id);
+    return this.view.resourceServer(id);
   }
 
   /**

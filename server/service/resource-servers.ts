@@ -26,8 +26,8 @@ export class ResourceServerAdmin {
   constructor(
     private readonly db: Db,
     private readonly now: () => number,
-    /** Called after a resource server is disabled: caches drop it, its streams end. */
-    private readonly onDisable: (id: string) => void = () => {},
+    /** Awaited after a committed change (creation or disabling): the app view takes it, a disabled one's streams end. */
+    private readonly onChange: (id: string, disabled: boolean) => Promise<void> | void = () => {},
   ) {}
 
   async create(input: CreateResourceServerInput, requestId: string): Promise<{ resourceServer: ResourceServerRecord; clientSecret: string }> {
@@ -50,6 +50,7 @@ export class ResourceServerAdmin {
         { kind: "resource_server.created", time: t, appId: null, requestId, actor: "operator", data: { resource_server_id: rs.resourceServerId, name, audiences } },
       ]);
     });
+    await this.onChange(rs.resourceServerId, false);
     return { resourceServer: rs, clientSecret };
   }
 
@@ -80,7 +81,7 @@ export class ResourceServerAdmin {
       ]);
       return { ...old, disabled: true, updateTime: t };
     });
-    this.onDisable(id);
+    await this.onChange(id, true);
     return rs;
   }
 }

@@ -2,6 +2,14 @@
 
 import type { Queryable } from "./db.js";
 
+/** Notified (on commit) when an app or resource server is written: replicas catch their view up. */
+export const PRINCIPALS_CHANNEL = "baton_principals";
+
+/** Queues the notification in the writing transaction; PostgreSQL delivers it on commit. */
+export async function notifyPrincipalChanged(db: Queryable, id: string): Promise<void> {
+  await db.query("SELECT pg_notify($1, $2)", [PRINCIPALS_CHANNEL, id]);
+}
+
 export interface AppRecord {
   readonly appId: string;
   readonly name: string;
@@ -60,7 +68,9 @@ export async function insertApp(db: Queryable, a: AppRecord): Promise<boolean> {
     `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (name) DO NOTHING`,
     [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime, a.ratePerSecond, a.rateBurst],
   );
-  return res.rowCount === 1;
+  if (res.rowCount !== 1) return false;
+  await notifyPrincipalChanged(db, a.appId);
+  return true;
 }
 
 export async function getApp(db: Queryable, appId: string, forUpdate = false): Promise<AppRecord | null> {
@@ -82,5 +92,19 @@ export async function updateApp(db: Queryable, a: AppRecord): Promise<boolean> {
      WHERE app_id = $1 AND NOT EXISTS (SELECT 1 FROM apps o WHERE o.name = $2 AND o.app_id <> $1)`,
     [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime, a.ratePerSecond, a.rateBurst],
   );
-  return res.rowCount === 1;
+  if (res.rowCount !== 1) return false;
+  await notifyPrincipalChanged(db, a.appId);
+  return true;
+}
+
+/**
+ * Apps written after change `afterSeq` (every app for -1), in change order,
+ * and the last change seen. Change order is commit order (migration 0007).
+ */
+export async function appsChangedSince(db: Queryable, afterSeq: bigint): Promise<{ apps: AppRecord[]; lastSeq: bigint }> {
+  const { rows } = await db.query<Row & { change_seq: string }>(
+    `SELECT ${COLUMNS}, change_seq FROM apps WHERE change_seq > $1 ORDER BY change_seq`,
+    [afterSeq.toString()],
+  );
+  return { apps: rows.map(fromRow), lastSeq: rows.length > 0 ? BigInt(rows.at(-1)!.change_seq) : afterSeq };
 }

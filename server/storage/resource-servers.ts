@@ -1,6 +1,7 @@
 // Resource servers: operator-registered principals naming the audiences they
 // serve (query functions only).
 
+import { notifyPrincipalChanged } from "./apps.js";
 import type { Queryable } from "./db.js";
 
 export interface ResourceServerRecord {
@@ -41,7 +42,9 @@ export async function insertResourceServer(db: Queryable, r: ResourceServerRecor
     `INSERT INTO resource_servers (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING`,
     [r.resourceServerId, r.name, r.secretHash, r.audiences, r.disabled, r.createTime, r.updateTime],
   );
-  return res.rowCount === 1;
+  if (res.rowCount !== 1) return false;
+  await notifyPrincipalChanged(db, r.resourceServerId);
+  return true;
 }
 
 export async function getResourceServer(db: Queryable, id: string, forUpdate = false): Promise<ResourceServerRecord | null> {
@@ -63,4 +66,17 @@ export async function listResourceServers(db: Queryable, afterId: string, limit:
 
 export async function disableResourceServer(db: Queryable, id: string, at: Date): Promise<void> {
   await db.query("UPDATE resource_servers SET disabled = true, update_time = $2 WHERE resource_server_id = $1", [id, at]);
+  await notifyPrincipalChanged(db, id);
+}
+
+/** Resource servers written after change `afterSeq` (every one for -1), like appsChangedSince. */
+export async function resourceServersChangedSince(
+  db: Queryable,
+  afterSeq: bigint,
+): Promise<{ resourceServers: ResourceServerRecord[]; lastSeq: bigint }> {
+  const { rows } = await db.query<Row & { change_seq: string }>(
+    `SELECT ${COLUMNS}, change_seq FROM resource_servers WHERE change_seq > $1 ORDER BY change_seq`,
+    [afterSeq.toString()],
+  );
+  return { resourceServers: rows.map(fromRow), lastSeq: rows.length > 0 ? BigInt(rows.at(-1)!.change_seq) : afterSeq };
 }
