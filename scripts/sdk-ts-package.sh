@@ -4,7 +4,8 @@
 # from the npm registry, through the local cache when it has them), compiles
 # sdk/ts/smoke/smoke.ts there with a strict tsconfig (library .d.ts checked
 # too) and runs it with plain node against a live broker. Needs BATON_ADDR,
-# BATON_CLIENT_ID, BATON_CLIENT_SECRET, BATON_AUDIENCE and BATON_SCOPE
+# BATON_CLIENT_ID, BATON_CLIENT_SECRET, BATON_AUDIENCE, BATON_SCOPE, BATON_OPERATOR_TOKEN,
+# BATON_RS_ID and BATON_RS_SECRET
 # (BATON_JWKS_URL optional), as test/sdk/run-live.ts sets them:
 #
 #   npx tsx test/sdk/run-live.ts bash scripts/sdk-ts-package.sh
