@@ -23,20 +23,11 @@ from pathlib import Path
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _timing import per_call_us  # noqa: E402  (beside this script)
 from jws_helpers import AUDIENCE, ISSUER, SigningKey, claims, jwks  # noqa: E402
 
 import baton  # noqa: E402
 from baton.v1 import broker_pb2, broker_pb2_grpc  # noqa: E402
-
-
-def per_call_us(fn, n: int, rounds: int = 7) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - start) / n * 1e6)
-    return statistics.median(samples)
 
 
 class _View:

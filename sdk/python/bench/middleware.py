@@ -12,10 +12,8 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _timing import per_call_us  # noqa: E402  (beside this script)
 from jws_helpers import AUDIENCE, ISSUER, SigningKey, claims, jwks  # noqa: E402
 
 import baton  # noqa: E402
@@ -33,16 +32,6 @@ class View:
 
     def is_revoked(self, facts: Any) -> bool:
         return False
-
-
-def per_call_us(fn: Callable[[], object], n: int, rounds: int = 7) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - start) / n * 1e6)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 import grpc
 
 from baton._args import string_list
+from baton._rpc import call
 from baton.client import DEFAULT_TIMEOUT
-from baton.errors import bearer_metadata, from_rpc_error
+from baton.errors import bearer_metadata
 from baton.v1 import admin_pb2, admin_pb2_grpc
 
 _Response = TypeVar("_Response")
@@ -297,14 +298,7 @@ class AdminClient:
         return "AdminClient()"
 
     def _call(self, method: Callable[..., _Response], request: Any, timeout: float | None) -> _Response:
-        try:
-            return method(
-                request,
-                timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from error
+        return call(method, request, self._timeout if timeout is None else timeout, self._metadata)
 
 
 _Page = TypeVar("_Page")

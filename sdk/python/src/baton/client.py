@@ -11,7 +11,8 @@ from typing import Any, TypeVar, Union, cast
 import grpc
 
 from baton._args import string_list
-from baton.errors import bearer_metadata, from_rpc_error
+from baton._rpc import call
+from baton.errors import bearer_metadata
 from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, REVOKE_METHOD, AgentKey
 from baton.v1 import broker_pb2, broker_pb2_grpc
 
@@ -422,14 +423,12 @@ class BrokerClient:
         timeout: float | None,
         metadata: tuple[tuple[str, str], ...] | None = None,
     ) -> _Response:
-        try:
-            return method(
-                request,
-                timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata if metadata is None else metadata,
-            )
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from error
+        return call(
+            method,
+            request,
+            self._timeout if timeout is None else timeout,
+            self._metadata if metadata is None else metadata,
+        )
 
 
 #: One target of :meth:`BrokerClient.revoke_many`.
