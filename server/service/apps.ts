@@ -13,6 +13,7 @@ import type { Db, Tx } from "../storage/db.js";
 import { withTransaction } from "../storage/db.js";
 import { liveGrantsOfApp } from "../storage/grants.js";
 import { insertRevocation } from "../storage/revocations.js";
+import { pageOf, pageRequest } from "./paging.js";
 import type { RevocationState } from "./revocation-state.js";
 
 export const MAX_APP_TTL_SECONDS = 24 * 3600;
@@ -119,17 +120,9 @@ export class AppAdmin {
   }
 
   async list(pageSize: number, pageToken: string): Promise<{ apps: AppRecord[]; nextPageToken: string }> {
-    const size = pageSize === 0 ? 50 : pageSize;
-    if (size > 500) throw new InvalidRequestError("page_size", "must be at most 500");
-    let after = "";
-    if (pageToken !== "") {
-      after = Buffer.from(pageToken, "base64url").toString("utf8");
-      if (!APP_ID.test(after)) throw new InvalidRequestError("page_token", "is not a token from a previous page");
-    }
-    const apps = await listApps(this.db, after, size + 1);
-    const more = apps.length > size;
-    const page = apps.slice(0, size);
-    return { apps: page, nextPageToken: more ? Buffer.from(page.at(-1)!.appId, "utf8").toString("base64url") : "" };
+    const { size, after } = pageRequest(pageSize, pageToken, APP_ID);
+    const { page, nextPageToken } = pageOf(await listApps(this.db, after, size + 1), size, (a) => a.appId);
+    return { apps: page, nextPageToken };
   }
 
   /** Applies the change; live tokens that no longer fit are revoked in the same transaction. */
