@@ -320,6 +320,9 @@ export class GrpcServer {
     fn: (req: Req, ctx: CallContext) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     const { auth, logger, metrics } = this.deps;
+    // Per method, not per call.
+    const path = `/baton.v1.${service}/${method}`;
+    const logName = `${service}/${method}`;
     return (call, callback) => {
       const started = process.hrtime.bigint();
       const requestId = requestIdOf(call.metadata);
@@ -329,7 +332,7 @@ export class GrpcServer {
         requestId,
         log,
         caller: async (allowed, charged = false) => {
-          const p = await auth.authenticate(credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`, sourceKey(call.getPeer()));
+          const p = await auth.authenticate(credentialsFrom(call.metadata), allowed, path, sourceKey(call.getPeer()));
           who = p;
           if (charged) await auth.charge(p);
           return p;
@@ -339,7 +342,7 @@ export class GrpcServer {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         const name = grpc.status[code] ?? String(code);
         metrics.observeRpc(method, name, seconds);
-        log.info("rpc", { method: `${service}/${method}`, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer: call.getPeer(), ...callerFields(who) });
+        log.info("rpc", { method: logName, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer: call.getPeer(), ...callerFields(who) });
       };
       const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : Promise.resolve(call.request).then((req) => fn(checkedRequest(req), ctx));
       run.then(
