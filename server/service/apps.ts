@@ -6,7 +6,7 @@ import { AlreadyExistsError, InvalidRequestError, NotFoundError } from "../domai
 import { excessAudiences, requireAppName, requireAudiences, requireScopes } from "../domain/limits.js";
 import type { Revocation } from "../domain/revocations.js";
 import { uncoveredScopes } from "../domain/scopes.js";
-import { hashSecret, newAppId, newClientSecret } from "../crypto/secrets.js";
+import { APP_ID, hashSecret, newAppId, newClientSecret } from "../crypto/secrets.js";
 import { type AppRecord, getApp, insertApp, listApps, updateApp } from "../storage/apps.js";
 import { appendAudit } from "../storage/audit.js";
 import type { Db, Tx } from "../storage/db.js";
@@ -46,8 +46,6 @@ export interface UpdateAppInput {
   readonly ratePerSecond: number | null;
   readonly rateBurst: number | null;
 }
-
-const APP_ID = /^app_[0-9A-Za-z]{22}$/;
 
 function checkTtl(seconds: number): number {
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_APP_TTL_SECONDS) {

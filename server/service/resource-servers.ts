@@ -4,7 +4,7 @@
 
 import { AlreadyExistsError, NotFoundError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireAppName, requireAudiences } from "../domain/limits.js";
-import { hashSecret, newClientSecret, randomBase62 } from "../crypto/secrets.js";
+import { hashSecret, newClientSecret, randomBase62, RESOURCE_SERVER_ID } from "../crypto/secrets.js";
 import { appendAudit } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
 import {
@@ -15,8 +15,6 @@ import {
   type ResourceServerRecord,
 } from "../storage/resource-servers.js";
 import { pageOf, pageRequest } from "./paging.js";
-
-export const RESOURCE_SERVER_ID = /^rs_[0-9A-Za-z]{22}$/;
 
 export interface CreateResourceServerInput {
   readonly name: string;
