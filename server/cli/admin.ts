@@ -34,20 +34,32 @@ const keyRow = (k: SigningKey): Row => ({
   retire_time: k.retireTime?.toISOString() ?? null,
 });
 
+/** The limits an app is created or updated with: --max-ttl, --max-depth, --rate-limit, --burst. */
+interface LimitFlags {
+  maxTtl?: number;
+  maxDepth?: number;
+  rateLimit?: number;
+  burst?: number;
+}
+
+const withLimitOptions = (cmd: Command): Command =>
+  cmd
+    .option("--max-ttl <seconds>", "longest token lifetime", integer(1))
+    .option("--max-depth <n>", "deepest delegation", integer(0, U32))
+    .option("--rate-limit <per-second>", "requests per second per replica (0: the broker's default)", integer(0, U32))
+    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32));
+
 export function addAdminCommands(program: Command): void {
   const app = program.command("app").description("manage apps (the operator credential)");
 
-  app
+  withLimitOptions(app
     .command("create")
     .description("create an app; prints its client secret, once")
     .requiredOption("--name <name>", "unique name")
     .option("--scope <scope>", "scope ceiling entry (repeat)", repeated)
     .option("--audience <audience>", "audience the app may issue for (repeat)", repeated)
-    .option("--max-ttl <seconds>", "longest token lifetime", integer(1))
-    .option("--max-depth <n>", "deepest delegation", integer(0, U32))
-    .option("--rate-limit <per-second>", "requests per second per replica (0: the broker's default)", integer(0, U32))
-    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32))
-    .action(async (o: { name: string; scope?: string[]; audience?: string[]; maxTtl?: number; maxDepth?: number; rateLimit?: number; burst?: number }, cmd: Command) => {
+  )
+    .action(async (o: { name: string; scope?: string[]; audience?: string[] } & LimitFlags, cmd: Command) => {
       const { client, md } = adminClient(cmd);
       const res = await call(client.createApp.bind(client), {
         name: o.name,
@@ -86,18 +98,15 @@ export function addAdminCommands(program: Command): void {
       printList(cmd, rows);
     });
 
-  app
+  withLimitOptions(app
     .command("update")
     .description("change an app; flags not given are left as they are (a narrower ceiling or audience list revokes the tokens that no longer fit)")
     .argument("<app-id>")
     .option("--name <name>", "new name")
     .option("--scope <scope>", "replace the scope ceiling (repeat)", repeated)
     .option("--audience <audience>", "replace the audiences (repeat)", repeated)
-    .option("--max-ttl <seconds>", "longest token lifetime", integer(1))
-    .option("--max-depth <n>", "deepest delegation", integer(0, U32))
-    .option("--rate-limit <per-second>", "requests per second per replica (0: the broker's default)", integer(0, U32))
-    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32))
-    .action(async (appId: string, o: { name?: string; scope?: string[]; audience?: string[]; maxTtl?: number; maxDepth?: number; rateLimit?: number; burst?: number }, cmd: Command) => {
+  )
+    .action(async (appId: string, o: { name?: string; scope?: string[]; audience?: string[] } & LimitFlags, cmd: Command) => {
       const { client, md } = adminClient(cmd);
       const res = await call(client.updateApp.bind(client), {
         appId,

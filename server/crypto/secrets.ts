@@ -22,6 +22,10 @@ export function randomId(): string {
   return randomBytes(16).toString("base64url");
 }
 
+/** What newAppId makes, and what a resource server id looks like: anything else names nothing. */
+export const APP_ID = /^app_[0-9A-Za-z]{22}$/;
+export const RESOURCE_SERVER_ID = /^rs_[0-9A-Za-z]{22}$/;
+
 export function newAppId(): string {
   return `app_${randomBase62(22)}`;
 }

@@ -6,13 +6,14 @@ import { AlreadyExistsError, InvalidRequestError, NotFoundError } from "../domai
 import { excessAudiences, requireAppName, requireAudiences, requireScopes } from "../domain/limits.js";
 import type { Revocation } from "../domain/revocations.js";
 import { uncoveredScopes } from "../domain/scopes.js";
-import { hashSecret, newAppId, newClientSecret } from "../crypto/secrets.js";
+import { APP_ID, hashSecret, newAppId, newClientSecret } from "../crypto/secrets.js";
 import { type AppRecord, getApp, insertApp, listApps, updateApp } from "../storage/apps.js";
 import { appendAudit } from "../storage/audit.js";
 import type { Db, Tx } from "../storage/db.js";
 import { withTransaction } from "../storage/db.js";
 import { liveGrantsOfApp } from "../storage/grants.js";
 import { insertRevocation } from "../storage/revocations.js";
+import { pageOf, pageRequest } from "./paging.js";
 import type { RevocationState } from "./revocation-state.js";
 
 export const MAX_APP_TTL_SECONDS = 24 * 3600;
@@ -45,8 +46,6 @@ export interface UpdateAppInput {
   readonly ratePerSecond: number | null;
   readonly rateBurst: number | null;
 }
-
-const APP_ID = /^app_[0-9A-Za-z]{22}$/;
 
 function checkTtl(seconds: number): number {
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_APP_TTL_SECONDS) {
@@ -119,17 +118,9 @@ export class AppAdmin {
   }
 
   async list(pageSize: number, pageToken: string): Promise<{ apps: AppRecord[]; nextPageToken: string }> {
-    const size = pageSize === 0 ? 50 : pageSize;
-    if (size > 500) throw new InvalidRequestError("page_size", "must be at most 500");
-    let after = "";
-    if (pageToken !== "") {
-      after = Buffer.from(pageToken, "base64url").toString("utf8");
-      if (!APP_ID.test(after)) throw new InvalidRequestError("page_token", "is not a token from a previous page");
-    }
-    const apps = await listApps(this.db, after, size + 1);
-    const more = apps.length > size;
-    const page = apps.slice(0, size);
-    return { apps: page, nextPageToken: more ? Buffer.from(page.at(-1)!.appId, "utf8").toString("base64url") : "" };
+    const { size, after } = pageRequest(pageSize, pageToken, APP_ID);
+    const { page, nextPageToken } = pageOf(await listApps(this.db, after, size + 1), size, (a) => a.appId);
+    return { apps: page, nextPageToken };
   }
 
   /** Applies the change; live tokens that no longer fit are revoked in the same transaction. */

@@ -10,7 +10,7 @@ import {
   ResourceServerDisabledError,
 } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
-import { secretMatches } from "../crypto/secrets.js";
+import { APP_ID, RESOURCE_SERVER_ID, secretMatches } from "../crypto/secrets.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
 
@@ -86,7 +86,7 @@ export async function authenticate(
       // The client id's prefix says which kind of principal it claims to be.
       if (creds.clientId.startsWith("rs_")) {
         if (!allowed.includes("resourceServer")) throw new NotPermittedError(`this method needs ${expected}`);
-        const rs = /^rs_[0-9A-Za-z]{22}$/.test(creds.clientId) ? await auth.findResourceServer(creds.clientId) : null;
+        const rs = RESOURCE_SERVER_ID.test(creds.clientId) ? await auth.findResourceServer(creds.clientId) : null;
         // Hash the secret even for an unknown id, so timing does not tell which ids exist.
         const ok = secretMatches(creds.clientSecret, rs?.secretHash ?? Buffer.alloc(32));
         if (!rs || !ok) throw new CredentialsInvalidError();
@@ -94,7 +94,7 @@ export async function authenticate(
         return { kind: "resourceServer", resourceServer: rs };
       }
       if (!allowed.includes("app")) throw new NotPermittedError(`this method needs ${expected}`);
-      const app = /^app_[0-9A-Za-z]{22}$/.test(creds.clientId) ? await auth.findApp(creds.clientId) : null;
+      const app = APP_ID.test(creds.clientId) ? await auth.findApp(creds.clientId) : null;
       // Hash the secret even for an unknown app, so timing does not tell which ids exist.
       const ok = secretMatches(creds.clientSecret, app?.secretHash ?? Buffer.alloc(32));
       if (!app || !ok) throw new CredentialsInvalidError();

@@ -2,9 +2,9 @@
 // audiences they serve, and may only stream revocations and validate tokens
 // for those audiences. They are not apps: no scope ceiling, no issuance.
 
-import { AlreadyExistsError, InvalidRequestError, NotFoundError } from "../domain/errors.js";
+import { AlreadyExistsError, NotFoundError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireAppName, requireAudiences } from "../domain/limits.js";
-import { hashSecret, newClientSecret, randomBase62 } from "../crypto/secrets.js";
+import { hashSecret, newClientSecret, randomBase62, RESOURCE_SERVER_ID } from "../crypto/secrets.js";
 import { appendAudit } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
 import {
@@ -14,8 +14,7 @@ import {
   listResourceServers,
   type ResourceServerRecord,
 } from "../storage/resource-servers.js";
-
-export const RESOURCE_SERVER_ID = /^rs_[0-9A-Za-z]{22}$/;
+import { pageOf, pageRequest } from "./paging.js";
 
 export interface CreateResourceServerInput {
   readonly name: string;
@@ -55,17 +54,9 @@ export class ResourceServerAdmin {
   }
 
   async list(pageSize: number, pageToken: string): Promise<{ resourceServers: ResourceServerRecord[]; nextPageToken: string }> {
-    const size = pageSize === 0 ? 50 : pageSize;
-    if (size > 500) throw new InvalidRequestError("page_size", "must be at most 500");
-    let after = "";
-    if (pageToken !== "") {
-      after = Buffer.from(pageToken, "base64url").toString("utf8");
-      if (!RESOURCE_SERVER_ID.test(after)) throw new InvalidRequestError("page_token", "is not a token from a previous page");
-    }
-    const rows = await listResourceServers(this.db, after, size + 1);
-    const page = rows.slice(0, size);
-    const next = rows.length > size ? Buffer.from(page.at(-1)!.resourceServerId, "utf8").toString("base64url") : "";
-    return { resourceServers: page, nextPageToken: next };
+    const { size, after } = pageRequest(pageSize, pageToken, RESOURCE_SERVER_ID);
+    const { page, nextPageToken } = pageOf(await listResourceServers(this.db, after, size + 1), size, (r) => r.resourceServerId);
+    return { resourceServers: page, nextPageToken };
   }
 
   async disable(id: string, reason: string, requestId: string): Promise<ResourceServerRecord> {

@@ -14,6 +14,7 @@
 import { BatonError, InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
+import { APP_ID } from "../crypto/secrets.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
 import { appendAudit } from "../storage/audit.js";
 import { type Db, type Queryable, withTransaction } from "../storage/db.js";
@@ -190,7 +191,7 @@ export class Revoker {
   }
 
   private async appOf(db: Queryable, appId: string, target: RevocationTarget): Promise<AppRecord> {
-    const app = /^app_[0-9A-Za-z]{22}$/.test(appId) ? await getApp(db, appId) : null;
+    const app = APP_ID.test(appId) ? await getApp(db, appId) : null;
     if (!app) throw new NotFoundError(target);
     return app;
   }

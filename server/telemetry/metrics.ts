@@ -13,6 +13,11 @@ const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const PACKAGE_JSON = ["../../package.json", "../../../package.json"].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u));
 const VERSION = PACKAGE_JSON ? (JSON.parse(readFileSync(PACKAGE_JSON, "utf8")) as { version: string }).version : "unknown";
 
+/** A counter with one label, in `registry`. */
+function countedBy<L extends string>(registry: Registry, name: string, help: string, label: L): Counter<L> {
+  return new Counter({ name, help, labelNames: [label], registers: [registry] });
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
@@ -28,24 +33,19 @@ export class Metrics {
     buckets: BUCKETS,
     registers: [this.registry],
   });
-  private readonly validations = new Counter({
-    name: "baton_validations_total",
-    help: "Validate verdicts by token status.",
-    labelNames: ["status"] as const,
-    registers: [this.registry],
-  });
-  private readonly issued = new Counter({
-    name: "baton_tokens_issued_total",
-    help: "Tokens minted, by kind: issue (an app's Issue) or delegate (an agent's Delegate).",
-    labelNames: ["kind"] as const,
-    registers: [this.registry],
-  });
-  private readonly revocations = new Counter({
-    name: "baton_revocations_total",
-    help: "Revocations recorded through Revoke, by target (token, agent, task, chain, app).",
-    labelNames: ["target"] as const,
-    registers: [this.registry],
-  });
+  private readonly validations = countedBy(this.registry, "baton_validations_total", "Validate verdicts by token status.", "status");
+  private readonly issued = countedBy(
+    this.registry,
+    "baton_tokens_issued_total",
+    "Tokens minted, by kind: issue (an app's Issue) or delegate (an agent's Delegate).",
+    "kind",
+  );
+  private readonly revocations = countedBy(
+    this.registry,
+    "baton_revocations_total",
+    "Revocations recorded through Revoke, by target (token, agent, task, chain, app).",
+    "target",
+  );
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "" });

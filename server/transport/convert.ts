@@ -33,12 +33,12 @@ const protoName = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.to
  */
 export function fieldWithNul(message: object, path = ""): string | null {
   for (const [key, value] of Object.entries(message)) {
-    const name = path + protoName(key);
     const values: unknown[] = Array.isArray(value) ? value : [value];
     for (const v of values) {
-      if (typeof v === "string" && v.includes("\u0000")) return name;
+      // The field's name is built only when it is needed: a hit, or a message to walk into.
+      if (typeof v === "string" && v.includes("\u0000")) return path + protoName(key);
       if (typeof v === "object" && v !== null && !(v instanceof Uint8Array) && !(v instanceof Date)) {
-        const inner = fieldWithNul(v, `${name}.`);
+        const inner = fieldWithNul(v, `${path}${protoName(key)}.`);
         if (inner !== null) return inner;
       }
     }

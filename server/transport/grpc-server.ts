@@ -92,6 +92,14 @@ function callerFields(p: Principal | null): Record<string, string> {
   }
 }
 
+/** One finished call, unary or stream: its metrics and its access-log line. */
+function observeCall(metrics: Metrics, log: Logger, method: string, logName: string, started: bigint, peer: string, who: Principal | null, code: grpc.status): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const name = grpc.status[code] ?? String(code);
+  metrics.observeRpc(method, name, seconds);
+  log.info("rpc", { method: logName, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer, ...callerFields(who) });
+}
+
 /** Encoded revocation events, shared by every stream that sends them. */
 const encodedRevocations = new WeakMap<object, Buffer>();
 
@@ -320,6 +328,9 @@ export class GrpcServer {
     fn: (req: Req, ctx: CallContext) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     const { auth, logger, metrics } = this.deps;
+    // Per method, not per call.
+    const path = `/baton.v1.${service}/${method}`;
+    const logName = `${service}/${method}`;
     return (call, callback) => {
       const started = process.hrtime.bigint();
       const requestId = requestIdOf(call.metadata);
@@ -329,18 +340,13 @@ export class GrpcServer {
         requestId,
         log,
         caller: async (allowed, charged = false) => {
-          const p = await auth.authenticate(credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`, sourceKey(call.getPeer()));
+          const p = await auth.authenticate(credentialsFrom(call.metadata), allowed, path, sourceKey(call.getPeer()));
           who = p;
           if (charged) await auth.charge(p);
           return p;
         },
       };
-      const finish = (code: grpc.status): void => {
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        const name = grpc.status[code] ?? String(code);
-        metrics.observeRpc(method, name, seconds);
-        log.info("rpc", { method: `${service}/${method}`, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer: call.getPeer(), ...callerFields(who) });
-      };
+      const finish = (code: grpc.status): void => observeCall(metrics, log, method, logName, started, call.getPeer(), who, code);
       const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : Promise.resolve(call.request).then((req) => fn(checkedRequest(req), ctx));
       run.then(
         (res) => {
@@ -428,10 +434,7 @@ export class GrpcServer {
     const finish = (code: grpc.status): void => {
       if (ended) return;
       ended = true;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const name = grpc.status[code] ?? String(code);
-      metrics.observeRpc("StreamRevocations", name, seconds);
-      log.info("rpc", { method: "BrokerService/StreamRevocations", code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer: call.getPeer(), ...callerFields(who) });
+      observeCall(metrics, log, "StreamRevocations", "BrokerService/StreamRevocations", started, call.getPeer(), who, code);
     };
     const fail = (err: unknown): void => {
       const m = mapError(err, requestId);
