@@ -43,7 +43,7 @@ export class Metrics {
   private readonly revocations = countedBy(
     this.registry,
     "baton_revocations_total",
-    "Revocations recorded through Revoke, by target (token, agent, task, chain, app).",
+    "Revocations recorded through Revoke and RevokeMany, by target (token, agent, task, chain, app).",
     "target",
   );
 

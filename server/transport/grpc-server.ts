@@ -415,6 +415,7 @@ export class GrpcServer {
           req.targets.map((t) => ({ target: targetFromProto(t.target), id: t.id, appId: t.appId, reason: t.reason })),
           ctx,
         );
+        for (const r of rs) metrics.revoked(r.target);
         return { revocations: rs.map(revocationToProto) };
       }),
       streamRevocations: (call) => this.streamRevocations(call),

@@ -86,6 +86,15 @@ describe("/metrics", () => {
     // Ids and scopes never become labels.
     for (const id of [app.appId, parent.claims!.tokenId, parent.claims!.agentId, "metrics-task", "read:records"]) expect(after).not.toContain(id);
   });
+
+  it("counts each target of a RevokeMany", async () => {
+    const before = await scrape();
+    await call(b.client.revokeMany, b.client, {
+      targets: ["bulk-a", "bulk-b"].map((id) => ({ target: RevocationTarget.REVOCATION_TARGET_TASK, id, appId: app.appId, reason: "" })),
+    }, operatorMd());
+    const after = await scrape();
+    expect(sample(after, 'baton_revocations_total{target="task"}') - sample(before, 'baton_revocations_total{target="task"}')).toBe(2);
+  });
 });
 
 /** Issue, with what came back in trailers (on success and on error). */
