@@ -36,11 +36,6 @@ export function rootTokenId(c: Pick<TokenClaims, "tokenId" | "lineage">): string
   return c.lineage[0]?.tokenId ?? c.tokenId;
 }
 
-/** depth = number of ancestors. */
-export function depthOf(c: Pick<TokenClaims, "lineage">): number {
-  return c.lineage.length;
-}
-
 /**
  * The SPIFFE-style agent id (DESIGN §2). The task id is percent-encoded
  * (RFC 3986), so its `: / @` stay inside one path segment; the other parts
