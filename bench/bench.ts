@@ -78,13 +78,14 @@ try {
   const req: IssueRequest = {
     taskId: "bench-task", orchestrationId: "", humanPrincipal: "user:bench", scopes: ["read:records:P-1042"],
     audiences: ["ehr-api"], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
+    approvalId: "",
   };
   const token = (await unary(client.issue.bind(client), req, app) as { accessToken: string }).accessToken;
   // Delegation from a plain token, and from a key-bound one (a fresh proof
   // of possession per call, signed here on the same machine).
   const asAgent = new Metadata();
   asAgent.set("authorization", `Bearer ${token}`);
-  const dreq: DelegateRequest = { scopes: ["read:records:P-1042"], audiences: [], ttl: { seconds: 60, nanos: 0 }, allowTtlClamp: false, agentPublicKeyJwk: "" };
+  const dreq: DelegateRequest = { scopes: ["read:records:P-1042"], audiences: [], ttl: { seconds: 60, nanos: 0 }, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" };
   const key = await AgentKey.generate();
   const bound = (await unary(client.issue.bind(client), { ...req, agentPublicKeyJwk: key.publicJwk }, app) as { accessToken: string }).accessToken;
   const delegateWithProof = async () => {

@@ -95,7 +95,7 @@ export async function startBench(): Promise<Bench> {
         // The first broker may still be migrating the database: retry.
         for (let i = 0; ; i++) {
           try {
-            const r: { app?: { appId: string }; clientSecret: string } = await unary(admin.createApp.bind(admin), { name: `bench-${i}-${Date.now()}`, scopeCeiling, audiences, maxTtl: undefined, maxDelegationDepth: 0 }, operatorMd);
+            const r: { app?: { appId: string }; clientSecret: string } = await unary(admin.createApp.bind(admin), { name: `bench-${i}-${Date.now()}`, scopeCeiling, audiences, maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined }, operatorMd);
             const md = new Metadata();
             md.set("authorization", `Basic ${Buffer.from(`${r.app!.appId}:${r.clientSecret}`).toString("base64")}`);
             return { clientId: r.app!.appId, clientSecret: r.clientSecret, md };

@@ -43,7 +43,7 @@ try {
   // The broker may still be migrating the database: retry.
   for (let i = 0; !app; i++) {
     try {
-      app = await unary(admin.createApp.bind(admin), { name: `load-${Date.now()}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 1 }, bench.operatorMd);
+      app = await unary(admin.createApp.bind(admin), { name: `load-${Date.now()}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 1, approvalPolicy: [], maxTaskLifetime: undefined }, bench.operatorMd);
     } catch (err) {
       if (i > 50) throw err;
       await sleep(200);

@@ -42,6 +42,7 @@ const request = (scope: string, i: number): IssueRequest => ({
   ttl: undefined,
   allowTtlClamp: false,
   agentPublicKeyJwk: "",
+  approvalId: "",
 });
 
 /** Calls `fn` from `concurrency` workers until `stop()`; counts outcomes by gRPC code. */

@@ -69,6 +69,7 @@ async function main(): Promise<void> {
   const req = (i: number): IssueRequest => ({
     taskId: `soak-${i % 1000}`, orchestrationId: "", humanPrincipal: "user:soak", scopes: ["read:records:P-1"], audiences: ["ehr-api"],
     ttl: { seconds: ttl, nanos: 0 }, allowTtlClamp: false, agentPublicKeyJwk: "",
+    approvalId: "",
   });
   let issued = 0;
   let errors = 0;

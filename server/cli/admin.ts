@@ -69,6 +69,7 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth ?? 0,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
+        approvalPolicy: [], maxTaskLifetime: undefined,
       }, md);
       printOne(cmd, { app_id: res.app?.appId, client_secret: res.clientSecret, note: "the client secret is shown only now" });
     });
@@ -119,6 +120,7 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
+        approvalPolicy: [], maxTaskLifetime: undefined, updateApprovalPolicy: false,
       }, md);
       printOne(cmd, { ...appDetail(res.app), revoked_token_count: res.revokedTokenCount });
     });

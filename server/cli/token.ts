@@ -43,6 +43,7 @@ export function addTokenCommands(program: Command): void {
         ttl: o.ttl !== undefined ? { seconds: o.ttl, nanos: 0 } : undefined,
         allowTtlClamp: false,
         agentPublicKeyJwk: "",
+        approvalId: "",
       }, md);
       printOne(cmd, { access_token: res.accessToken, token_id: res.claims?.tokenId, agent_id: res.claims?.agentId, expire_time: res.claims?.expireTime });
     });

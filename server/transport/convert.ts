@@ -63,6 +63,8 @@ export function claimsToProto(c: DomainClaims): TokenClaims {
     lineage: c.lineage.map((e) => ({ tokenId: e.tokenId, agentId: e.agentId })),
     depth: c.lineage.length,
     keyThumbprint: c.keyThumbprint ?? "",
+    approval: undefined,
+    renewedFromTokenId: "",
   };
 }
 
@@ -156,6 +158,7 @@ export function appToProto(a: AppRecord): App {
     updateTime: a.updateTime,
     rateLimitPerSecond: a.ratePerSecond,
     rateLimitBurst: a.rateBurst,
+    approvalPolicy: [], maxTaskLifetime: undefined,
   };
 }
 

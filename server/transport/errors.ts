@@ -41,6 +41,16 @@ const CODES: Record<ErrorReason, status> = {
   // Not UNAVAILABLE: clients retry that one on their own, and a wrong secret
   // retried in a loop is what this reason exists to stop.
   AUTHENTICATION_THROTTLED: status.RESOURCE_EXHAUSTED,
+  APPROVAL_REQUIRED: status.FAILED_PRECONDITION,
+  APPROVAL_PENDING: status.FAILED_PRECONDITION,
+  APPROVAL_DENIED: status.PERMISSION_DENIED,
+  APPROVAL_EXPIRED: status.FAILED_PRECONDITION,
+  APPROVAL_USED: status.FAILED_PRECONDITION,
+  APPROVAL_MISMATCH: status.PERMISSION_DENIED,
+  APPROVAL_NOT_PENDING: status.FAILED_PRECONDITION,
+  APPROVER_NOT_ELIGIBLE: status.PERMISSION_DENIED,
+  APPROVER_DISABLED: status.PERMISSION_DENIED,
+  TASK_LIFETIME_EXCEEDED: status.FAILED_PRECONDITION,
 };
 
 const INTERNAL_MESSAGE = "internal error; the broker logged it with the request id";

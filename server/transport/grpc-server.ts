@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { asParentRefusal, InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
+import { asParentRefusal, InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
@@ -420,6 +420,13 @@ export class GrpcServer {
       }),
       streamRevocations: (call) => this.streamRevocations(call),
       getKeySet: this.unary("BrokerService", "GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
+      // ISSUE-8 PLACEHOLDERS: replaced by the renewal and access-report work (issue 8); none may remain on main.
+      renew: this.unary("BrokerService", "Renew", async () => {
+        throw new NotImplementedError("Renew");
+      }),
+      reportAccess: this.unary("BrokerService", "ReportAccess", async () => {
+        throw new NotImplementedError("ReportAccess");
+      }),
     };
   }
 
@@ -574,6 +581,19 @@ export class GrpcServer {
         await operator(ctx);
         const r = await verifyAudit(db);
         return { intact: r.intact, eventCount: r.eventCount, firstBrokenSeq: Number(r.firstBrokenSeq) };
+      }),
+      // ISSUE-8 PLACEHOLDERS: replaced by the audit-query and approvals work (issue 8); none may remain on main.
+      listAuditEvents: this.unary("AdminService", "ListAuditEvents", async () => {
+        throw new NotImplementedError("ListAuditEvents");
+      }),
+      createApprover: this.unary("AdminService", "CreateApprover", async () => {
+        throw new NotImplementedError("CreateApprover");
+      }),
+      listApprovers: this.unary("AdminService", "ListApprovers", async () => {
+        throw new NotImplementedError("ListApprovers");
+      }),
+      disableApprover: this.unary("AdminService", "DisableApprover", async () => {
+        throw new NotImplementedError("DisableApprover");
       }),
     };
   }

@@ -27,6 +27,7 @@ const issue = (req: Partial<Parameters<typeof b.client.issue>[0]> = {}, md = app
     ttl: undefined,
     allowTtlClamp: false,
     agentPublicKeyJwk: "",
+    approvalId: "",
     ...req,
   }, md);
 
@@ -125,7 +126,7 @@ describe("every refusal carries a status code and an ErrorInfo reason", () => {
     ["revoke with no target", () => call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_UNSPECIFIED, id: "x", appId: "", reason: "" }, app.md), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["revoke an unknown token", () => call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: "nope", appId: "", reason: "" }, app.md), status.NOT_FOUND, "NOT_FOUND"],
     ["validate without audience", () => validate("a.b.c", ""), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
-    ["delegate with a malformed bearer token", () => call(b.client.delegate, b.client, { scopes: [], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, bearer("x.y.z")), status.UNAUTHENTICATED, "TOKEN_INVALID"],
+    ["delegate with a malformed bearer token", () => call(b.client.delegate, b.client, { scopes: [], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, bearer("x.y.z")), status.UNAUTHENTICATED, "TOKEN_INVALID"],
   ];
   it.each(cases)("%s", async (_name, run, code, reason) => {
     const e = await refusal(run());

@@ -60,10 +60,10 @@ describe("RevokeMany", () => {
 
   it("cascades: a token or chain target kills what was delegated from it", async () => {
     const root = await issue("bulk-cascade");
-    const child = await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, agentPublicKeyJwk: "", allowTtlClamp: false }, agentMd(root.accessToken));
-    const grandchild = await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, agentPublicKeyJwk: "", allowTtlClamp: false }, agentMd(child.accessToken));
+    const child = await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, agentPublicKeyJwk: "", allowTtlClamp: false, approvalId: "" }, agentMd(root.accessToken));
+    const grandchild = await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, agentPublicKeyJwk: "", allowTtlClamp: false, approvalId: "" }, agentMd(child.accessToken));
     const other1 = await issue("bulk-cascade-2");
-    const otherChild = await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, agentPublicKeyJwk: "", allowTtlClamp: false }, agentMd(other1.accessToken));
+    const otherChild = await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, agentPublicKeyJwk: "", allowTtlClamp: false, approvalId: "" }, agentMd(other1.accessToken));
 
     // A chain named by a descendant is stored as its root.
     const res = await revokeMany([target(TOKEN, child.claims!.tokenId), target(CHAIN, otherChild.claims!.tokenId)]);

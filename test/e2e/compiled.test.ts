@@ -146,6 +146,7 @@ describe("the compiled broker", () => {
         audiences: ["ehr-api"],
         maxTtl: undefined,
         maxDelegationDepth: 0,
+        approvalPolicy: [], maxTaskLifetime: undefined,
       }, bearer(OPERATOR_TOKEN));
       const issued = await call(client.issue, client, issueRequest(), basic(created.app!.appId, created.clientSecret));
       expect(issued.accessToken.split(".")).toHaveLength(3);

@@ -92,6 +92,7 @@ async function grow(t: Tree): Promise<Node[]> {
     ttl: { seconds: t.rootTtl, nanos: 0 },
     allowTtlClamp: false,
     agentPublicKeyJwk: "",
+    approvalId: "",
   }, app.md);
   const nodeOf = (r: DelegateResponse, parent: number | null): Node => ({
     token: r.accessToken,
@@ -123,6 +124,7 @@ async function grow(t: Tree): Promise<Node[]> {
       ttl: s.ttl === null ? undefined : { seconds: s.ttl, nanos: 0 },
       allowTtlClamp: s.clamp,
       agentPublicKeyJwk: "",
+      approvalId: "",
     }, agentMd(parent.token));
 
     if (broken.size > 0) {

@@ -42,6 +42,7 @@ const issue = (o: IssueOptions = {}) =>
     ttl: o.ttlSeconds ? { seconds: o.ttlSeconds, nanos: 0 } : undefined,
     allowTtlClamp: false,
     agentPublicKeyJwk: o.key?.jwkJson ?? "",
+    approvalId: "",
   }, (o.into ?? app).md);
 
 interface DelegateOptions {
@@ -61,6 +62,7 @@ async function delegate(token: string, o: DelegateOptions, holder?: TestAgentKey
     ttl: o.ttlSeconds ? { seconds: o.ttlSeconds, nanos: 0 } : undefined,
     allowTtlClamp: o.clamp ?? false,
     agentPublicKeyJwk: o.key?.jwkJson ?? "",
+    approvalId: "",
   }, agentMd(token, proof));
 }
 
@@ -193,7 +195,7 @@ describe("key-bound tokens", () => {
     const key = await TestAgentKey.generate();
     const t = await issue({ key });
     const other = await issue({ key });
-    const req = { scopes: ["read:records:P-1042"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" };
+    const req = { scopes: ["read:records:P-1042"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" };
     const withProof = (proof: string) => call(b.client.delegate, b.client, req, agentMd(t.accessToken, proof));
 
     const proof = await key.proof(t.accessToken);
@@ -310,9 +312,9 @@ describe("refusals name the rule", () => {
   });
 
   it("only an agent's own token delegates: app credentials, the operator and forged lineage are refused", async () => {
-    const asApp = await refusal(call(b.client.delegate, b.client, { scopes: ["read:records:P-1042"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, app.md));
+    const asApp = await refusal(call(b.client.delegate, b.client, { scopes: ["read:records:P-1042"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, app.md));
     expect(asApp.code).toBe(status.PERMISSION_DENIED);
-    const asOperator = await refusal(call(b.client.delegate, b.client, { scopes: ["read:records:P-1042"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, operatorMd()));
+    const asOperator = await refusal(call(b.client.delegate, b.client, { scopes: ["read:records:P-1042"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, operatorMd()));
     expect(asOperator.code).toBe(status.PERMISSION_DENIED);
 
     // A token whose payload was rewritten to carry a long lineage (and wider
@@ -337,10 +339,12 @@ describe("refusals name the rule", () => {
       const t = await call(strict.client.issue, strict.client, {
         taskId: "short", orchestrationId: "", humanPrincipal: "", scopes: ["read:records:*"], audiences: ["ehr-api"],
         ttl: { seconds: 1, nanos: 0 }, allowTtlClamp: false, agentPublicKeyJwk: "",
+        approvalId: "",
       }, a.md);
       await new Promise((r) => setTimeout(r, Math.max(0, t.claims!.expireTime!.getTime() - Date.now()) + 1100));
       const e = await refusal(call(strict.client.delegate, strict.client, {
         scopes: ["read:records:*"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "",
+        approvalId: "",
       }, agentMd(t.accessToken)));
       expect(e.code).toBe(status.PERMISSION_DENIED);
       expect(e.reason).toBe("PARENT_EXPIRED");

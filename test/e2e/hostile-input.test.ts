@@ -169,7 +169,7 @@ describe("clean statuses where INTERNAL used to answer (item 8)", () => {
     ["Validate audience", () => call(b.client.validate, b.client, { token: "x", audience: nul("ehr-api"), requiredScopes: [] }, app.md), "audience"],
     ["DisableApp reason", () => call(b.admin.disableApp, b.admin, { appId: other.appId, reason: nul("r") }, operatorMd()), "reason"],
     ["GetApp id", () => call(b.admin.getApp, b.admin, { appId: nul("app_") }, operatorMd()), "app_id"],
-    ["CreateApp audiences", () => call(b.admin.createApp, b.admin, { name: "nul-app", scopeCeiling: ["a:b:c"], audiences: [nul("a")], maxTtl: undefined, maxDelegationDepth: 0 }, operatorMd()), "audiences"],
+    ["CreateApp audiences", () => call(b.admin.createApp, b.admin, { name: "nul-app", scopeCeiling: ["a:b:c"], audiences: [nul("a")], maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined }, operatorMd()), "audiences"],
   ];
 
   it.each(cases)("a NUL character in %s is INVALID_ARGUMENT naming the field, and nothing is stored", async (_name, run, field) => {
@@ -287,7 +287,7 @@ describe("no credential reaches the broker's output, even with grpc-js tracing o
       }
       const client = new BrokerServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
       const admin = new AdminServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
-      const created = await call(admin.createApp, admin, { name: "logs", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 }, operatorMd());
+      const created = await call(admin.createApp, admin, { name: "logs", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined }, operatorMd());
       const appId = created.app!.appId;
       const secret = created.clientSecret;
       const basicValue = `Basic ${Buffer.from(`${appId}:${secret}`).toString("base64")}`;

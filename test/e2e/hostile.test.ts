@@ -73,8 +73,8 @@ describe("hostile requests are refused and nothing is stored", () => {
     ["bytes that are not protobuf", () => raw("/baton.v1.BrokerService/Issue", Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]), app.md), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["revoke with a 10 KB id", () => call(b.client.revoke, b.client, { target: 1, id: "x".repeat(10_000), appId: "", reason: "" }, app.md), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["revoke with an unknown target value", () => call(b.client.revoke, b.client, { target: 99 as never, id: "x", appId: "", reason: "" }, app.md), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
-    ["create app with an empty ceiling", () => call(b.admin.createApp, b.admin, { name: "x", scopeCeiling: [], audiences: ["a"], maxTtl: undefined, maxDelegationDepth: 0 }, bearer("bop_test_operator_credential_0123456789abcdef")), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
-    ["create app with a 25 h max ttl", () => call(b.admin.createApp, b.admin, { name: "y", scopeCeiling: ["a:b:c"], audiences: ["a"], maxTtl: { seconds: 90_000, nanos: 0 }, maxDelegationDepth: 0 }, bearer("bop_test_operator_credential_0123456789abcdef")), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
+    ["create app with an empty ceiling", () => call(b.admin.createApp, b.admin, { name: "x", scopeCeiling: [], audiences: ["a"], maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined }, bearer("bop_test_operator_credential_0123456789abcdef")), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
+    ["create app with a 25 h max ttl", () => call(b.admin.createApp, b.admin, { name: "y", scopeCeiling: ["a:b:c"], audiences: ["a"], maxTtl: { seconds: 90_000, nanos: 0 }, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined }, bearer("bop_test_operator_credential_0123456789abcdef")), status.INVALID_ARGUMENT, "INVALID_REQUEST"],
     ["wrong operator credential", () => call(b.admin.listApps, b.admin, { pageSize: 0, pageToken: "" }, bearer("bop_wrong_operator_credential_0123456789abcdef")), status.UNAUTHENTICATED, "CREDENTIALS_INVALID"],
   ];
 

@@ -46,7 +46,7 @@ describe("per-app rate limits", () => {
 
   const issue = (app: TestApp, over: Partial<IssueRequest> = {}) => call(b.client.issue, b.client, issueRequest(over), app.md);
   const setLimit = (app: TestApp, perSecond: number, burst: number) =>
-    call(b.admin.updateApp, b.admin, { appId: app.appId, updateScopeCeiling: false, scopeCeiling: [], updateAudiences: false, audiences: [], maxTtl: undefined, rateLimitPerSecond: perSecond, rateLimitBurst: burst }, operatorMd());
+    call(b.admin.updateApp, b.admin, { appId: app.appId, updateScopeCeiling: false, scopeCeiling: [], updateAudiences: false, audiences: [], maxTtl: undefined, rateLimitPerSecond: perSecond, rateLimitBurst: burst, approvalPolicy: [], maxTaskLifetime: undefined, updateApprovalPolicy: false }, operatorMd());
   const stored = async () => {
     const { rows } = await b.database.db.query<{ grants: string; audit: string }>("SELECT (SELECT count(*) FROM grants) AS grants, (SELECT count(*) FROM audit_events) AS audit");
     return { grants: Number(rows[0]!.grants), audit: Number(rows[0]!.audit) };
@@ -67,7 +67,7 @@ describe("per-app rate limits", () => {
     const res = await call(
       b.admin.createApp,
       b.admin,
-      { name: "limited", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0, rateLimitPerSecond: 1, rateLimitBurst: 3 },
+      { name: "limited", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0, rateLimitPerSecond: 1, rateLimitBurst: 3, approvalPolicy: [], maxTaskLifetime: undefined },
       operatorMd(),
     );
     expect(res.app!.rateLimitPerSecond).toBe(1);
@@ -111,7 +111,7 @@ describe("per-app rate limits", () => {
     await setLimit(app, 1, 1);
     await drain(app);
     const delegated = await refusal(
-      call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, bearer(token)),
+      call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, bearer(token)),
     );
     expect([delegated.code, delegated.reason]).toEqual([status.RESOURCE_EXHAUSTED, "RATE_LIMITED"]);
     const revoked = await refusal(call(b.client.revoke, b.client, { target: 1, id: "", appId: "", reason: "" }, bearer(token)));
@@ -157,7 +157,7 @@ describe("per-app rate limits", () => {
     const N = 200;
     const refusals = Array.from({ length: N }, (_, i) =>
       i % 4 === 3
-        ? refusal(call(b.client.delegate, b.client, { scopes: ["write:billing:*"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, withId(bearer(agent), `burst-${i}`)))
+        ? refusal(call(b.client.delegate, b.client, { scopes: ["write:billing:*"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, withId(bearer(agent), `burst-${i}`)))
         : refusal(call(b.client.issue, b.client, issueRequest({ scopes: ["write:billing:*"] }), withId(noisy.md, `burst-${i}`))),
     );
     // Issuance by another app at the same time: grant batches and refusal

@@ -100,7 +100,7 @@ function unary<Req>(b: ReadyBroker, method: "issue" | "revoke", req: Req, md: Me
 async function createApp(b: ReadyBroker): Promise<Metadata> {
   const res = await new Promise<{ app?: { appId: string }; clientSecret: string }>((resolve, reject) => {
     b.admin.createApp(
-      { name: `signals-${Math.random().toString(36).slice(2, 8)}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 },
+      { name: `signals-${Math.random().toString(36).slice(2, 8)}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined },
       bearer(OPERATOR_TOKEN),
       { deadline: new Date(Date.now() + 30_000) },
       (e, r) => (e ? reject(e) : resolve(r)),

@@ -73,6 +73,7 @@ describe("/metrics", () => {
       ttl: undefined,
       allowTtlClamp: false,
       agentPublicKeyJwk: "",
+      approvalId: "",
     }, agentMd(parent.accessToken));
     await call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: parent.claims!.tokenId, appId: "", reason: "" }, operatorMd());
     await call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TASK, id: "metrics-task", appId: app.appId, reason: "" }, operatorMd());
@@ -190,7 +191,7 @@ describe("access log and request id", () => {
     const key = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"], maxDelegationDepth: 1 });
     const t = await call(b.client.issue, b.client, issueRequest(), key.md);
     await call(b.client.validate, b.client, { token: t.accessToken, audience: "ehr-api", requiredScopes: [] }, key.md);
-    await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, agentMd(t.accessToken));
+    await call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, agentMd(t.accessToken));
     // A refused agent call still carries its token in metadata.
     await issueWithTrailers(issueRequest(), agentMd(t.accessToken));
     const all = lines.join("");

@@ -67,7 +67,7 @@ async function issue(app: TestApp, taskId: string, audiences: string[]) {
 }
 
 async function delegate(token: string, audiences: string[] = []) {
-  return call(b.client.delegate, b.client, { scopes: ["read:records:1"], audiences, ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, bearer(token));
+  return call(b.client.delegate, b.client, { scopes: ["read:records:1"], audiences, ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, bearer(token));
 }
 
 const ready = (s: TestStream) => s.waitFor((x) => x.events.some((e) => e.snapshotComplete), 10_000, "snapshot complete");

@@ -67,6 +67,7 @@ export function issueRequest(over: Partial<IssueRequest> = {}): IssueRequest {
     ttl: undefined,
     allowTtlClamp: false,
     agentPublicKeyJwk: "",
+    approvalId: "",
     ...over,
   };
 }
@@ -138,6 +139,7 @@ export async function createApp(
     audiences: opts.audiences ?? ["ehr-api"],
     maxTtl: opts.maxTtlSeconds ? { seconds: opts.maxTtlSeconds, nanos: 0 } : undefined,
     maxDelegationDepth: opts.maxDelegationDepth ?? 0,
+    approvalPolicy: [], maxTaskLifetime: undefined,
   }, operatorMd());
   return { appId: res.app!.appId, secret: res.clientSecret, md: basic(res.app!.appId, res.clientSecret) };
 }

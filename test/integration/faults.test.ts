@@ -90,7 +90,7 @@ const tokenId = (o: Outcome): string => ((o as { value: { claims: { tokenId: str
 async function createApp(b: ReadyBroker): Promise<Metadata> {
   const res = await new Promise<{ app?: { appId: string }; clientSecret: string }>((resolve, reject) => {
     b.admin.createApp(
-      { name: "faults", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 },
+      { name: "faults", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined },
       bearer(OPERATOR_TOKEN),
       { deadline: new Date(Date.now() + 30_000) },
       (e, r) => (e ? reject(e) : resolve(r)),

@@ -144,7 +144,7 @@ describe("revocation after pruning", () => {
 
   const issue = () => call(b.client.issue, b.client, issueRequest({ taskId: "task-ret", scopes: ["read:records:P-1"] }), app.md);
   const delegate = (token: string) =>
-    call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" }, agentMd(token));
+    call(b.client.delegate, b.client, { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" }, agentMd(token));
   const statusOf = async (token: string) =>
     (await call(b.client.validate, b.client, { token, audience: "ehr-api", requiredScopes: [] }, app.md)).status;
   const revoke = (target: RevocationTarget, id: string) =>

@@ -114,6 +114,7 @@ describe("app changes", () => {
     const res = await call(b.admin.updateApp, b.admin, {
       appId: a.appId, name: undefined, updateScopeCeiling: true, scopeCeiling: ["read:records:*"],
       updateAudiences: false, audiences: [], maxTtl: undefined, maxDelegationDepth: undefined,
+      approvalPolicy: [], maxTaskLifetime: undefined, updateApprovalPolicy: false,
     }, operatorMd());
     expect(res.revokedTokenCount).toBe(1);
     expect(await statusOf(reader.accessToken, a)).toBe(TokenStatus.TOKEN_STATUS_VALID);

@@ -43,7 +43,7 @@ try {
     md.set("authorization", `Bearer ${OPERATOR}`);
     const created = await new Promise<{ appId: string; secret: string }>((resolve, reject) =>
       admin.createApp(
-        { name: "sdk-live", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0 },
+        { name: "sdk-live", scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 0, approvalPolicy: [], maxTaskLifetime: undefined },
         md,
         (err, res) => (err ? reject(err) : resolve({ appId: res.app!.appId, secret: res.clientSecret })),
       ),

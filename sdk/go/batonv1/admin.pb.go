@@ -23,6 +23,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ScopeClass is how much oversight a scope needs.
+type ScopeClass int32
+
+const (
+	// Not set; refused.
+	ScopeClass_SCOPE_CLASS_UNSPECIFIED ScopeClass = 0
+	// Issued automatically within the ceiling.
+	ScopeClass_SCOPE_CLASS_READ ScopeClass = 1
+	// Issued automatically, or after one approval when the rule says so.
+	ScopeClass_SCOPE_CLASS_WRITE ScopeClass = 2
+	// Always needs step-up approval by one or two humans.
+	ScopeClass_SCOPE_CLASS_DANGEROUS_WRITE ScopeClass = 3
+)
+
+// Enum value maps for ScopeClass.
+var (
+	ScopeClass_name = map[int32]string{
+		0: "SCOPE_CLASS_UNSPECIFIED",
+		1: "SCOPE_CLASS_READ",
+		2: "SCOPE_CLASS_WRITE",
+		3: "SCOPE_CLASS_DANGEROUS_WRITE",
+	}
+	ScopeClass_value = map[string]int32{
+		"SCOPE_CLASS_UNSPECIFIED":     0,
+		"SCOPE_CLASS_READ":            1,
+		"SCOPE_CLASS_WRITE":           2,
+		"SCOPE_CLASS_DANGEROUS_WRITE": 3,
+	}
+)
+
+func (x ScopeClass) Enum() *ScopeClass {
+	p := new(ScopeClass)
+	*p = x
+	return p
+}
+
+func (x ScopeClass) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ScopeClass) Descriptor() protoreflect.EnumDescriptor {
+	return file_baton_v1_admin_proto_enumTypes[0].Descriptor()
+}
+
+func (ScopeClass) Type() protoreflect.EnumType {
+	return &file_baton_v1_admin_proto_enumTypes[0]
+}
+
+func (x ScopeClass) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ScopeClass.Descriptor instead.
+func (ScopeClass) EnumDescriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
 // SigningKeyState is where a key is in its life.
 type SigningKeyState int32
 
@@ -64,11 +121,11 @@ func (x SigningKeyState) String() string {
 }
 
 func (SigningKeyState) Descriptor() protoreflect.EnumDescriptor {
-	return file_baton_v1_admin_proto_enumTypes[0].Descriptor()
+	return file_baton_v1_admin_proto_enumTypes[1].Descriptor()
 }
 
 func (SigningKeyState) Type() protoreflect.EnumType {
-	return &file_baton_v1_admin_proto_enumTypes[0]
+	return &file_baton_v1_admin_proto_enumTypes[1]
 }
 
 func (x SigningKeyState) Number() protoreflect.EnumNumber {
@@ -77,7 +134,7 @@ func (x SigningKeyState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SigningKeyState.Descriptor instead.
 func (SigningKeyState) EnumDescriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{1}
 }
 
 // App is a registered orchestrating application.
@@ -110,8 +167,15 @@ type App struct {
 	// The app's own burst: how many such requests a replica accepts at once
 	// after a quiet spell. 0: the broker's default (`BATON_APP_BURST`).
 	RateLimitBurst uint32 `protobuf:"varint,11,opt,name=rate_limit_burst,json=rateLimitBurst,proto3" json:"rate_limit_burst,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The approval policy: rules classing scopes as read, write or dangerous
+	// write. Empty: every scope within the ceiling is issued without approval.
+	ApprovalPolicy []*ApprovalRule `protobuf:"bytes,12,rep,name=approval_policy,json=approvalPolicy,proto3" json:"approval_policy,omitempty"`
+	// The longest a task may hold tokens through Renew, counted from the
+	// issuance of the first token of a renewal line. Unset: the broker default
+	// (BATON_MAX_TASK_SECONDS, 8 hours).
+	MaxTaskLifetime *durationpb.Duration `protobuf:"bytes,13,opt,name=max_task_lifetime,json=maxTaskLifetime,proto3" json:"max_task_lifetime,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -221,6 +285,100 @@ func (x *App) GetRateLimitBurst() uint32 {
 	return 0
 }
 
+func (x *App) GetApprovalPolicy() []*ApprovalRule {
+	if x != nil {
+		return x.ApprovalPolicy
+	}
+	return nil
+}
+
+func (x *App) GetMaxTaskLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.MaxTaskLifetime
+	}
+	return nil
+}
+
+// ApprovalRule classes the scopes a pattern covers.
+type ApprovalRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A scope pattern in the scope grammar (`action:resource:identifier`,
+	// `*` as a whole final segment). The rule applies to every requested scope
+	// that can grant anything the pattern covers: `write:prescriptions:*`
+	// applies to `write:prescriptions:P-1042` and to `write:*`. When several
+	// rules apply, the strictest wins (dangerous write over write over read,
+	// then the most approvals).
+	Pattern string `protobuf:"bytes,1,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	// The class of the scopes the pattern covers.
+	ScopeClass ScopeClass `protobuf:"varint,2,opt,name=scope_class,json=scopeClass,proto3,enum=baton.v1.ScopeClass" json:"scope_class,omitempty"`
+	// How many distinct approvers must approve: 0 for read; 0 or 1 for write;
+	// 1 or 2 (dual control) for dangerous write.
+	ApprovalsRequired uint32 `protobuf:"varint,3,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	// The approver group whose members may decide. Required when
+	// `approvals_required` is above 0.
+	ApproverGroup string `protobuf:"bytes,4,opt,name=approver_group,json=approverGroup,proto3" json:"approver_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovalRule) Reset() {
+	*x = ApprovalRule{}
+	mi := &file_baton_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovalRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovalRule) ProtoMessage() {}
+
+func (x *ApprovalRule) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovalRule.ProtoReflect.Descriptor instead.
+func (*ApprovalRule) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ApprovalRule) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *ApprovalRule) GetScopeClass() ScopeClass {
+	if x != nil {
+		return x.ScopeClass
+	}
+	return ScopeClass_SCOPE_CLASS_UNSPECIFIED
+}
+
+func (x *ApprovalRule) GetApprovalsRequired() uint32 {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return 0
+}
+
+func (x *ApprovalRule) GetApproverGroup() string {
+	if x != nil {
+		return x.ApproverGroup
+	}
+	return ""
+}
+
 // CreateAppRequest registers an app.
 type CreateAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -243,13 +401,18 @@ type CreateAppRequest struct {
 	// The app's burst (see `App.rate_limit_burst`). Unset or 0: the broker's
 	// default. At most 1,000,000.
 	RateLimitBurst *uint32 `protobuf:"varint,7,opt,name=rate_limit_burst,json=rateLimitBurst,proto3,oneof" json:"rate_limit_burst,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The approval policy (see `App.approval_policy`). Optional.
+	ApprovalPolicy []*ApprovalRule `protobuf:"bytes,8,rep,name=approval_policy,json=approvalPolicy,proto3" json:"approval_policy,omitempty"`
+	// The task lifetime maximum (see `App.max_task_lifetime`). Optional; at
+	// least 1 second, at most 30 days.
+	MaxTaskLifetime *durationpb.Duration `protobuf:"bytes,9,opt,name=max_task_lifetime,json=maxTaskLifetime,proto3" json:"max_task_lifetime,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[1]
+	mi := &file_baton_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +424,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[1]
+	mi := &file_baton_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +437,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateAppRequest) GetName() string {
@@ -326,6 +489,20 @@ func (x *CreateAppRequest) GetRateLimitBurst() uint32 {
 	return 0
 }
 
+func (x *CreateAppRequest) GetApprovalPolicy() []*ApprovalRule {
+	if x != nil {
+		return x.ApprovalPolicy
+	}
+	return nil
+}
+
+func (x *CreateAppRequest) GetMaxTaskLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.MaxTaskLifetime
+	}
+	return nil
+}
+
 // CreateAppResponse returns the app and its secret.
 type CreateAppResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -339,7 +516,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[2]
+	mi := &file_baton_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +528,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[2]
+	mi := &file_baton_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +541,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -392,7 +569,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[3]
+	mi := &file_baton_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +581,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[3]
+	mi := &file_baton_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +594,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetAppRequest) GetAppId() string {
@@ -438,7 +615,7 @@ type GetAppResponse struct {
 
 func (x *GetAppResponse) Reset() {
 	*x = GetAppResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[4]
+	mi := &file_baton_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +627,7 @@ func (x *GetAppResponse) String() string {
 func (*GetAppResponse) ProtoMessage() {}
 
 func (x *GetAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[4]
+	mi := &file_baton_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +640,7 @@ func (x *GetAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppResponse.ProtoReflect.Descriptor instead.
 func (*GetAppResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetAppResponse) GetApp() *App {
@@ -486,7 +663,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[5]
+	mi := &file_baton_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +675,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[5]
+	mi := &file_baton_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +688,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListAppsRequest) GetPageSize() uint32 {
@@ -541,7 +718,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[6]
+	mi := &file_baton_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +730,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[6]
+	mi := &file_baton_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +743,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -609,13 +786,21 @@ type UpdateAppRequest struct {
 	RateLimitPerSecond *uint32 `protobuf:"varint,9,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3,oneof" json:"rate_limit_per_second,omitempty"`
 	// A new burst; 0 returns the app to the broker's default.
 	RateLimitBurst *uint32 `protobuf:"varint,10,opt,name=rate_limit_burst,json=rateLimitBurst,proto3,oneof" json:"rate_limit_burst,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When true, the approval policy is replaced by `approval_policy` (which
+	// may be empty). Approvals already pending keep the rule they were
+	// created under.
+	UpdateApprovalPolicy bool `protobuf:"varint,11,opt,name=update_approval_policy,json=updateApprovalPolicy,proto3" json:"update_approval_policy,omitempty"`
+	// The new approval policy, used when `update_approval_policy` is true.
+	ApprovalPolicy []*ApprovalRule `protobuf:"bytes,12,rep,name=approval_policy,json=approvalPolicy,proto3" json:"approval_policy,omitempty"`
+	// The new task lifetime maximum. Unset: unchanged.
+	MaxTaskLifetime *durationpb.Duration `protobuf:"bytes,13,opt,name=max_task_lifetime,json=maxTaskLifetime,proto3" json:"max_task_lifetime,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[7]
+	mi := &file_baton_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +812,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[7]
+	mi := &file_baton_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +825,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateAppRequest) GetAppId() string {
@@ -713,6 +898,27 @@ func (x *UpdateAppRequest) GetRateLimitBurst() uint32 {
 	return 0
 }
 
+func (x *UpdateAppRequest) GetUpdateApprovalPolicy() bool {
+	if x != nil {
+		return x.UpdateApprovalPolicy
+	}
+	return false
+}
+
+func (x *UpdateAppRequest) GetApprovalPolicy() []*ApprovalRule {
+	if x != nil {
+		return x.ApprovalPolicy
+	}
+	return nil
+}
+
+func (x *UpdateAppRequest) GetMaxTaskLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.MaxTaskLifetime
+	}
+	return nil
+}
+
 // UpdateAppResponse returns the changed app.
 type UpdateAppResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -726,7 +932,7 @@ type UpdateAppResponse struct {
 
 func (x *UpdateAppResponse) Reset() {
 	*x = UpdateAppResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[8]
+	mi := &file_baton_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +944,7 @@ func (x *UpdateAppResponse) String() string {
 func (*UpdateAppResponse) ProtoMessage() {}
 
 func (x *UpdateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[8]
+	mi := &file_baton_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +957,7 @@ func (x *UpdateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAppResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateAppResponse) GetApp() *App {
@@ -781,7 +987,7 @@ type DisableAppRequest struct {
 
 func (x *DisableAppRequest) Reset() {
 	*x = DisableAppRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[9]
+	mi := &file_baton_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +999,7 @@ func (x *DisableAppRequest) String() string {
 func (*DisableAppRequest) ProtoMessage() {}
 
 func (x *DisableAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[9]
+	mi := &file_baton_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1012,7 @@ func (x *DisableAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableAppRequest.ProtoReflect.Descriptor instead.
 func (*DisableAppRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DisableAppRequest) GetAppId() string {
@@ -834,7 +1040,7 @@ type DisableAppResponse struct {
 
 func (x *DisableAppResponse) Reset() {
 	*x = DisableAppResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[10]
+	mi := &file_baton_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1052,7 @@ func (x *DisableAppResponse) String() string {
 func (*DisableAppResponse) ProtoMessage() {}
 
 func (x *DisableAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[10]
+	mi := &file_baton_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1065,7 @@ func (x *DisableAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableAppResponse.ProtoReflect.Descriptor instead.
 func (*DisableAppResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DisableAppResponse) GetApp() *App {
@@ -880,7 +1086,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[11]
+	mi := &file_baton_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1098,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[11]
+	mi := &file_baton_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1111,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RotateAppSecretRequest) GetAppId() string {
@@ -926,7 +1132,7 @@ type RotateAppSecretResponse struct {
 
 func (x *RotateAppSecretResponse) Reset() {
 	*x = RotateAppSecretResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[12]
+	mi := &file_baton_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1144,7 @@ func (x *RotateAppSecretResponse) String() string {
 func (*RotateAppSecretResponse) ProtoMessage() {}
 
 func (x *RotateAppSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[12]
+	mi := &file_baton_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1157,7 @@ func (x *RotateAppSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateAppSecretResponse) GetClientSecret() string {
@@ -986,7 +1192,7 @@ type ResourceServer struct {
 
 func (x *ResourceServer) Reset() {
 	*x = ResourceServer{}
-	mi := &file_baton_v1_admin_proto_msgTypes[13]
+	mi := &file_baton_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1204,7 @@ func (x *ResourceServer) String() string {
 func (*ResourceServer) ProtoMessage() {}
 
 func (x *ResourceServer) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[13]
+	mi := &file_baton_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1217,7 @@ func (x *ResourceServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceServer.ProtoReflect.Descriptor instead.
 func (*ResourceServer) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResourceServer) GetResourceServerId() string {
@@ -1070,7 +1276,7 @@ type CreateResourceServerRequest struct {
 
 func (x *CreateResourceServerRequest) Reset() {
 	*x = CreateResourceServerRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[14]
+	mi := &file_baton_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1288,7 @@ func (x *CreateResourceServerRequest) String() string {
 func (*CreateResourceServerRequest) ProtoMessage() {}
 
 func (x *CreateResourceServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[14]
+	mi := &file_baton_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1301,7 @@ func (x *CreateResourceServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResourceServerRequest.ProtoReflect.Descriptor instead.
 func (*CreateResourceServerRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateResourceServerRequest) GetName() string {
@@ -1125,7 +1331,7 @@ type CreateResourceServerResponse struct {
 
 func (x *CreateResourceServerResponse) Reset() {
 	*x = CreateResourceServerResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[15]
+	mi := &file_baton_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1343,7 @@ func (x *CreateResourceServerResponse) String() string {
 func (*CreateResourceServerResponse) ProtoMessage() {}
 
 func (x *CreateResourceServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[15]
+	mi := &file_baton_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1356,7 @@ func (x *CreateResourceServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResourceServerResponse.ProtoReflect.Descriptor instead.
 func (*CreateResourceServerResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateResourceServerResponse) GetResourceServer() *ResourceServer {
@@ -1180,7 +1386,7 @@ type ListResourceServersRequest struct {
 
 func (x *ListResourceServersRequest) Reset() {
 	*x = ListResourceServersRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[16]
+	mi := &file_baton_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1398,7 @@ func (x *ListResourceServersRequest) String() string {
 func (*ListResourceServersRequest) ProtoMessage() {}
 
 func (x *ListResourceServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[16]
+	mi := &file_baton_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1411,7 @@ func (x *ListResourceServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourceServersRequest.ProtoReflect.Descriptor instead.
 func (*ListResourceServersRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListResourceServersRequest) GetPageSize() uint32 {
@@ -1235,7 +1441,7 @@ type ListResourceServersResponse struct {
 
 func (x *ListResourceServersResponse) Reset() {
 	*x = ListResourceServersResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[17]
+	mi := &file_baton_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1453,7 @@ func (x *ListResourceServersResponse) String() string {
 func (*ListResourceServersResponse) ProtoMessage() {}
 
 func (x *ListResourceServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[17]
+	mi := &file_baton_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1466,7 @@ func (x *ListResourceServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourceServersResponse.ProtoReflect.Descriptor instead.
 func (*ListResourceServersResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListResourceServersResponse) GetResourceServers() []*ResourceServer {
@@ -1290,7 +1496,7 @@ type DisableResourceServerRequest struct {
 
 func (x *DisableResourceServerRequest) Reset() {
 	*x = DisableResourceServerRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[18]
+	mi := &file_baton_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1508,7 @@ func (x *DisableResourceServerRequest) String() string {
 func (*DisableResourceServerRequest) ProtoMessage() {}
 
 func (x *DisableResourceServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[18]
+	mi := &file_baton_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1521,7 @@ func (x *DisableResourceServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableResourceServerRequest.ProtoReflect.Descriptor instead.
 func (*DisableResourceServerRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DisableResourceServerRequest) GetResourceServerId() string {
@@ -1343,7 +1549,7 @@ type DisableResourceServerResponse struct {
 
 func (x *DisableResourceServerResponse) Reset() {
 	*x = DisableResourceServerResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[19]
+	mi := &file_baton_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1561,7 @@ func (x *DisableResourceServerResponse) String() string {
 func (*DisableResourceServerResponse) ProtoMessage() {}
 
 func (x *DisableResourceServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[19]
+	mi := &file_baton_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1574,7 @@ func (x *DisableResourceServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableResourceServerResponse.ProtoReflect.Descriptor instead.
 func (*DisableResourceServerResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DisableResourceServerResponse) GetResourceServer() *ResourceServer {
@@ -1401,7 +1607,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_baton_v1_admin_proto_msgTypes[20]
+	mi := &file_baton_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1619,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[20]
+	mi := &file_baton_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1632,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -1487,7 +1693,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[21]
+	mi := &file_baton_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1705,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[21]
+	mi := &file_baton_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1718,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 // ListSigningKeysResponse lists the keys still published.
@@ -1526,7 +1732,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[22]
+	mi := &file_baton_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1744,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[22]
+	mi := &file_baton_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1757,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListSigningKeysResponse) GetKeys() []*SigningKey {
@@ -1570,7 +1776,7 @@ type RotateSigningKeyRequest struct {
 
 func (x *RotateSigningKeyRequest) Reset() {
 	*x = RotateSigningKeyRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[23]
+	mi := &file_baton_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1788,7 @@ func (x *RotateSigningKeyRequest) String() string {
 func (*RotateSigningKeyRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[23]
+	mi := &file_baton_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1801,7 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 // RotateSigningKeyResponse reports the rotation.
@@ -1611,7 +1817,7 @@ type RotateSigningKeyResponse struct {
 
 func (x *RotateSigningKeyResponse) Reset() {
 	*x = RotateSigningKeyResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[24]
+	mi := &file_baton_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1829,7 @@ func (x *RotateSigningKeyResponse) String() string {
 func (*RotateSigningKeyResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[24]
+	mi := &file_baton_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1842,7 @@ func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RotateSigningKeyResponse) GetActive() *SigningKey {
@@ -1662,7 +1868,7 @@ type VerifyAuditLogRequest struct {
 
 func (x *VerifyAuditLogRequest) Reset() {
 	*x = VerifyAuditLogRequest{}
-	mi := &file_baton_v1_admin_proto_msgTypes[25]
+	mi := &file_baton_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1880,7 @@ func (x *VerifyAuditLogRequest) String() string {
 func (*VerifyAuditLogRequest) ProtoMessage() {}
 
 func (x *VerifyAuditLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[25]
+	mi := &file_baton_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1893,7 @@ func (x *VerifyAuditLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditLogRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditLogRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 // VerifyAuditLogResponse reports the check.
@@ -1705,7 +1911,7 @@ type VerifyAuditLogResponse struct {
 
 func (x *VerifyAuditLogResponse) Reset() {
 	*x = VerifyAuditLogResponse{}
-	mi := &file_baton_v1_admin_proto_msgTypes[26]
+	mi := &file_baton_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1923,7 @@ func (x *VerifyAuditLogResponse) String() string {
 func (*VerifyAuditLogResponse) ProtoMessage() {}
 
 func (x *VerifyAuditLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_admin_proto_msgTypes[26]
+	mi := &file_baton_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1936,7 @@ func (x *VerifyAuditLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditLogResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditLogResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyAuditLogResponse) GetIntact() bool {
@@ -1754,11 +1960,851 @@ func (x *VerifyAuditLogResponse) GetFirstBrokenSeq() uint64 {
 	return 0
 }
 
+// ListAuditEventsRequest filters and pages the audit trail. Filters combine
+// with AND; an unset filter matches everything.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only events of this app.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Only events of this task.
+	TaskId string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// Only events about this agent (`sub`).
+	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Only events for this human principal.
+	HumanPrincipal string `protobuf:"bytes,4,opt,name=human_principal,json=humanPrincipal,proto3" json:"human_principal,omitempty"`
+	// Only events of these kinds (e.g. `token.issued`, `approval.approved`,
+	// `access.denied`); empty: all kinds.
+	Kinds []string `protobuf:"bytes,5,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	// Only events at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only events before this time.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only events with a sequence number above this one (for following the
+	// trail: pass the last `seq` seen).
+	AfterSeq uint64 `protobuf:"varint,8,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// Only events about this token (`jti`).
+	TokenId string `protobuf:"bytes,9,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// At most this many events (default 100, at most 1000).
+	PageSize uint32 `protobuf:"varint,10,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's `next_page_token`; the other fields must be
+	// the same as in that request.
+	PageToken     string `protobuf:"bytes,11,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListAuditEventsRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetHumanPrincipal() string {
+	if x != nil {
+		return x.HumanPrincipal
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAuditEventsResponse is one page of events.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events, oldest first.
+	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// AuditEvent is one entry of the hash-chained audit trail. Fields that do not
+// apply to an event's kind are empty. It never holds a token, secret, proof
+// or key.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's position in the chain, from 1.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// What happened, e.g. `token.issued`, `issue.refused`,
+	// `revocation.created`, `approval.requested`, `access.allowed`.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// When it happened.
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// Who acted: `operator`, `broker`, `app:<id>`, `agent:<sub>`,
+	// `resource_server:<id>` or `approver:<id>`.
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The app concerned.
+	AppId string `protobuf:"bytes,5,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// The request that caused it (echoed to callers as `x-request-id`).
+	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The task (run) id.
+	TaskId string `protobuf:"bytes,7,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The orchestration id.
+	OrchestrationId string `protobuf:"bytes,8,opt,name=orchestration_id,json=orchestrationId,proto3" json:"orchestration_id,omitempty"`
+	// The agent identity (`sub`) concerned.
+	AgentId string `protobuf:"bytes,9,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The human the work was done for.
+	HumanPrincipal string `protobuf:"bytes,10,opt,name=human_principal,json=humanPrincipal,proto3" json:"human_principal,omitempty"`
+	// The token concerned (`jti`).
+	TokenId string `protobuf:"bytes,11,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// The delegation lineage of that token, root first.
+	Lineage []*LineageEntry `protobuf:"bytes,12,rep,name=lineage,proto3" json:"lineage,omitempty"`
+	// The permissions requested, granted or used.
+	Scopes []string `protobuf:"bytes,13,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The target systems (audiences).
+	Audiences []string `protobuf:"bytes,14,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	// The approval concerned, if any.
+	ApprovalId string `protobuf:"bytes,15,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	// The approval's result for this event, e.g. `approved`, `denied`,
+	// `expired`, `used`.
+	ApprovalResult string `protobuf:"bytes,16,opt,name=approval_result,json=approvalResult,proto3" json:"approval_result,omitempty"`
+	// The credential's lifetime, for events that mint one.
+	CredentialLifetime *durationpb.Duration `protobuf:"bytes,17,opt,name=credential_lifetime,json=credentialLifetime,proto3" json:"credential_lifetime,omitempty"`
+	// The resource server concerned (access reports, stream subscriptions).
+	ResourceServerId string `protobuf:"bytes,18,opt,name=resource_server_id,json=resourceServerId,proto3" json:"resource_server_id,omitempty"`
+	// The outcome: `ok`, or the ErrorReason name of a refusal, or for an
+	// access report the resource server's own outcome.
+	Outcome string `protobuf:"bytes,19,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// A reason given by a person (revocation or approval decision) or a
+	// resource server (access denial).
+	Reason string `protobuf:"bytes,20,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Every fact of the event as stored and hashed (canonical JSON).
+	DataJson      string `protobuf:"bytes,21,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_baton_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AuditEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOrchestrationId() string {
+	if x != nil {
+		return x.OrchestrationId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetHumanPrincipal() string {
+	if x != nil {
+		return x.HumanPrincipal
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetLineage() []*LineageEntry {
+	if x != nil {
+		return x.Lineage
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetApprovalResult() string {
+	if x != nil {
+		return x.ApprovalResult
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetCredentialLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.CredentialLifetime
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetResourceServerId() string {
+	if x != nil {
+		return x.ResourceServerId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetDataJson() string {
+	if x != nil {
+		return x.DataJson
+	}
+	return ""
+}
+
+// Approver is a named human who may decide approvals.
+type Approver struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approver's client id, `apv_...`.
+	ApproverId string `protobuf:"bytes,1,opt,name=approver_id,json=approverId,proto3" json:"approver_id,omitempty"`
+	// A unique display name (e.g. `dr-smith`).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The approver groups it belongs to (1 to 16 names).
+	Groups []string `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	// True once disabled.
+	Disabled bool `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// When it was registered.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Approver) Reset() {
+	*x = Approver{}
+	mi := &file_baton_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approver) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approver) ProtoMessage() {}
+
+func (x *Approver) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approver.ProtoReflect.Descriptor instead.
+func (*Approver) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Approver) GetApproverId() string {
+	if x != nil {
+		return x.ApproverId
+	}
+	return ""
+}
+
+func (x *Approver) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Approver) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *Approver) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *Approver) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Approver) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateApproverRequest registers an approver.
+type CreateApproverRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A unique name, 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its groups, 1 to 16 names in the same character set.
+	Groups        []string `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApproverRequest) Reset() {
+	*x = CreateApproverRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApproverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApproverRequest) ProtoMessage() {}
+
+func (x *CreateApproverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApproverRequest.ProtoReflect.Descriptor instead.
+func (*CreateApproverRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CreateApproverRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateApproverRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// CreateApproverResponse returns the approver and its secret.
+type CreateApproverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new approver.
+	Approver *Approver `protobuf:"bytes,1,opt,name=approver,proto3" json:"approver,omitempty"`
+	// Its client secret, shown once. Treat as a secret.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApproverResponse) Reset() {
+	*x = CreateApproverResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApproverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApproverResponse) ProtoMessage() {}
+
+func (x *CreateApproverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApproverResponse.ProtoReflect.Descriptor instead.
+func (*CreateApproverResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CreateApproverResponse) GetApprover() *Approver {
+	if x != nil {
+		return x.Approver
+	}
+	return nil
+}
+
+func (x *CreateApproverResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// ListApproversRequest asks for a page of approvers.
+type ListApproversRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 100, at most 1000).
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApproversRequest) Reset() {
+	*x = ListApproversRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApproversRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApproversRequest) ProtoMessage() {}
+
+func (x *ListApproversRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApproversRequest.ProtoReflect.Descriptor instead.
+func (*ListApproversRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListApproversRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListApproversRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListApproversResponse is one page of approvers.
+type ListApproversResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approvers, ordered by id.
+	Approvers []*Approver `protobuf:"bytes,1,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	// Pass to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApproversResponse) Reset() {
+	*x = ListApproversResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApproversResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApproversResponse) ProtoMessage() {}
+
+func (x *ListApproversResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApproversResponse.ProtoReflect.Descriptor instead.
+func (*ListApproversResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListApproversResponse) GetApprovers() []*Approver {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *ListApproversResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// DisableApproverRequest disables an approver.
+type DisableApproverRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approver to disable.
+	ApproverId string `protobuf:"bytes,1,opt,name=approver_id,json=approverId,proto3" json:"approver_id,omitempty"`
+	// Why, for the audit trail. Optional; up to 512 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableApproverRequest) Reset() {
+	*x = DisableApproverRequest{}
+	mi := &file_baton_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableApproverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableApproverRequest) ProtoMessage() {}
+
+func (x *DisableApproverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableApproverRequest.ProtoReflect.Descriptor instead.
+func (*DisableApproverRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DisableApproverRequest) GetApproverId() string {
+	if x != nil {
+		return x.ApproverId
+	}
+	return ""
+}
+
+func (x *DisableApproverRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// DisableApproverResponse returns the disabled approver.
+type DisableApproverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approver, now disabled.
+	Approver      *Approver `protobuf:"bytes,1,opt,name=approver,proto3" json:"approver,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableApproverResponse) Reset() {
+	*x = DisableApproverResponse{}
+	mi := &file_baton_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableApproverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableApproverResponse) ProtoMessage() {}
+
+func (x *DisableApproverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableApproverResponse.ProtoReflect.Descriptor instead.
+func (*DisableApproverResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DisableApproverResponse) GetApprover() *Approver {
+	if x != nil {
+		return x.Approver
+	}
+	return nil
+}
+
 var File_baton_v1_admin_proto protoreflect.FileDescriptor
 
 const file_baton_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14baton/v1/admin.proto\x12\bbaton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x03\n" +
+	"\x14baton/v1/admin.proto\x12\bbaton.v1\x1a\x15baton/v1/broker.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x04\n" +
 	"\x03App\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -1773,7 +2819,15 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"updateTime\x121\n" +
 	"\x15rate_limit_per_second\x18\n" +
 	" \x01(\rR\x12rateLimitPerSecond\x12(\n" +
-	"\x10rate_limit_burst\x18\v \x01(\rR\x0erateLimitBurst\"\xe5\x02\n" +
+	"\x10rate_limit_burst\x18\v \x01(\rR\x0erateLimitBurst\x12?\n" +
+	"\x0fapproval_policy\x18\f \x03(\v2\x16.baton.v1.ApprovalRuleR\x0eapprovalPolicy\x12E\n" +
+	"\x11max_task_lifetime\x18\r \x01(\v2\x19.google.protobuf.DurationR\x0fmaxTaskLifetime\"\xb5\x01\n" +
+	"\fApprovalRule\x12\x18\n" +
+	"\apattern\x18\x01 \x01(\tR\apattern\x125\n" +
+	"\vscope_class\x18\x02 \x01(\x0e2\x14.baton.v1.ScopeClassR\n" +
+	"scopeClass\x12-\n" +
+	"\x12approvals_required\x18\x03 \x01(\rR\x11approvalsRequired\x12%\n" +
+	"\x0eapprover_group\x18\x04 \x01(\tR\rapproverGroup\"\xed\x03\n" +
 	"\x10CreateAppRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rscope_ceiling\x18\x02 \x03(\tR\fscopeCeiling\x12\x1c\n" +
@@ -1781,7 +2835,9 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\amax_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06maxTtl\x120\n" +
 	"\x14max_delegation_depth\x18\x05 \x01(\rR\x12maxDelegationDepth\x126\n" +
 	"\x15rate_limit_per_second\x18\x06 \x01(\rH\x00R\x12rateLimitPerSecond\x88\x01\x01\x12-\n" +
-	"\x10rate_limit_burst\x18\a \x01(\rH\x01R\x0erateLimitBurst\x88\x01\x01B\x18\n" +
+	"\x10rate_limit_burst\x18\a \x01(\rH\x01R\x0erateLimitBurst\x88\x01\x01\x12?\n" +
+	"\x0fapproval_policy\x18\b \x03(\v2\x16.baton.v1.ApprovalRuleR\x0eapprovalPolicy\x12E\n" +
+	"\x11max_task_lifetime\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0fmaxTaskLifetimeB\x18\n" +
 	"\x16_rate_limit_per_secondB\x13\n" +
 	"\x11_rate_limit_burst\"Y\n" +
 	"\x11CreateAppResponse\x12\x1f\n" +
@@ -1797,7 +2853,7 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"]\n" +
 	"\x10ListAppsResponse\x12!\n" +
 	"\x04apps\x18\x01 \x03(\v2\r.baton.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc3\x05\n" +
 	"\x10UpdateAppRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x120\n" +
@@ -1809,7 +2865,10 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\x14max_delegation_depth\x18\b \x01(\rH\x01R\x12maxDelegationDepth\x88\x01\x01\x126\n" +
 	"\x15rate_limit_per_second\x18\t \x01(\rH\x02R\x12rateLimitPerSecond\x88\x01\x01\x12-\n" +
 	"\x10rate_limit_burst\x18\n" +
-	" \x01(\rH\x03R\x0erateLimitBurst\x88\x01\x01B\a\n" +
+	" \x01(\rH\x03R\x0erateLimitBurst\x88\x01\x01\x124\n" +
+	"\x16update_approval_policy\x18\v \x01(\bR\x14updateApprovalPolicy\x12?\n" +
+	"\x0fapproval_policy\x18\f \x03(\v2\x16.baton.v1.ApprovalRuleR\x0eapprovalPolicy\x12E\n" +
+	"\x11max_task_lifetime\x18\r \x01(\v2\x19.google.protobuf.DurationR\x0fmaxTaskLifetimeB\a\n" +
 	"\x05_nameB\x17\n" +
 	"\x15_max_delegation_depthB\x18\n" +
 	"\x16_rate_limit_per_secondB\x13\n" +
@@ -1876,12 +2935,93 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\x06intact\x18\x01 \x01(\bR\x06intact\x12\x1f\n" +
 	"\vevent_count\x18\x02 \x01(\x04R\n" +
 	"eventCount\x12(\n" +
-	"\x10first_broken_seq\x18\x03 \x01(\x04R\x0efirstBrokenSeq*\x8d\x01\n" +
+	"\x10first_broken_seq\x18\x03 \x01(\x04R\x0efirstBrokenSeq\"\x88\x03\n" +
+	"\x16ListAuditEventsRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12'\n" +
+	"\x0fhuman_principal\x18\x04 \x01(\tR\x0ehumanPrincipal\x12\x14\n" +
+	"\x05kinds\x18\x05 \x03(\tR\x05kinds\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
+	"\tafter_seq\x18\b \x01(\x04R\bafterSeq\x12\x19\n" +
+	"\btoken_id\x18\t \x01(\tR\atokenId\x12\x1b\n" +
+	"\tpage_size\x18\n" +
+	" \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\v \x01(\tR\tpageToken\"o\n" +
+	"\x17ListAuditEventsResponse\x12,\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.baton.v1.AuditEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x05\n" +
+	"\n" +
+	"AuditEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x129\n" +
+	"\n" +
+	"event_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x15\n" +
+	"\x06app_id\x18\x05 \x01(\tR\x05appId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x12\x17\n" +
+	"\atask_id\x18\a \x01(\tR\x06taskId\x12)\n" +
+	"\x10orchestration_id\x18\b \x01(\tR\x0forchestrationId\x12\x19\n" +
+	"\bagent_id\x18\t \x01(\tR\aagentId\x12'\n" +
+	"\x0fhuman_principal\x18\n" +
+	" \x01(\tR\x0ehumanPrincipal\x12\x19\n" +
+	"\btoken_id\x18\v \x01(\tR\atokenId\x120\n" +
+	"\alineage\x18\f \x03(\v2\x16.baton.v1.LineageEntryR\alineage\x12\x16\n" +
+	"\x06scopes\x18\r \x03(\tR\x06scopes\x12\x1c\n" +
+	"\taudiences\x18\x0e \x03(\tR\taudiences\x12\x1f\n" +
+	"\vapproval_id\x18\x0f \x01(\tR\n" +
+	"approvalId\x12'\n" +
+	"\x0fapproval_result\x18\x10 \x01(\tR\x0eapprovalResult\x12J\n" +
+	"\x13credential_lifetime\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x12credentialLifetime\x12,\n" +
+	"\x12resource_server_id\x18\x12 \x01(\tR\x10resourceServerId\x12\x18\n" +
+	"\aoutcome\x18\x13 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x14 \x01(\tR\x06reason\x12\x1b\n" +
+	"\tdata_json\x18\x15 \x01(\tR\bdataJson\"\xed\x01\n" +
+	"\bApprover\x12\x1f\n" +
+	"\vapprover_id\x18\x01 \x01(\tR\n" +
+	"approverId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\x12\x1a\n" +
+	"\bdisabled\x18\x04 \x01(\bR\bdisabled\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"C\n" +
+	"\x15CreateApproverRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\"m\n" +
+	"\x16CreateApproverResponse\x12.\n" +
+	"\bapprover\x18\x01 \x01(\v2\x12.baton.v1.ApproverR\bapprover\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"R\n" +
+	"\x14ListApproversRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
+	"\x15ListApproversResponse\x120\n" +
+	"\tapprovers\x18\x01 \x03(\v2\x12.baton.v1.ApproverR\tapprovers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Q\n" +
+	"\x16DisableApproverRequest\x12\x1f\n" +
+	"\vapprover_id\x18\x01 \x01(\tR\n" +
+	"approverId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"I\n" +
+	"\x17DisableApproverResponse\x12.\n" +
+	"\bapprover\x18\x01 \x01(\v2\x12.baton.v1.ApproverR\bapprover*w\n" +
+	"\n" +
+	"ScopeClass\x12\x1b\n" +
+	"\x17SCOPE_CLASS_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10SCOPE_CLASS_READ\x10\x01\x12\x15\n" +
+	"\x11SCOPE_CLASS_WRITE\x10\x02\x12\x1f\n" +
+	"\x1bSCOPE_CLASS_DANGEROUS_WRITE\x10\x03*\x8d\x01\n" +
 	"\x0fSigningKeyState\x12!\n" +
 	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
 	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
-	"\x19SIGNING_KEY_STATE_RETIRED\x10\x032\xf8\a\n" +
+	"\x19SIGNING_KEY_STATE_RETIRED\x10\x032\xcf\n" +
+	"\n" +
 	"\fAdminService\x12D\n" +
 	"\tCreateApp\x12\x1a.baton.v1.CreateAppRequest\x1a\x1b.baton.v1.CreateAppResponse\x12;\n" +
 	"\x06GetApp\x12\x17.baton.v1.GetAppRequest\x1a\x18.baton.v1.GetAppResponse\x12A\n" +
@@ -1895,7 +3035,11 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\x15DisableResourceServer\x12&.baton.v1.DisableResourceServerRequest\x1a'.baton.v1.DisableResourceServerResponse\x12V\n" +
 	"\x0fListSigningKeys\x12 .baton.v1.ListSigningKeysRequest\x1a!.baton.v1.ListSigningKeysResponse\x12Y\n" +
 	"\x10RotateSigningKey\x12!.baton.v1.RotateSigningKeyRequest\x1a\".baton.v1.RotateSigningKeyResponse\x12S\n" +
-	"\x0eVerifyAuditLog\x12\x1f.baton.v1.VerifyAuditLogRequest\x1a .baton.v1.VerifyAuditLogResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
+	"\x0eVerifyAuditLog\x12\x1f.baton.v1.VerifyAuditLogRequest\x1a .baton.v1.VerifyAuditLogResponse\x12V\n" +
+	"\x0fListAuditEvents\x12 .baton.v1.ListAuditEventsRequest\x1a!.baton.v1.ListAuditEventsResponse\x12S\n" +
+	"\x0eCreateApprover\x12\x1f.baton.v1.CreateApproverRequest\x1a .baton.v1.CreateApproverResponse\x12P\n" +
+	"\rListApprovers\x12\x1e.baton.v1.ListApproversRequest\x1a\x1f.baton.v1.ListApproversResponse\x12V\n" +
+	"\x0fDisableApprover\x12 .baton.v1.DisableApproverRequest\x1a!.baton.v1.DisableApproverResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 
 var (
 	file_baton_v1_admin_proto_rawDescOnce sync.Once
@@ -1909,92 +3053,131 @@ func file_baton_v1_admin_proto_rawDescGZIP() []byte {
 	return file_baton_v1_admin_proto_rawDescData
 }
 
-var file_baton_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_baton_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_baton_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_baton_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_baton_v1_admin_proto_goTypes = []any{
-	(SigningKeyState)(0),                  // 0: baton.v1.SigningKeyState
-	(*App)(nil),                           // 1: baton.v1.App
-	(*CreateAppRequest)(nil),              // 2: baton.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),             // 3: baton.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                 // 4: baton.v1.GetAppRequest
-	(*GetAppResponse)(nil),                // 5: baton.v1.GetAppResponse
-	(*ListAppsRequest)(nil),               // 6: baton.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),              // 7: baton.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),              // 8: baton.v1.UpdateAppRequest
-	(*UpdateAppResponse)(nil),             // 9: baton.v1.UpdateAppResponse
-	(*DisableAppRequest)(nil),             // 10: baton.v1.DisableAppRequest
-	(*DisableAppResponse)(nil),            // 11: baton.v1.DisableAppResponse
-	(*RotateAppSecretRequest)(nil),        // 12: baton.v1.RotateAppSecretRequest
-	(*RotateAppSecretResponse)(nil),       // 13: baton.v1.RotateAppSecretResponse
-	(*ResourceServer)(nil),                // 14: baton.v1.ResourceServer
-	(*CreateResourceServerRequest)(nil),   // 15: baton.v1.CreateResourceServerRequest
-	(*CreateResourceServerResponse)(nil),  // 16: baton.v1.CreateResourceServerResponse
-	(*ListResourceServersRequest)(nil),    // 17: baton.v1.ListResourceServersRequest
-	(*ListResourceServersResponse)(nil),   // 18: baton.v1.ListResourceServersResponse
-	(*DisableResourceServerRequest)(nil),  // 19: baton.v1.DisableResourceServerRequest
-	(*DisableResourceServerResponse)(nil), // 20: baton.v1.DisableResourceServerResponse
-	(*SigningKey)(nil),                    // 21: baton.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),        // 22: baton.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),       // 23: baton.v1.ListSigningKeysResponse
-	(*RotateSigningKeyRequest)(nil),       // 24: baton.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil),      // 25: baton.v1.RotateSigningKeyResponse
-	(*VerifyAuditLogRequest)(nil),         // 26: baton.v1.VerifyAuditLogRequest
-	(*VerifyAuditLogResponse)(nil),        // 27: baton.v1.VerifyAuditLogResponse
-	(*durationpb.Duration)(nil),           // 28: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
+	(ScopeClass)(0),                       // 0: baton.v1.ScopeClass
+	(SigningKeyState)(0),                  // 1: baton.v1.SigningKeyState
+	(*App)(nil),                           // 2: baton.v1.App
+	(*ApprovalRule)(nil),                  // 3: baton.v1.ApprovalRule
+	(*CreateAppRequest)(nil),              // 4: baton.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),             // 5: baton.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                 // 6: baton.v1.GetAppRequest
+	(*GetAppResponse)(nil),                // 7: baton.v1.GetAppResponse
+	(*ListAppsRequest)(nil),               // 8: baton.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),              // 9: baton.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),              // 10: baton.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),             // 11: baton.v1.UpdateAppResponse
+	(*DisableAppRequest)(nil),             // 12: baton.v1.DisableAppRequest
+	(*DisableAppResponse)(nil),            // 13: baton.v1.DisableAppResponse
+	(*RotateAppSecretRequest)(nil),        // 14: baton.v1.RotateAppSecretRequest
+	(*RotateAppSecretResponse)(nil),       // 15: baton.v1.RotateAppSecretResponse
+	(*ResourceServer)(nil),                // 16: baton.v1.ResourceServer
+	(*CreateResourceServerRequest)(nil),   // 17: baton.v1.CreateResourceServerRequest
+	(*CreateResourceServerResponse)(nil),  // 18: baton.v1.CreateResourceServerResponse
+	(*ListResourceServersRequest)(nil),    // 19: baton.v1.ListResourceServersRequest
+	(*ListResourceServersResponse)(nil),   // 20: baton.v1.ListResourceServersResponse
+	(*DisableResourceServerRequest)(nil),  // 21: baton.v1.DisableResourceServerRequest
+	(*DisableResourceServerResponse)(nil), // 22: baton.v1.DisableResourceServerResponse
+	(*SigningKey)(nil),                    // 23: baton.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),        // 24: baton.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),       // 25: baton.v1.ListSigningKeysResponse
+	(*RotateSigningKeyRequest)(nil),       // 26: baton.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),      // 27: baton.v1.RotateSigningKeyResponse
+	(*VerifyAuditLogRequest)(nil),         // 28: baton.v1.VerifyAuditLogRequest
+	(*VerifyAuditLogResponse)(nil),        // 29: baton.v1.VerifyAuditLogResponse
+	(*ListAuditEventsRequest)(nil),        // 30: baton.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),       // 31: baton.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),                    // 32: baton.v1.AuditEvent
+	(*Approver)(nil),                      // 33: baton.v1.Approver
+	(*CreateApproverRequest)(nil),         // 34: baton.v1.CreateApproverRequest
+	(*CreateApproverResponse)(nil),        // 35: baton.v1.CreateApproverResponse
+	(*ListApproversRequest)(nil),          // 36: baton.v1.ListApproversRequest
+	(*ListApproversResponse)(nil),         // 37: baton.v1.ListApproversResponse
+	(*DisableApproverRequest)(nil),        // 38: baton.v1.DisableApproverRequest
+	(*DisableApproverResponse)(nil),       // 39: baton.v1.DisableApproverResponse
+	(*durationpb.Duration)(nil),           // 40: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
+	(*LineageEntry)(nil),                  // 42: baton.v1.LineageEntry
 }
 var file_baton_v1_admin_proto_depIdxs = []int32{
-	28, // 0: baton.v1.App.max_ttl:type_name -> google.protobuf.Duration
-	29, // 1: baton.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	29, // 2: baton.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	28, // 3: baton.v1.CreateAppRequest.max_ttl:type_name -> google.protobuf.Duration
-	1,  // 4: baton.v1.CreateAppResponse.app:type_name -> baton.v1.App
-	1,  // 5: baton.v1.GetAppResponse.app:type_name -> baton.v1.App
-	1,  // 6: baton.v1.ListAppsResponse.apps:type_name -> baton.v1.App
-	28, // 7: baton.v1.UpdateAppRequest.max_ttl:type_name -> google.protobuf.Duration
-	1,  // 8: baton.v1.UpdateAppResponse.app:type_name -> baton.v1.App
-	1,  // 9: baton.v1.DisableAppResponse.app:type_name -> baton.v1.App
-	29, // 10: baton.v1.ResourceServer.create_time:type_name -> google.protobuf.Timestamp
-	29, // 11: baton.v1.ResourceServer.update_time:type_name -> google.protobuf.Timestamp
-	14, // 12: baton.v1.CreateResourceServerResponse.resource_server:type_name -> baton.v1.ResourceServer
-	14, // 13: baton.v1.ListResourceServersResponse.resource_servers:type_name -> baton.v1.ResourceServer
-	14, // 14: baton.v1.DisableResourceServerResponse.resource_server:type_name -> baton.v1.ResourceServer
-	0,  // 15: baton.v1.SigningKey.state:type_name -> baton.v1.SigningKeyState
-	29, // 16: baton.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	29, // 17: baton.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	29, // 18: baton.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	21, // 19: baton.v1.ListSigningKeysResponse.keys:type_name -> baton.v1.SigningKey
-	21, // 20: baton.v1.RotateSigningKeyResponse.active:type_name -> baton.v1.SigningKey
-	21, // 21: baton.v1.RotateSigningKeyResponse.next:type_name -> baton.v1.SigningKey
-	2,  // 22: baton.v1.AdminService.CreateApp:input_type -> baton.v1.CreateAppRequest
-	4,  // 23: baton.v1.AdminService.GetApp:input_type -> baton.v1.GetAppRequest
-	6,  // 24: baton.v1.AdminService.ListApps:input_type -> baton.v1.ListAppsRequest
-	8,  // 25: baton.v1.AdminService.UpdateApp:input_type -> baton.v1.UpdateAppRequest
-	10, // 26: baton.v1.AdminService.DisableApp:input_type -> baton.v1.DisableAppRequest
-	12, // 27: baton.v1.AdminService.RotateAppSecret:input_type -> baton.v1.RotateAppSecretRequest
-	15, // 28: baton.v1.AdminService.CreateResourceServer:input_type -> baton.v1.CreateResourceServerRequest
-	17, // 29: baton.v1.AdminService.ListResourceServers:input_type -> baton.v1.ListResourceServersRequest
-	19, // 30: baton.v1.AdminService.DisableResourceServer:input_type -> baton.v1.DisableResourceServerRequest
-	22, // 31: baton.v1.AdminService.ListSigningKeys:input_type -> baton.v1.ListSigningKeysRequest
-	24, // 32: baton.v1.AdminService.RotateSigningKey:input_type -> baton.v1.RotateSigningKeyRequest
-	26, // 33: baton.v1.AdminService.VerifyAuditLog:input_type -> baton.v1.VerifyAuditLogRequest
-	3,  // 34: baton.v1.AdminService.CreateApp:output_type -> baton.v1.CreateAppResponse
-	5,  // 35: baton.v1.AdminService.GetApp:output_type -> baton.v1.GetAppResponse
-	7,  // 36: baton.v1.AdminService.ListApps:output_type -> baton.v1.ListAppsResponse
-	9,  // 37: baton.v1.AdminService.UpdateApp:output_type -> baton.v1.UpdateAppResponse
-	11, // 38: baton.v1.AdminService.DisableApp:output_type -> baton.v1.DisableAppResponse
-	13, // 39: baton.v1.AdminService.RotateAppSecret:output_type -> baton.v1.RotateAppSecretResponse
-	16, // 40: baton.v1.AdminService.CreateResourceServer:output_type -> baton.v1.CreateResourceServerResponse
-	18, // 41: baton.v1.AdminService.ListResourceServers:output_type -> baton.v1.ListResourceServersResponse
-	20, // 42: baton.v1.AdminService.DisableResourceServer:output_type -> baton.v1.DisableResourceServerResponse
-	23, // 43: baton.v1.AdminService.ListSigningKeys:output_type -> baton.v1.ListSigningKeysResponse
-	25, // 44: baton.v1.AdminService.RotateSigningKey:output_type -> baton.v1.RotateSigningKeyResponse
-	27, // 45: baton.v1.AdminService.VerifyAuditLog:output_type -> baton.v1.VerifyAuditLogResponse
-	34, // [34:46] is the sub-list for method output_type
-	22, // [22:34] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	40, // 0: baton.v1.App.max_ttl:type_name -> google.protobuf.Duration
+	41, // 1: baton.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	41, // 2: baton.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 3: baton.v1.App.approval_policy:type_name -> baton.v1.ApprovalRule
+	40, // 4: baton.v1.App.max_task_lifetime:type_name -> google.protobuf.Duration
+	0,  // 5: baton.v1.ApprovalRule.scope_class:type_name -> baton.v1.ScopeClass
+	40, // 6: baton.v1.CreateAppRequest.max_ttl:type_name -> google.protobuf.Duration
+	3,  // 7: baton.v1.CreateAppRequest.approval_policy:type_name -> baton.v1.ApprovalRule
+	40, // 8: baton.v1.CreateAppRequest.max_task_lifetime:type_name -> google.protobuf.Duration
+	2,  // 9: baton.v1.CreateAppResponse.app:type_name -> baton.v1.App
+	2,  // 10: baton.v1.GetAppResponse.app:type_name -> baton.v1.App
+	2,  // 11: baton.v1.ListAppsResponse.apps:type_name -> baton.v1.App
+	40, // 12: baton.v1.UpdateAppRequest.max_ttl:type_name -> google.protobuf.Duration
+	3,  // 13: baton.v1.UpdateAppRequest.approval_policy:type_name -> baton.v1.ApprovalRule
+	40, // 14: baton.v1.UpdateAppRequest.max_task_lifetime:type_name -> google.protobuf.Duration
+	2,  // 15: baton.v1.UpdateAppResponse.app:type_name -> baton.v1.App
+	2,  // 16: baton.v1.DisableAppResponse.app:type_name -> baton.v1.App
+	41, // 17: baton.v1.ResourceServer.create_time:type_name -> google.protobuf.Timestamp
+	41, // 18: baton.v1.ResourceServer.update_time:type_name -> google.protobuf.Timestamp
+	16, // 19: baton.v1.CreateResourceServerResponse.resource_server:type_name -> baton.v1.ResourceServer
+	16, // 20: baton.v1.ListResourceServersResponse.resource_servers:type_name -> baton.v1.ResourceServer
+	16, // 21: baton.v1.DisableResourceServerResponse.resource_server:type_name -> baton.v1.ResourceServer
+	1,  // 22: baton.v1.SigningKey.state:type_name -> baton.v1.SigningKeyState
+	41, // 23: baton.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	41, // 24: baton.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	41, // 25: baton.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	23, // 26: baton.v1.ListSigningKeysResponse.keys:type_name -> baton.v1.SigningKey
+	23, // 27: baton.v1.RotateSigningKeyResponse.active:type_name -> baton.v1.SigningKey
+	23, // 28: baton.v1.RotateSigningKeyResponse.next:type_name -> baton.v1.SigningKey
+	41, // 29: baton.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	41, // 30: baton.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	32, // 31: baton.v1.ListAuditEventsResponse.events:type_name -> baton.v1.AuditEvent
+	41, // 32: baton.v1.AuditEvent.event_time:type_name -> google.protobuf.Timestamp
+	42, // 33: baton.v1.AuditEvent.lineage:type_name -> baton.v1.LineageEntry
+	40, // 34: baton.v1.AuditEvent.credential_lifetime:type_name -> google.protobuf.Duration
+	41, // 35: baton.v1.Approver.create_time:type_name -> google.protobuf.Timestamp
+	41, // 36: baton.v1.Approver.update_time:type_name -> google.protobuf.Timestamp
+	33, // 37: baton.v1.CreateApproverResponse.approver:type_name -> baton.v1.Approver
+	33, // 38: baton.v1.ListApproversResponse.approvers:type_name -> baton.v1.Approver
+	33, // 39: baton.v1.DisableApproverResponse.approver:type_name -> baton.v1.Approver
+	4,  // 40: baton.v1.AdminService.CreateApp:input_type -> baton.v1.CreateAppRequest
+	6,  // 41: baton.v1.AdminService.GetApp:input_type -> baton.v1.GetAppRequest
+	8,  // 42: baton.v1.AdminService.ListApps:input_type -> baton.v1.ListAppsRequest
+	10, // 43: baton.v1.AdminService.UpdateApp:input_type -> baton.v1.UpdateAppRequest
+	12, // 44: baton.v1.AdminService.DisableApp:input_type -> baton.v1.DisableAppRequest
+	14, // 45: baton.v1.AdminService.RotateAppSecret:input_type -> baton.v1.RotateAppSecretRequest
+	17, // 46: baton.v1.AdminService.CreateResourceServer:input_type -> baton.v1.CreateResourceServerRequest
+	19, // 47: baton.v1.AdminService.ListResourceServers:input_type -> baton.v1.ListResourceServersRequest
+	21, // 48: baton.v1.AdminService.DisableResourceServer:input_type -> baton.v1.DisableResourceServerRequest
+	24, // 49: baton.v1.AdminService.ListSigningKeys:input_type -> baton.v1.ListSigningKeysRequest
+	26, // 50: baton.v1.AdminService.RotateSigningKey:input_type -> baton.v1.RotateSigningKeyRequest
+	28, // 51: baton.v1.AdminService.VerifyAuditLog:input_type -> baton.v1.VerifyAuditLogRequest
+	30, // 52: baton.v1.AdminService.ListAuditEvents:input_type -> baton.v1.ListAuditEventsRequest
+	34, // 53: baton.v1.AdminService.CreateApprover:input_type -> baton.v1.CreateApproverRequest
+	36, // 54: baton.v1.AdminService.ListApprovers:input_type -> baton.v1.ListApproversRequest
+	38, // 55: baton.v1.AdminService.DisableApprover:input_type -> baton.v1.DisableApproverRequest
+	5,  // 56: baton.v1.AdminService.CreateApp:output_type -> baton.v1.CreateAppResponse
+	7,  // 57: baton.v1.AdminService.GetApp:output_type -> baton.v1.GetAppResponse
+	9,  // 58: baton.v1.AdminService.ListApps:output_type -> baton.v1.ListAppsResponse
+	11, // 59: baton.v1.AdminService.UpdateApp:output_type -> baton.v1.UpdateAppResponse
+	13, // 60: baton.v1.AdminService.DisableApp:output_type -> baton.v1.DisableAppResponse
+	15, // 61: baton.v1.AdminService.RotateAppSecret:output_type -> baton.v1.RotateAppSecretResponse
+	18, // 62: baton.v1.AdminService.CreateResourceServer:output_type -> baton.v1.CreateResourceServerResponse
+	20, // 63: baton.v1.AdminService.ListResourceServers:output_type -> baton.v1.ListResourceServersResponse
+	22, // 64: baton.v1.AdminService.DisableResourceServer:output_type -> baton.v1.DisableResourceServerResponse
+	25, // 65: baton.v1.AdminService.ListSigningKeys:output_type -> baton.v1.ListSigningKeysResponse
+	27, // 66: baton.v1.AdminService.RotateSigningKey:output_type -> baton.v1.RotateSigningKeyResponse
+	29, // 67: baton.v1.AdminService.VerifyAuditLog:output_type -> baton.v1.VerifyAuditLogResponse
+	31, // 68: baton.v1.AdminService.ListAuditEvents:output_type -> baton.v1.ListAuditEventsResponse
+	35, // 69: baton.v1.AdminService.CreateApprover:output_type -> baton.v1.CreateApproverResponse
+	37, // 70: baton.v1.AdminService.ListApprovers:output_type -> baton.v1.ListApproversResponse
+	39, // 71: baton.v1.AdminService.DisableApprover:output_type -> baton.v1.DisableApproverResponse
+	56, // [56:72] is the sub-list for method output_type
+	40, // [40:56] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_baton_v1_admin_proto_init() }
@@ -2002,15 +3185,16 @@ func file_baton_v1_admin_proto_init() {
 	if File_baton_v1_admin_proto != nil {
 		return
 	}
-	file_baton_v1_admin_proto_msgTypes[1].OneofWrappers = []any{}
-	file_baton_v1_admin_proto_msgTypes[7].OneofWrappers = []any{}
+	file_baton_v1_broker_proto_init()
+	file_baton_v1_admin_proto_msgTypes[2].OneofWrappers = []any{}
+	file_baton_v1_admin_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_v1_admin_proto_rawDesc), len(file_baton_v1_admin_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   27,
+			NumEnums:      2,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

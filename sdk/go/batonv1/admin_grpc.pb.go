@@ -31,6 +31,10 @@ const (
 	AdminService_ListSigningKeys_FullMethodName       = "/baton.v1.AdminService/ListSigningKeys"
 	AdminService_RotateSigningKey_FullMethodName      = "/baton.v1.AdminService/RotateSigningKey"
 	AdminService_VerifyAuditLog_FullMethodName        = "/baton.v1.AdminService/VerifyAuditLog"
+	AdminService_ListAuditEvents_FullMethodName       = "/baton.v1.AdminService/ListAuditEvents"
+	AdminService_CreateApprover_FullMethodName        = "/baton.v1.AdminService/CreateApprover"
+	AdminService_ListApprovers_FullMethodName         = "/baton.v1.AdminService/ListApprovers"
+	AdminService_DisableApprover_FullMethodName       = "/baton.v1.AdminService/DisableApprover"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -80,6 +84,21 @@ type AdminServiceClient interface {
 	// VerifyAuditLog re-computes the audit hash chain and reports the first
 	// broken link, if any.
 	VerifyAuditLog(ctx context.Context, in *VerifyAuditLogRequest, opts ...grpc.CallOption) (*VerifyAuditLogResponse, error)
+	// ListAuditEvents lists audit events oldest first, filtered, a page at a
+	// time. Pagination is stable: events are ordered by their sequence number
+	// and a page token resumes after the last event returned, whatever was
+	// appended meanwhile.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// CreateApprover registers a named human approver and returns its client
+	// secret, once. Approvers authenticate like apps (Basic client id
+	// `apv_...` and secret) and may only call ApprovalService, for approvals
+	// whose rule names one of their groups.
+	CreateApprover(ctx context.Context, in *CreateApproverRequest, opts ...grpc.CallOption) (*CreateApproverResponse, error)
+	// ListApprovers lists approvers ordered by id, a page at a time.
+	ListApprovers(ctx context.Context, in *ListApproversRequest, opts ...grpc.CallOption) (*ListApproversResponse, error)
+	// DisableApprover disables an approver: it can no longer authenticate,
+	// and its decisions on approvals still pending are withdrawn.
+	DisableApprover(ctx context.Context, in *DisableApproverRequest, opts ...grpc.CallOption) (*DisableApproverResponse, error)
 }
 
 type adminServiceClient struct {
@@ -210,6 +229,46 @@ func (c *adminServiceClient) VerifyAuditLog(ctx context.Context, in *VerifyAudit
 	return out, nil
 }
 
+func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CreateApprover(ctx context.Context, in *CreateApproverRequest, opts ...grpc.CallOption) (*CreateApproverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateApproverResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateApprover_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListApprovers(ctx context.Context, in *ListApproversRequest, opts ...grpc.CallOption) (*ListApproversResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListApproversResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListApprovers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DisableApprover(ctx context.Context, in *DisableApproverRequest, opts ...grpc.CallOption) (*DisableApproverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableApproverResponse)
+	err := c.cc.Invoke(ctx, AdminService_DisableApprover_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -257,6 +316,21 @@ type AdminServiceServer interface {
 	// VerifyAuditLog re-computes the audit hash chain and reports the first
 	// broken link, if any.
 	VerifyAuditLog(context.Context, *VerifyAuditLogRequest) (*VerifyAuditLogResponse, error)
+	// ListAuditEvents lists audit events oldest first, filtered, a page at a
+	// time. Pagination is stable: events are ordered by their sequence number
+	// and a page token resumes after the last event returned, whatever was
+	// appended meanwhile.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// CreateApprover registers a named human approver and returns its client
+	// secret, once. Approvers authenticate like apps (Basic client id
+	// `apv_...` and secret) and may only call ApprovalService, for approvals
+	// whose rule names one of their groups.
+	CreateApprover(context.Context, *CreateApproverRequest) (*CreateApproverResponse, error)
+	// ListApprovers lists approvers ordered by id, a page at a time.
+	ListApprovers(context.Context, *ListApproversRequest) (*ListApproversResponse, error)
+	// DisableApprover disables an approver: it can no longer authenticate,
+	// and its decisions on approvals still pending are withdrawn.
+	DisableApprover(context.Context, *DisableApproverRequest) (*DisableApproverResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -302,6 +376,18 @@ func (UnimplementedAdminServiceServer) RotateSigningKey(context.Context, *Rotate
 }
 func (UnimplementedAdminServiceServer) VerifyAuditLog(context.Context, *VerifyAuditLogRequest) (*VerifyAuditLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyAuditLog not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateApprover(context.Context, *CreateApproverRequest) (*CreateApproverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateApprover not implemented")
+}
+func (UnimplementedAdminServiceServer) ListApprovers(context.Context, *ListApproversRequest) (*ListApproversResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListApprovers not implemented")
+}
+func (UnimplementedAdminServiceServer) DisableApprover(context.Context, *DisableApproverRequest) (*DisableApproverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableApprover not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -540,6 +626,78 @@ func _AdminService_VerifyAuditLog_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CreateApprover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateApproverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateApprover(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateApprover_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateApprover(ctx, req.(*CreateApproverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListApprovers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListApproversRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListApprovers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListApprovers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListApprovers(ctx, req.(*ListApproversRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DisableApprover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableApproverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DisableApprover(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DisableApprover_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DisableApprover(ctx, req.(*DisableApproverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -594,6 +752,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyAuditLog",
 			Handler:    _AdminService_VerifyAuditLog_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _AdminService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "CreateApprover",
+			Handler:    _AdminService_CreateApprover_Handler,
+		},
+		{
+			MethodName: "ListApprovers",
+			Handler:    _AdminService_ListApprovers_Handler,
+		},
+		{
+			MethodName: "DisableApprover",
+			Handler:    _AdminService_DisableApprover_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

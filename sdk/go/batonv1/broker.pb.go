@@ -219,8 +219,17 @@ type IssueRequest struct {
 	// part only). Optional. When set, the token is bound to it (`cnf.jkt`, the
 	// RFC 7638 thumbprint) and calls made with it need proof of possession.
 	AgentPublicKeyJwk string `protobuf:"bytes,8,opt,name=agent_public_key_jwk,json=agentPublicKeyJwk,proto3" json:"agent_public_key_jwk,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The approval this request was granted, when the app's policy classes a
+	// requested scope as needing one. Empty on the first attempt: the broker
+	// then answers FAILED_PRECONDITION, APPROVAL_REQUIRED, with the new
+	// approval's id in the ErrorInfo metadata (`approval_id`), and mints
+	// nothing. Once approvers approve it (see ApprovalService), the app sends
+	// the same request again with this field set; the approval must match the
+	// request (task, human, scopes, audiences, lifetime, key), be approved,
+	// unexpired and unused, and is used up by this call.
+	ApprovalId    string `protobuf:"bytes,9,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IssueRequest) Reset() {
@@ -305,6 +314,13 @@ func (x *IssueRequest) GetAllowTtlClamp() bool {
 func (x *IssueRequest) GetAgentPublicKeyJwk() string {
 	if x != nil {
 		return x.AgentPublicKeyJwk
+	}
+	return ""
+}
+
+func (x *IssueRequest) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
 	}
 	return ""
 }
@@ -401,8 +417,13 @@ type DelegateRequest struct {
 	AllowTtlClamp bool `protobuf:"varint,4,opt,name=allow_ttl_clamp,json=allowTtlClamp,proto3" json:"allow_ttl_clamp,omitempty"`
 	// The sub-agent's public key (JWK) to bind the child token to. Optional.
 	AgentPublicKeyJwk string `protobuf:"bytes,5,opt,name=agent_public_key_jwk,json=agentPublicKeyJwk,proto3" json:"agent_public_key_jwk,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The approval this delegation was granted, when a requested scope needs
+	// one under the app's policy: as IssueRequest.approval_id. A delegated
+	// token never inherits its parent's approval for a scope that needs one;
+	// it needs an approval of its own.
+	ApprovalId    string `protobuf:"bytes,6,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DelegateRequest) Reset() {
@@ -466,6 +487,13 @@ func (x *DelegateRequest) GetAllowTtlClamp() bool {
 func (x *DelegateRequest) GetAgentPublicKeyJwk() string {
 	if x != nil {
 		return x.AgentPublicKeyJwk
+	}
+	return ""
+}
+
+func (x *DelegateRequest) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
 	}
 	return ""
 }
@@ -707,8 +735,14 @@ type TokenClaims struct {
 	// `cnf.jkt`: the RFC 7638 thumbprint of the key the token is bound to;
 	// empty when not bound.
 	KeyThumbprint string `protobuf:"bytes,15,opt,name=key_thumbprint,json=keyThumbprint,proto3" json:"key_thumbprint,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The human approval this token was minted under (claim `apr`); unset
+	// when no requested scope needed one.
+	Approval *TokenApproval `protobuf:"bytes,16,opt,name=approval,proto3" json:"approval,omitempty"`
+	// The token this one replaced through Renew (claim `rnw`); empty for a
+	// token that was issued or delegated.
+	RenewedFromTokenId string `protobuf:"bytes,17,opt,name=renewed_from_token_id,json=renewedFromTokenId,proto3" json:"renewed_from_token_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TokenClaims) Reset() {
@@ -846,6 +880,75 @@ func (x *TokenClaims) GetKeyThumbprint() string {
 	return ""
 }
 
+func (x *TokenClaims) GetApproval() *TokenApproval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+func (x *TokenClaims) GetRenewedFromTokenId() string {
+	if x != nil {
+		return x.RenewedFromTokenId
+	}
+	return ""
+}
+
+// TokenApproval records the approval a token was minted under.
+type TokenApproval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approval's id (ApprovalService).
+	ApprovalId string `protobuf:"bytes,1,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	// The approvers who approved it, in the order they approved.
+	ApproverIds   []string `protobuf:"bytes,2,rep,name=approver_ids,json=approverIds,proto3" json:"approver_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenApproval) Reset() {
+	*x = TokenApproval{}
+	mi := &file_baton_v1_broker_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenApproval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenApproval) ProtoMessage() {}
+
+func (x *TokenApproval) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenApproval.ProtoReflect.Descriptor instead.
+func (*TokenApproval) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TokenApproval) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
+	}
+	return ""
+}
+
+func (x *TokenApproval) GetApproverIds() []string {
+	if x != nil {
+		return x.ApproverIds
+	}
+	return nil
+}
+
 // LineageEntry names one ancestor of a delegated token.
 type LineageEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -859,7 +962,7 @@ type LineageEntry struct {
 
 func (x *LineageEntry) Reset() {
 	*x = LineageEntry{}
-	mi := &file_baton_v1_broker_proto_msgTypes[7]
+	mi := &file_baton_v1_broker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +974,7 @@ func (x *LineageEntry) String() string {
 func (*LineageEntry) ProtoMessage() {}
 
 func (x *LineageEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[7]
+	mi := &file_baton_v1_broker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +987,7 @@ func (x *LineageEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineageEntry.ProtoReflect.Descriptor instead.
 func (*LineageEntry) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{7}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LineageEntry) GetTokenId() string {
@@ -922,7 +1025,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_baton_v1_broker_proto_msgTypes[8]
+	mi := &file_baton_v1_broker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1037,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[8]
+	mi := &file_baton_v1_broker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1050,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{8}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RevokeRequest) GetTarget() RevocationTarget {
@@ -990,7 +1093,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_baton_v1_broker_proto_msgTypes[9]
+	mi := &file_baton_v1_broker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1105,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[9]
+	mi := &file_baton_v1_broker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1118,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{9}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RevokeResponse) GetRevocation() *Revocation {
@@ -1037,7 +1140,7 @@ type RevokeManyRequest struct {
 
 func (x *RevokeManyRequest) Reset() {
 	*x = RevokeManyRequest{}
-	mi := &file_baton_v1_broker_proto_msgTypes[10]
+	mi := &file_baton_v1_broker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1152,7 @@ func (x *RevokeManyRequest) String() string {
 func (*RevokeManyRequest) ProtoMessage() {}
 
 func (x *RevokeManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[10]
+	mi := &file_baton_v1_broker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1165,7 @@ func (x *RevokeManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeManyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeManyRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{10}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RevokeManyRequest) GetTargets() []*RevokeRequest {
@@ -1084,7 +1187,7 @@ type RevokeManyResponse struct {
 
 func (x *RevokeManyResponse) Reset() {
 	*x = RevokeManyResponse{}
-	mi := &file_baton_v1_broker_proto_msgTypes[11]
+	mi := &file_baton_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1199,7 @@ func (x *RevokeManyResponse) String() string {
 func (*RevokeManyResponse) ProtoMessage() {}
 
 func (x *RevokeManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[11]
+	mi := &file_baton_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1212,7 @@ func (x *RevokeManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeManyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeManyResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{11}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeManyResponse) GetRevocations() []*Revocation {
@@ -1144,7 +1247,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_baton_v1_broker_proto_msgTypes[12]
+	mi := &file_baton_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1259,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[12]
+	mi := &file_baton_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1272,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{12}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Revocation) GetTarget() RevocationTarget {
@@ -1226,7 +1329,7 @@ type StreamRevocationsRequest struct {
 
 func (x *StreamRevocationsRequest) Reset() {
 	*x = StreamRevocationsRequest{}
-	mi := &file_baton_v1_broker_proto_msgTypes[13]
+	mi := &file_baton_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1341,7 @@ func (x *StreamRevocationsRequest) String() string {
 func (*StreamRevocationsRequest) ProtoMessage() {}
 
 func (x *StreamRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[13]
+	mi := &file_baton_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1354,7 @@ func (x *StreamRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*StreamRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{13}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamRevocationsRequest) GetCursor() string {
@@ -1279,7 +1382,7 @@ type StreamRevocationsResponse struct {
 
 func (x *StreamRevocationsResponse) Reset() {
 	*x = StreamRevocationsResponse{}
-	mi := &file_baton_v1_broker_proto_msgTypes[14]
+	mi := &file_baton_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1394,7 @@ func (x *StreamRevocationsResponse) String() string {
 func (*StreamRevocationsResponse) ProtoMessage() {}
 
 func (x *StreamRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[14]
+	mi := &file_baton_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1407,7 @@ func (x *StreamRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*StreamRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamRevocationsResponse) GetEvent() isStreamRevocationsResponse_Event {
@@ -1394,7 +1497,7 @@ type SnapshotComplete struct {
 
 func (x *SnapshotComplete) Reset() {
 	*x = SnapshotComplete{}
-	mi := &file_baton_v1_broker_proto_msgTypes[15]
+	mi := &file_baton_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1509,7 @@ func (x *SnapshotComplete) String() string {
 func (*SnapshotComplete) ProtoMessage() {}
 
 func (x *SnapshotComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[15]
+	mi := &file_baton_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1522,7 @@ func (x *SnapshotComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotComplete.ProtoReflect.Descriptor instead.
 func (*SnapshotComplete) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotComplete) GetCursor() string {
@@ -1442,7 +1545,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_baton_v1_broker_proto_msgTypes[16]
+	mi := &file_baton_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1557,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[16]
+	mi := &file_baton_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1570,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Checkpoint) GetCursor() string {
@@ -1495,7 +1598,7 @@ type KeySetChanged struct {
 
 func (x *KeySetChanged) Reset() {
 	*x = KeySetChanged{}
-	mi := &file_baton_v1_broker_proto_msgTypes[17]
+	mi := &file_baton_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1610,7 @@ func (x *KeySetChanged) String() string {
 func (*KeySetChanged) ProtoMessage() {}
 
 func (x *KeySetChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[17]
+	mi := &file_baton_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1623,7 @@ func (x *KeySetChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetChanged.ProtoReflect.Descriptor instead.
 func (*KeySetChanged) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KeySetChanged) GetJwksJson() string {
@@ -1539,7 +1642,7 @@ type GetKeySetRequest struct {
 
 func (x *GetKeySetRequest) Reset() {
 	*x = GetKeySetRequest{}
-	mi := &file_baton_v1_broker_proto_msgTypes[18]
+	mi := &file_baton_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1654,7 @@ func (x *GetKeySetRequest) String() string {
 func (*GetKeySetRequest) ProtoMessage() {}
 
 func (x *GetKeySetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[18]
+	mi := &file_baton_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1667,7 @@ func (x *GetKeySetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeySetRequest.ProtoReflect.Descriptor instead.
 func (*GetKeySetRequest) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{18}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 // GetKeySetResponse carries the public key set.
@@ -1580,7 +1683,7 @@ type GetKeySetResponse struct {
 
 func (x *GetKeySetResponse) Reset() {
 	*x = GetKeySetResponse{}
-	mi := &file_baton_v1_broker_proto_msgTypes[19]
+	mi := &file_baton_v1_broker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1695,7 @@ func (x *GetKeySetResponse) String() string {
 func (*GetKeySetResponse) ProtoMessage() {}
 
 func (x *GetKeySetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_v1_broker_proto_msgTypes[19]
+	mi := &file_baton_v1_broker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1708,7 @@ func (x *GetKeySetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeySetResponse.ProtoReflect.Descriptor instead.
 func (*GetKeySetResponse) Descriptor() ([]byte, []int) {
-	return file_baton_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetKeySetResponse) GetJwksJson() string {
@@ -1615,11 +1718,348 @@ func (x *GetKeySetResponse) GetJwksJson() string {
 	return ""
 }
 
+// RenewRequest asks for a fresh token replacing the caller's own.
+type RenewRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new token's lifetime. Unset: the broker default (5 minutes). Bounded
+	// by the app's maximum TTL, the task lifetime maximum and, for a delegated
+	// token, the parent's expiry.
+	Ttl *durationpb.Duration `protobuf:"bytes,1,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// When true, a TTL above a bound is shortened to it instead of refused
+	// (the task lifetime maximum is never exceeded either way).
+	AllowTtlClamp bool `protobuf:"varint,2,opt,name=allow_ttl_clamp,json=allowTtlClamp,proto3" json:"allow_ttl_clamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewRequest) Reset() {
+	*x = RenewRequest{}
+	mi := &file_baton_v1_broker_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewRequest) ProtoMessage() {}
+
+func (x *RenewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
+func (*RenewRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RenewRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *RenewRequest) GetAllowTtlClamp() bool {
+	if x != nil {
+		return x.AllowTtlClamp
+	}
+	return false
+}
+
+// RenewResponse carries the replacement token.
+type RenewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed token. Treat as a secret.
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Its claims, decoded. `renewed_from_token_id` names the revoked token.
+	Claims *TokenClaims `protobuf:"bytes,2,opt,name=claims,proto3" json:"claims,omitempty"`
+	// True when the TTL was shortened to a bound.
+	TtlClamped    bool `protobuf:"varint,3,opt,name=ttl_clamped,json=ttlClamped,proto3" json:"ttl_clamped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewResponse) Reset() {
+	*x = RenewResponse{}
+	mi := &file_baton_v1_broker_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewResponse) ProtoMessage() {}
+
+func (x *RenewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
+func (*RenewResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RenewResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *RenewResponse) GetClaims() *TokenClaims {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetTtlClamped() bool {
+	if x != nil {
+		return x.TtlClamped
+	}
+	return false
+}
+
+// ReportAccessRequest carries a batch of access decisions.
+type ReportAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The decisions, 1 to 500.
+	Reports       []*AccessReport `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAccessRequest) Reset() {
+	*x = ReportAccessRequest{}
+	mi := &file_baton_v1_broker_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAccessRequest) ProtoMessage() {}
+
+func (x *ReportAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAccessRequest.ProtoReflect.Descriptor instead.
+func (*ReportAccessRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportAccessRequest) GetReports() []*AccessReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+// AccessReport is one decision a resource server made on one request.
+type AccessReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `jti` of the token presented. Required.
+	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// `sub` of the token presented (the agent). Required.
+	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The audience the resource server checked the token for; one it serves.
+	// Required.
+	Audience string `protobuf:"bytes,3,opt,name=audience,proto3" json:"audience,omitempty"`
+	// The scope the request needed (`action:resource:identifier`). Optional.
+	Scope string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	// What was accessed, e.g. `GET /records/P-1042`. Optional; up to 512
+	// characters, never a credential.
+	Resource string `protobuf:"bytes,5,opt,name=resource,proto3" json:"resource,omitempty"`
+	// True when the resource server let the request through.
+	Allowed bool `protobuf:"varint,6,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// Why it was denied: a TokenStatus name (`TOKEN_STATUS_REVOKED`, ...) or a
+	// short code of the resource server's own. Empty when allowed. Up to 128
+	// characters.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The outcome of the access, e.g. an HTTP or gRPC status (`200`, `OK`).
+	// Optional; up to 128 characters.
+	Outcome string `protobuf:"bytes,8,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// When the decision was made. Required.
+	DecideTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessReport) Reset() {
+	*x = AccessReport{}
+	mi := &file_baton_v1_broker_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessReport) ProtoMessage() {}
+
+func (x *AccessReport) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessReport.ProtoReflect.Descriptor instead.
+func (*AccessReport) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AccessReport) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *AccessReport) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AccessReport) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *AccessReport) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *AccessReport) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *AccessReport) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *AccessReport) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AccessReport) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AccessReport) GetDecideTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecideTime
+	}
+	return nil
+}
+
+// ReportAccessResponse acknowledges a stored batch.
+type ReportAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many reports were stored (all of them).
+	Accepted      uint32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAccessResponse) Reset() {
+	*x = ReportAccessResponse{}
+	mi := &file_baton_v1_broker_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAccessResponse) ProtoMessage() {}
+
+func (x *ReportAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_broker_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAccessResponse.ProtoReflect.Descriptor instead.
+func (*ReportAccessResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_broker_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReportAccessResponse) GetAccepted() uint32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
 var File_baton_v1_broker_proto protoreflect.FileDescriptor
 
 const file_baton_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	"\x15baton/v1/broker.proto\x12\bbaton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n" +
+	"\x15baton/v1/broker.proto\x12\bbaton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x02\n" +
 	"\fIssueRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12)\n" +
 	"\x10orchestration_id\x18\x02 \x01(\tR\x0forchestrationId\x12'\n" +
@@ -1628,18 +2068,22 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\taudiences\x18\x05 \x03(\tR\taudiences\x12+\n" +
 	"\x03ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12&\n" +
 	"\x0fallow_ttl_clamp\x18\a \x01(\bR\rallowTtlClamp\x12/\n" +
-	"\x14agent_public_key_jwk\x18\b \x01(\tR\x11agentPublicKeyJwk\"\x82\x01\n" +
+	"\x14agent_public_key_jwk\x18\b \x01(\tR\x11agentPublicKeyJwk\x12\x1f\n" +
+	"\vapproval_id\x18\t \x01(\tR\n" +
+	"approvalId\"\x82\x01\n" +
 	"\rIssueResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12-\n" +
 	"\x06claims\x18\x02 \x01(\v2\x15.baton.v1.TokenClaimsR\x06claims\x12\x1f\n" +
 	"\vttl_clamped\x18\x03 \x01(\bR\n" +
-	"ttlClamped\"\xcd\x01\n" +
+	"ttlClamped\"\xee\x01\n" +
 	"\x0fDelegateRequest\x12\x16\n" +
 	"\x06scopes\x18\x01 \x03(\tR\x06scopes\x12\x1c\n" +
 	"\taudiences\x18\x02 \x03(\tR\taudiences\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12&\n" +
 	"\x0fallow_ttl_clamp\x18\x04 \x01(\bR\rallowTtlClamp\x12/\n" +
-	"\x14agent_public_key_jwk\x18\x05 \x01(\tR\x11agentPublicKeyJwk\"\x85\x01\n" +
+	"\x14agent_public_key_jwk\x18\x05 \x01(\tR\x11agentPublicKeyJwk\x12\x1f\n" +
+	"\vapproval_id\x18\x06 \x01(\tR\n" +
+	"approvalId\"\x85\x01\n" +
 	"\x10DelegateResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12-\n" +
 	"\x06claims\x18\x02 \x01(\v2\x15.baton.v1.TokenClaimsR\x06claims\x12\x1f\n" +
@@ -1652,7 +2096,7 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.baton.v1.TokenStatusR\x06status\x12-\n" +
-	"\x06claims\x18\x03 \x01(\v2\x15.baton.v1.TokenClaimsR\x06claims\"\xc0\x04\n" +
+	"\x06claims\x18\x03 \x01(\v2\x15.baton.v1.TokenClaimsR\x06claims\"\xa8\x05\n" +
 	"\vTokenClaims\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x15\n" +
@@ -1671,7 +2115,13 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"expireTime\x120\n" +
 	"\alineage\x18\r \x03(\v2\x16.baton.v1.LineageEntryR\alineage\x12\x14\n" +
 	"\x05depth\x18\x0e \x01(\rR\x05depth\x12%\n" +
-	"\x0ekey_thumbprint\x18\x0f \x01(\tR\rkeyThumbprint\"D\n" +
+	"\x0ekey_thumbprint\x18\x0f \x01(\tR\rkeyThumbprint\x123\n" +
+	"\bapproval\x18\x10 \x01(\v2\x17.baton.v1.TokenApprovalR\bapproval\x121\n" +
+	"\x15renewed_from_token_id\x18\x11 \x01(\tR\x12renewedFromTokenId\"S\n" +
+	"\rTokenApproval\x12\x1f\n" +
+	"\vapproval_id\x18\x01 \x01(\tR\n" +
+	"approvalId\x12!\n" +
+	"\fapprover_ids\x18\x02 \x03(\tR\vapproverIds\"D\n" +
 	"\fLineageEntry\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\"\x82\x01\n" +
@@ -1720,7 +2170,30 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson\"\x12\n" +
 	"\x10GetKeySetRequest\"0\n" +
 	"\x11GetKeySetResponse\x12\x1b\n" +
-	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson*\xc1\x03\n" +
+	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson\"c\n" +
+	"\fRenewRequest\x12+\n" +
+	"\x03ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12&\n" +
+	"\x0fallow_ttl_clamp\x18\x02 \x01(\bR\rallowTtlClamp\"\x82\x01\n" +
+	"\rRenewResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12-\n" +
+	"\x06claims\x18\x02 \x01(\v2\x15.baton.v1.TokenClaimsR\x06claims\x12\x1f\n" +
+	"\vttl_clamped\x18\x03 \x01(\bR\n" +
+	"ttlClamped\"G\n" +
+	"\x13ReportAccessRequest\x120\n" +
+	"\areports\x18\x01 \x03(\v2\x16.baton.v1.AccessReportR\areports\"\x9b\x02\n" +
+	"\fAccessReport\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x1a\n" +
+	"\baudience\x18\x03 \x01(\tR\baudience\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x12\x1a\n" +
+	"\bresource\x18\x05 \x01(\tR\bresource\x12\x18\n" +
+	"\aallowed\x18\x06 \x01(\bR\aallowed\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x18\n" +
+	"\aoutcome\x18\b \x01(\tR\aoutcome\x12;\n" +
+	"\vdecide_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"decideTime\"2\n" +
+	"\x14ReportAccessResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\rR\baccepted*\xc1\x03\n" +
 	"\vTokenStatus\x12\x1c\n" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TOKEN_STATUS_VALID\x10\x01\x12\x1a\n" +
@@ -1743,7 +2216,7 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\x17REVOCATION_TARGET_AGENT\x10\x02\x12\x1a\n" +
 	"\x16REVOCATION_TARGET_TASK\x10\x03\x12\x1b\n" +
 	"\x17REVOCATION_TARGET_CHAIN\x10\x04\x12\x19\n" +
-	"\x15REVOCATION_TARGET_APP\x10\x052\xfb\x03\n" +
+	"\x15REVOCATION_TARGET_APP\x10\x052\x84\x05\n" +
 	"\rBrokerService\x128\n" +
 	"\x05Issue\x12\x16.baton.v1.IssueRequest\x1a\x17.baton.v1.IssueResponse\x12A\n" +
 	"\bDelegate\x12\x19.baton.v1.DelegateRequest\x1a\x1a.baton.v1.DelegateResponse\x12A\n" +
@@ -1752,7 +2225,9 @@ const file_baton_v1_broker_proto_rawDesc = "" +
 	"\n" +
 	"RevokeMany\x12\x1b.baton.v1.RevokeManyRequest\x1a\x1c.baton.v1.RevokeManyResponse\x12^\n" +
 	"\x11StreamRevocations\x12\".baton.v1.StreamRevocationsRequest\x1a#.baton.v1.StreamRevocationsResponse0\x01\x12D\n" +
-	"\tGetKeySet\x12\x1a.baton.v1.GetKeySetRequest\x1a\x1b.baton.v1.GetKeySetResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
+	"\tGetKeySet\x12\x1a.baton.v1.GetKeySetRequest\x1a\x1b.baton.v1.GetKeySetResponse\x128\n" +
+	"\x05Renew\x12\x16.baton.v1.RenewRequest\x1a\x17.baton.v1.RenewResponse\x12M\n" +
+	"\fReportAccess\x12\x1d.baton.v1.ReportAccessRequest\x1a\x1e.baton.v1.ReportAccessResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 
 var (
 	file_baton_v1_broker_proto_rawDescOnce sync.Once
@@ -1767,7 +2242,7 @@ func file_baton_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_baton_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_baton_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_baton_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_baton_v1_broker_proto_goTypes = []any{
 	(TokenStatus)(0),                  // 0: baton.v1.TokenStatus
 	(RevocationTarget)(0),             // 1: baton.v1.RevocationTarget
@@ -1778,64 +2253,79 @@ var file_baton_v1_broker_proto_goTypes = []any{
 	(*ValidateRequest)(nil),           // 6: baton.v1.ValidateRequest
 	(*ValidateResponse)(nil),          // 7: baton.v1.ValidateResponse
 	(*TokenClaims)(nil),               // 8: baton.v1.TokenClaims
-	(*LineageEntry)(nil),              // 9: baton.v1.LineageEntry
-	(*RevokeRequest)(nil),             // 10: baton.v1.RevokeRequest
-	(*RevokeResponse)(nil),            // 11: baton.v1.RevokeResponse
-	(*RevokeManyRequest)(nil),         // 12: baton.v1.RevokeManyRequest
-	(*RevokeManyResponse)(nil),        // 13: baton.v1.RevokeManyResponse
-	(*Revocation)(nil),                // 14: baton.v1.Revocation
-	(*StreamRevocationsRequest)(nil),  // 15: baton.v1.StreamRevocationsRequest
-	(*StreamRevocationsResponse)(nil), // 16: baton.v1.StreamRevocationsResponse
-	(*SnapshotComplete)(nil),          // 17: baton.v1.SnapshotComplete
-	(*Checkpoint)(nil),                // 18: baton.v1.Checkpoint
-	(*KeySetChanged)(nil),             // 19: baton.v1.KeySetChanged
-	(*GetKeySetRequest)(nil),          // 20: baton.v1.GetKeySetRequest
-	(*GetKeySetResponse)(nil),         // 21: baton.v1.GetKeySetResponse
-	(*durationpb.Duration)(nil),       // 22: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
+	(*TokenApproval)(nil),             // 9: baton.v1.TokenApproval
+	(*LineageEntry)(nil),              // 10: baton.v1.LineageEntry
+	(*RevokeRequest)(nil),             // 11: baton.v1.RevokeRequest
+	(*RevokeResponse)(nil),            // 12: baton.v1.RevokeResponse
+	(*RevokeManyRequest)(nil),         // 13: baton.v1.RevokeManyRequest
+	(*RevokeManyResponse)(nil),        // 14: baton.v1.RevokeManyResponse
+	(*Revocation)(nil),                // 15: baton.v1.Revocation
+	(*StreamRevocationsRequest)(nil),  // 16: baton.v1.StreamRevocationsRequest
+	(*StreamRevocationsResponse)(nil), // 17: baton.v1.StreamRevocationsResponse
+	(*SnapshotComplete)(nil),          // 18: baton.v1.SnapshotComplete
+	(*Checkpoint)(nil),                // 19: baton.v1.Checkpoint
+	(*KeySetChanged)(nil),             // 20: baton.v1.KeySetChanged
+	(*GetKeySetRequest)(nil),          // 21: baton.v1.GetKeySetRequest
+	(*GetKeySetResponse)(nil),         // 22: baton.v1.GetKeySetResponse
+	(*RenewRequest)(nil),              // 23: baton.v1.RenewRequest
+	(*RenewResponse)(nil),             // 24: baton.v1.RenewResponse
+	(*ReportAccessRequest)(nil),       // 25: baton.v1.ReportAccessRequest
+	(*AccessReport)(nil),              // 26: baton.v1.AccessReport
+	(*ReportAccessResponse)(nil),      // 27: baton.v1.ReportAccessResponse
+	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
 }
 var file_baton_v1_broker_proto_depIdxs = []int32{
-	22, // 0: baton.v1.IssueRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 0: baton.v1.IssueRequest.ttl:type_name -> google.protobuf.Duration
 	8,  // 1: baton.v1.IssueResponse.claims:type_name -> baton.v1.TokenClaims
-	22, // 2: baton.v1.DelegateRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 2: baton.v1.DelegateRequest.ttl:type_name -> google.protobuf.Duration
 	8,  // 3: baton.v1.DelegateResponse.claims:type_name -> baton.v1.TokenClaims
 	0,  // 4: baton.v1.ValidateResponse.status:type_name -> baton.v1.TokenStatus
 	8,  // 5: baton.v1.ValidateResponse.claims:type_name -> baton.v1.TokenClaims
-	23, // 6: baton.v1.TokenClaims.issue_time:type_name -> google.protobuf.Timestamp
-	23, // 7: baton.v1.TokenClaims.not_before_time:type_name -> google.protobuf.Timestamp
-	23, // 8: baton.v1.TokenClaims.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 9: baton.v1.TokenClaims.lineage:type_name -> baton.v1.LineageEntry
-	1,  // 10: baton.v1.RevokeRequest.target:type_name -> baton.v1.RevocationTarget
-	14, // 11: baton.v1.RevokeResponse.revocation:type_name -> baton.v1.Revocation
-	10, // 12: baton.v1.RevokeManyRequest.targets:type_name -> baton.v1.RevokeRequest
-	14, // 13: baton.v1.RevokeManyResponse.revocations:type_name -> baton.v1.Revocation
-	1,  // 14: baton.v1.Revocation.target:type_name -> baton.v1.RevocationTarget
-	23, // 15: baton.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	23, // 16: baton.v1.Revocation.expire_time:type_name -> google.protobuf.Timestamp
-	14, // 17: baton.v1.StreamRevocationsResponse.revocation:type_name -> baton.v1.Revocation
-	17, // 18: baton.v1.StreamRevocationsResponse.snapshot_complete:type_name -> baton.v1.SnapshotComplete
-	18, // 19: baton.v1.StreamRevocationsResponse.checkpoint:type_name -> baton.v1.Checkpoint
-	19, // 20: baton.v1.StreamRevocationsResponse.key_set_changed:type_name -> baton.v1.KeySetChanged
-	23, // 21: baton.v1.Checkpoint.observe_time:type_name -> google.protobuf.Timestamp
-	2,  // 22: baton.v1.BrokerService.Issue:input_type -> baton.v1.IssueRequest
-	4,  // 23: baton.v1.BrokerService.Delegate:input_type -> baton.v1.DelegateRequest
-	6,  // 24: baton.v1.BrokerService.Validate:input_type -> baton.v1.ValidateRequest
-	10, // 25: baton.v1.BrokerService.Revoke:input_type -> baton.v1.RevokeRequest
-	12, // 26: baton.v1.BrokerService.RevokeMany:input_type -> baton.v1.RevokeManyRequest
-	15, // 27: baton.v1.BrokerService.StreamRevocations:input_type -> baton.v1.StreamRevocationsRequest
-	20, // 28: baton.v1.BrokerService.GetKeySet:input_type -> baton.v1.GetKeySetRequest
-	3,  // 29: baton.v1.BrokerService.Issue:output_type -> baton.v1.IssueResponse
-	5,  // 30: baton.v1.BrokerService.Delegate:output_type -> baton.v1.DelegateResponse
-	7,  // 31: baton.v1.BrokerService.Validate:output_type -> baton.v1.ValidateResponse
-	11, // 32: baton.v1.BrokerService.Revoke:output_type -> baton.v1.RevokeResponse
-	13, // 33: baton.v1.BrokerService.RevokeMany:output_type -> baton.v1.RevokeManyResponse
-	16, // 34: baton.v1.BrokerService.StreamRevocations:output_type -> baton.v1.StreamRevocationsResponse
-	21, // 35: baton.v1.BrokerService.GetKeySet:output_type -> baton.v1.GetKeySetResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	29, // 6: baton.v1.TokenClaims.issue_time:type_name -> google.protobuf.Timestamp
+	29, // 7: baton.v1.TokenClaims.not_before_time:type_name -> google.protobuf.Timestamp
+	29, // 8: baton.v1.TokenClaims.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 9: baton.v1.TokenClaims.lineage:type_name -> baton.v1.LineageEntry
+	9,  // 10: baton.v1.TokenClaims.approval:type_name -> baton.v1.TokenApproval
+	1,  // 11: baton.v1.RevokeRequest.target:type_name -> baton.v1.RevocationTarget
+	15, // 12: baton.v1.RevokeResponse.revocation:type_name -> baton.v1.Revocation
+	11, // 13: baton.v1.RevokeManyRequest.targets:type_name -> baton.v1.RevokeRequest
+	15, // 14: baton.v1.RevokeManyResponse.revocations:type_name -> baton.v1.Revocation
+	1,  // 15: baton.v1.Revocation.target:type_name -> baton.v1.RevocationTarget
+	29, // 16: baton.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	29, // 17: baton.v1.Revocation.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 18: baton.v1.StreamRevocationsResponse.revocation:type_name -> baton.v1.Revocation
+	18, // 19: baton.v1.StreamRevocationsResponse.snapshot_complete:type_name -> baton.v1.SnapshotComplete
+	19, // 20: baton.v1.StreamRevocationsResponse.checkpoint:type_name -> baton.v1.Checkpoint
+	20, // 21: baton.v1.StreamRevocationsResponse.key_set_changed:type_name -> baton.v1.KeySetChanged
+	29, // 22: baton.v1.Checkpoint.observe_time:type_name -> google.protobuf.Timestamp
+	28, // 23: baton.v1.RenewRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 24: baton.v1.RenewResponse.claims:type_name -> baton.v1.TokenClaims
+	26, // 25: baton.v1.ReportAccessRequest.reports:type_name -> baton.v1.AccessReport
+	29, // 26: baton.v1.AccessReport.decide_time:type_name -> google.protobuf.Timestamp
+	2,  // 27: baton.v1.BrokerService.Issue:input_type -> baton.v1.IssueRequest
+	4,  // 28: baton.v1.BrokerService.Delegate:input_type -> baton.v1.DelegateRequest
+	6,  // 29: baton.v1.BrokerService.Validate:input_type -> baton.v1.ValidateRequest
+	11, // 30: baton.v1.BrokerService.Revoke:input_type -> baton.v1.RevokeRequest
+	13, // 31: baton.v1.BrokerService.RevokeMany:input_type -> baton.v1.RevokeManyRequest
+	16, // 32: baton.v1.BrokerService.StreamRevocations:input_type -> baton.v1.StreamRevocationsRequest
+	21, // 33: baton.v1.BrokerService.GetKeySet:input_type -> baton.v1.GetKeySetRequest
+	23, // 34: baton.v1.BrokerService.Renew:input_type -> baton.v1.RenewRequest
+	25, // 35: baton.v1.BrokerService.ReportAccess:input_type -> baton.v1.ReportAccessRequest
+	3,  // 36: baton.v1.BrokerService.Issue:output_type -> baton.v1.IssueResponse
+	5,  // 37: baton.v1.BrokerService.Delegate:output_type -> baton.v1.DelegateResponse
+	7,  // 38: baton.v1.BrokerService.Validate:output_type -> baton.v1.ValidateResponse
+	12, // 39: baton.v1.BrokerService.Revoke:output_type -> baton.v1.RevokeResponse
+	14, // 40: baton.v1.BrokerService.RevokeMany:output_type -> baton.v1.RevokeManyResponse
+	17, // 41: baton.v1.BrokerService.StreamRevocations:output_type -> baton.v1.StreamRevocationsResponse
+	22, // 42: baton.v1.BrokerService.GetKeySet:output_type -> baton.v1.GetKeySetResponse
+	24, // 43: baton.v1.BrokerService.Renew:output_type -> baton.v1.RenewResponse
+	27, // 44: baton.v1.BrokerService.ReportAccess:output_type -> baton.v1.ReportAccessResponse
+	36, // [36:45] is the sub-list for method output_type
+	27, // [27:36] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_baton_v1_broker_proto_init() }
@@ -1843,7 +2333,7 @@ func file_baton_v1_broker_proto_init() {
 	if File_baton_v1_broker_proto != nil {
 		return
 	}
-	file_baton_v1_broker_proto_msgTypes[14].OneofWrappers = []any{
+	file_baton_v1_broker_proto_msgTypes[15].OneofWrappers = []any{
 		(*StreamRevocationsResponse_Revocation)(nil),
 		(*StreamRevocationsResponse_SnapshotComplete)(nil),
 		(*StreamRevocationsResponse_Checkpoint)(nil),
@@ -1855,7 +2345,7 @@ func file_baton_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_v1_broker_proto_rawDesc), len(file_baton_v1_broker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,8 @@ const (
 	BrokerService_RevokeMany_FullMethodName        = "/baton.v1.BrokerService/RevokeMany"
 	BrokerService_StreamRevocations_FullMethodName = "/baton.v1.BrokerService/StreamRevocations"
 	BrokerService_GetKeySet_FullMethodName         = "/baton.v1.BrokerService/GetKeySet"
+	BrokerService_Renew_FullMethodName             = "/baton.v1.BrokerService/Renew"
+	BrokerService_ReportAccess_FullMethodName      = "/baton.v1.BrokerService/ReportAccess"
 )
 
 // BrokerServiceClient is the client API for BrokerService service.
@@ -117,6 +119,24 @@ type BrokerServiceClient interface {
 	// (the same document served at HTTP `/.well-known/jwks.json`). Needs no
 	// credentials.
 	GetKeySet(ctx context.Context, in *GetKeySetRequest, opts ...grpc.CallOption) (*GetKeySetResponse, error)
+	// Renew replaces the calling agent's token with a new one for the same
+	// agent, scopes, audiences, lineage and approval, and revokes the old
+	// token (and so everything delegated from it) in the same transaction.
+	// Called by an agent with its token (and a proof of possession when the
+	// token is key-bound). The new token never outlives the task lifetime
+	// maximum of the app (`App.max_task_lifetime`, counted from the issuance
+	// of the first token of the renewal line) nor, for a delegated token, its
+	// parent; past that the call is refused (FAILED_PRECONDITION,
+	// TASK_LIFETIME_EXCEEDED).
+	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
+	// ReportAccess records what resource servers decided when agents used
+	// their tokens (allowed or denied, why, and the outcome), in batches.
+	// Called by a resource server. Each report is stored as an audit event
+	// (`access.allowed` / `access.denied`) with the token's lineage, so the
+	// audit trail answers "human H, through agents A, B, C, did X at resource
+	// Y". Reports about tokens the broker does not know, or about audiences
+	// the resource server does not serve, are refused as a whole batch.
+	ReportAccess(ctx context.Context, in *ReportAccessRequest, opts ...grpc.CallOption) (*ReportAccessResponse, error)
 }
 
 type brokerServiceClient struct {
@@ -200,6 +220,26 @@ func (c *brokerServiceClient) GetKeySet(ctx context.Context, in *GetKeySetReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetKeySetResponse)
 	err := c.cc.Invoke(ctx, BrokerService_GetKeySet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerServiceClient) Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewResponse)
+	err := c.cc.Invoke(ctx, BrokerService_Renew_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerServiceClient) ReportAccess(ctx context.Context, in *ReportAccessRequest, opts ...grpc.CallOption) (*ReportAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportAccessResponse)
+	err := c.cc.Invoke(ctx, BrokerService_ReportAccess_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +335,24 @@ type BrokerServiceServer interface {
 	// (the same document served at HTTP `/.well-known/jwks.json`). Needs no
 	// credentials.
 	GetKeySet(context.Context, *GetKeySetRequest) (*GetKeySetResponse, error)
+	// Renew replaces the calling agent's token with a new one for the same
+	// agent, scopes, audiences, lineage and approval, and revokes the old
+	// token (and so everything delegated from it) in the same transaction.
+	// Called by an agent with its token (and a proof of possession when the
+	// token is key-bound). The new token never outlives the task lifetime
+	// maximum of the app (`App.max_task_lifetime`, counted from the issuance
+	// of the first token of the renewal line) nor, for a delegated token, its
+	// parent; past that the call is refused (FAILED_PRECONDITION,
+	// TASK_LIFETIME_EXCEEDED).
+	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
+	// ReportAccess records what resource servers decided when agents used
+	// their tokens (allowed or denied, why, and the outcome), in batches.
+	// Called by a resource server. Each report is stored as an audit event
+	// (`access.allowed` / `access.denied`) with the token's lineage, so the
+	// audit trail answers "human H, through agents A, B, C, did X at resource
+	// Y". Reports about tokens the broker does not know, or about audiences
+	// the resource server does not serve, are refused as a whole batch.
+	ReportAccess(context.Context, *ReportAccessRequest) (*ReportAccessResponse, error)
 	mustEmbedUnimplementedBrokerServiceServer()
 }
 
@@ -325,6 +383,12 @@ func (UnimplementedBrokerServiceServer) StreamRevocations(*StreamRevocationsRequ
 }
 func (UnimplementedBrokerServiceServer) GetKeySet(context.Context, *GetKeySetRequest) (*GetKeySetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetKeySet not implemented")
+}
+func (UnimplementedBrokerServiceServer) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
+}
+func (UnimplementedBrokerServiceServer) ReportAccess(context.Context, *ReportAccessRequest) (*ReportAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportAccess not implemented")
 }
 func (UnimplementedBrokerServiceServer) mustEmbedUnimplementedBrokerServiceServer() {}
 func (UnimplementedBrokerServiceServer) testEmbeddedByValue()                       {}
@@ -466,6 +530,42 @@ func _BrokerService_GetKeySet_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrokerService_Renew_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServiceServer).Renew(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrokerService_Renew_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServiceServer).Renew(ctx, req.(*RenewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrokerService_ReportAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServiceServer).ReportAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrokerService_ReportAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServiceServer).ReportAccess(ctx, req.(*ReportAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrokerService_ServiceDesc is the grpc.ServiceDesc for BrokerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -496,6 +596,14 @@ var BrokerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetKeySet",
 			Handler:    _BrokerService_GetKeySet_Handler,
+		},
+		{
+			MethodName: "Renew",
+			Handler:    _BrokerService_Renew_Handler,
+		},
+		{
+			MethodName: "ReportAccess",
+			Handler:    _BrokerService_ReportAccess_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

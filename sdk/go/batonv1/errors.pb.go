@@ -147,6 +147,41 @@ const (
 	// The resource server is disabled. Status PERMISSION_DENIED. Also ends its
 	// open revocation streams.
 	ErrorReason_ERROR_REASON_RESOURCE_SERVER_DISABLED ErrorReason = 29
+	// A requested scope needs human approval under the app's policy; nothing
+	// was minted and a pending approval was created. Status
+	// FAILED_PRECONDITION. Metadata: `approval_id`, `approvals_required`,
+	// `approver_group`, `expire_time` (RFC 3339). Send the same request again
+	// with `approval_id` once it is approved (see ApprovalService).
+	ErrorReason_ERROR_REASON_APPROVAL_REQUIRED ErrorReason = 30
+	// The approval named in the request is still waiting for approvers. Status
+	// FAILED_PRECONDITION. Metadata: `approval_id`.
+	ErrorReason_ERROR_REASON_APPROVAL_PENDING ErrorReason = 31
+	// The approval was denied. Status PERMISSION_DENIED. Metadata:
+	// `approval_id`.
+	ErrorReason_ERROR_REASON_APPROVAL_DENIED ErrorReason = 32
+	// The approval expired before it was decided or used; ask again. Status
+	// FAILED_PRECONDITION. Metadata: `approval_id`.
+	ErrorReason_ERROR_REASON_APPROVAL_EXPIRED ErrorReason = 33
+	// The approval was already used to mint a token; ask again. Status
+	// FAILED_PRECONDITION. Metadata: `approval_id`.
+	ErrorReason_ERROR_REASON_APPROVAL_USED ErrorReason = 34
+	// The approval was granted for a different request (another app, task,
+	// human, scopes, audiences, lifetime, key or parent). Status
+	// PERMISSION_DENIED. Metadata: `approval_id`.
+	ErrorReason_ERROR_REASON_APPROVAL_MISMATCH ErrorReason = 35
+	// The approval is no longer pending, so it cannot be decided, or this
+	// approver already decided it. Status FAILED_PRECONDITION. Metadata:
+	// `approval_id`, `state`.
+	ErrorReason_ERROR_REASON_APPROVAL_NOT_PENDING ErrorReason = 36
+	// The approver is not in the group that may decide this approval. Status
+	// PERMISSION_DENIED.
+	ErrorReason_ERROR_REASON_APPROVER_NOT_ELIGIBLE ErrorReason = 37
+	// The approver is disabled. Status PERMISSION_DENIED.
+	ErrorReason_ERROR_REASON_APPROVER_DISABLED ErrorReason = 38
+	// Renew would take the task past its lifetime maximum
+	// (App.max_task_lifetime); the task must be issued a new token by its app.
+	// Status FAILED_PRECONDITION. Metadata: `task_expire_time` (RFC 3339).
+	ErrorReason_ERROR_REASON_TASK_LIFETIME_EXCEEDED ErrorReason = 39
 )
 
 // Enum value maps for ErrorReason.
@@ -182,6 +217,16 @@ var (
 		27: "ERROR_REASON_AUTHENTICATION_THROTTLED",
 		28: "ERROR_REASON_AUDIENCE_NOT_SERVED",
 		29: "ERROR_REASON_RESOURCE_SERVER_DISABLED",
+		30: "ERROR_REASON_APPROVAL_REQUIRED",
+		31: "ERROR_REASON_APPROVAL_PENDING",
+		32: "ERROR_REASON_APPROVAL_DENIED",
+		33: "ERROR_REASON_APPROVAL_EXPIRED",
+		34: "ERROR_REASON_APPROVAL_USED",
+		35: "ERROR_REASON_APPROVAL_MISMATCH",
+		36: "ERROR_REASON_APPROVAL_NOT_PENDING",
+		37: "ERROR_REASON_APPROVER_NOT_ELIGIBLE",
+		38: "ERROR_REASON_APPROVER_DISABLED",
+		39: "ERROR_REASON_TASK_LIFETIME_EXCEEDED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":               0,
@@ -214,6 +259,16 @@ var (
 		"ERROR_REASON_AUTHENTICATION_THROTTLED":  27,
 		"ERROR_REASON_AUDIENCE_NOT_SERVED":       28,
 		"ERROR_REASON_RESOURCE_SERVER_DISABLED":  29,
+		"ERROR_REASON_APPROVAL_REQUIRED":         30,
+		"ERROR_REASON_APPROVAL_PENDING":          31,
+		"ERROR_REASON_APPROVAL_DENIED":           32,
+		"ERROR_REASON_APPROVAL_EXPIRED":          33,
+		"ERROR_REASON_APPROVAL_USED":             34,
+		"ERROR_REASON_APPROVAL_MISMATCH":         35,
+		"ERROR_REASON_APPROVAL_NOT_PENDING":      36,
+		"ERROR_REASON_APPROVER_NOT_ELIGIBLE":     37,
+		"ERROR_REASON_APPROVER_DISABLED":         38,
+		"ERROR_REASON_TASK_LIFETIME_EXCEEDED":    39,
 	}
 )
 
@@ -248,7 +303,7 @@ var File_baton_v1_errors_proto protoreflect.FileDescriptor
 
 const file_baton_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x15baton/v1/errors.proto\x12\bbaton.v1*\x94\b\n" +
+	"\x15baton/v1/errors.proto\x12\bbaton.v1*\x80\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\x1e\n" +
@@ -280,7 +335,17 @@ const file_baton_v1_errors_proto_rawDesc = "" +
 	"\x19ERROR_REASON_RATE_LIMITED\x10\x1a\x12)\n" +
 	"%ERROR_REASON_AUTHENTICATION_THROTTLED\x10\x1b\x12$\n" +
 	" ERROR_REASON_AUDIENCE_NOT_SERVED\x10\x1c\x12)\n" +
-	"%ERROR_REASON_RESOURCE_SERVER_DISABLED\x10\x1dB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
+	"%ERROR_REASON_RESOURCE_SERVER_DISABLED\x10\x1d\x12\"\n" +
+	"\x1eERROR_REASON_APPROVAL_REQUIRED\x10\x1e\x12!\n" +
+	"\x1dERROR_REASON_APPROVAL_PENDING\x10\x1f\x12 \n" +
+	"\x1cERROR_REASON_APPROVAL_DENIED\x10 \x12!\n" +
+	"\x1dERROR_REASON_APPROVAL_EXPIRED\x10!\x12\x1e\n" +
+	"\x1aERROR_REASON_APPROVAL_USED\x10\"\x12\"\n" +
+	"\x1eERROR_REASON_APPROVAL_MISMATCH\x10#\x12%\n" +
+	"!ERROR_REASON_APPROVAL_NOT_PENDING\x10$\x12&\n" +
+	"\"ERROR_REASON_APPROVER_NOT_ELIGIBLE\x10%\x12\"\n" +
+	"\x1eERROR_REASON_APPROVER_DISABLED\x10&\x12'\n" +
+	"#ERROR_REASON_TASK_LIFETIME_EXCEEDED\x10'B3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3"
 
 var (
 	file_baton_v1_errors_proto_rawDescOnce sync.Once

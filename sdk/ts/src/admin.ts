@@ -182,6 +182,8 @@ export class AdminClient {
       maxDelegationDepth: optionalUint32(request.maxDelegationDepth, "request.maxDelegationDepth") ?? 0,
       rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
+      approvalPolicy: [],
+      maxTaskLifetime: undefined,
     };
     const res = await this.#unary(this.#client.createApp, req, operatorMetadata(operator), options);
     const app = present(res.app, "app");
@@ -221,6 +223,9 @@ export class AdminClient {
       maxDelegationDepth: optionalUint32(request.maxDelegationDepth, "request.maxDelegationDepth"),
       rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
+      updateApprovalPolicy: false,
+      approvalPolicy: [],
+      maxTaskLifetime: undefined,
     };
     const res = await this.#unary(this.#client.updateApp, req, operatorMetadata(operator), options);
     return { app: present(res.app, "app"), revokedTokenCount: res.revokedTokenCount };

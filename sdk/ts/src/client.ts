@@ -386,6 +386,7 @@ export class BrokerClient {
         ttl: ttlOf(request.ttlSeconds),
         allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
         agentPublicKeyJwk: publicKeyOf(request),
+        approvalId: "",
       },
       callerMetadata(app, "app"),
       options,
@@ -407,6 +408,7 @@ export class BrokerClient {
       ttl: ttlOf(request.ttlSeconds),
       allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
       agentPublicKeyJwk: publicKeyOf(request),
+      approvalId: "",
     };
     const md = await this.#agentMetadata(agent, BrokerServiceService.delegate.path);
     const res = await this.#unary(this.#client.delegate, req, md, options);

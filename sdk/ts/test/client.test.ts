@@ -60,7 +60,7 @@ async function refusal(p: Promise<unknown>): Promise<BatonError> {
 
 /** Delegate through the generated stub with hand-made metadata, to send proofs the SDK never would. */
 function rawDelegate(md: Metadata): Promise<DelegateResponse> {
-  const req = { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" };
+  const req = { scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" };
   return new Promise((resolve, reject) => {
     client.stub.delegate(req, md, { deadline: Date.now() + 5000 }, (err: ServiceError | null, res: DelegateResponse) =>
       err ? reject(fromServiceError(err)) : resolve(res),

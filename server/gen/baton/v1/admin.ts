@@ -20,10 +20,61 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { LineageEntry } from "./broker.js";
 
 export const protobufPackage = "baton.v1";
 
 export const protobufFileName = "baton/v1/admin.proto";
+
+/** ScopeClass is how much oversight a scope needs. */
+export enum ScopeClass {
+  /** SCOPE_CLASS_UNSPECIFIED - Not set; refused. */
+  SCOPE_CLASS_UNSPECIFIED = 0,
+  /** SCOPE_CLASS_READ - Issued automatically within the ceiling. */
+  SCOPE_CLASS_READ = 1,
+  /** SCOPE_CLASS_WRITE - Issued automatically, or after one approval when the rule says so. */
+  SCOPE_CLASS_WRITE = 2,
+  /** SCOPE_CLASS_DANGEROUS_WRITE - Always needs step-up approval by one or two humans. */
+  SCOPE_CLASS_DANGEROUS_WRITE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function scopeClassFromJSON(object: any): ScopeClass {
+  switch (object) {
+    case 0:
+    case "SCOPE_CLASS_UNSPECIFIED":
+      return ScopeClass.SCOPE_CLASS_UNSPECIFIED;
+    case 1:
+    case "SCOPE_CLASS_READ":
+      return ScopeClass.SCOPE_CLASS_READ;
+    case 2:
+    case "SCOPE_CLASS_WRITE":
+      return ScopeClass.SCOPE_CLASS_WRITE;
+    case 3:
+    case "SCOPE_CLASS_DANGEROUS_WRITE":
+      return ScopeClass.SCOPE_CLASS_DANGEROUS_WRITE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ScopeClass.UNRECOGNIZED;
+  }
+}
+
+export function scopeClassToJSON(object: ScopeClass): string {
+  switch (object) {
+    case ScopeClass.SCOPE_CLASS_UNSPECIFIED:
+      return "SCOPE_CLASS_UNSPECIFIED";
+    case ScopeClass.SCOPE_CLASS_READ:
+      return "SCOPE_CLASS_READ";
+    case ScopeClass.SCOPE_CLASS_WRITE:
+      return "SCOPE_CLASS_WRITE";
+    case ScopeClass.SCOPE_CLASS_DANGEROUS_WRITE:
+      return "SCOPE_CLASS_DANGEROUS_WRITE";
+    case ScopeClass.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /** SigningKeyState is where a key is in its life. */
 export enum SigningKeyState {
@@ -118,6 +169,42 @@ export interface App {
    * after a quiet spell. 0: the broker's default (`BATON_APP_BURST`).
    */
   rateLimitBurst: number;
+  /**
+   * The approval policy: rules classing scopes as read, write or dangerous
+   * write. Empty: every scope within the ceiling is issued without approval.
+   */
+  approvalPolicy: ApprovalRule[];
+  /**
+   * The longest a task may hold tokens through Renew, counted from the
+   * issuance of the first token of a renewal line. Unset: the broker default
+   * (BATON_MAX_TASK_SECONDS, 8 hours).
+   */
+  maxTaskLifetime: Duration | undefined;
+}
+
+/** ApprovalRule classes the scopes a pattern covers. */
+export interface ApprovalRule {
+  /**
+   * A scope pattern in the scope grammar (`action:resource:identifier`,
+   * `*` as a whole final segment). The rule applies to every requested scope
+   * that can grant anything the pattern covers: `write:prescriptions:*`
+   * applies to `write:prescriptions:P-1042` and to `write:*`. When several
+   * rules apply, the strictest wins (dangerous write over write over read,
+   * then the most approvals).
+   */
+  pattern: string;
+  /** The class of the scopes the pattern covers. */
+  scopeClass: ScopeClass;
+  /**
+   * How many distinct approvers must approve: 0 for read; 0 or 1 for write;
+   * 1 or 2 (dual control) for dangerous write.
+   */
+  approvalsRequired: number;
+  /**
+   * The approver group whose members may decide. Required when
+   * `approvals_required` is above 0.
+   */
+  approverGroup: string;
 }
 
 /** CreateAppRequest registers an app. */
@@ -150,7 +237,16 @@ export interface CreateAppRequest {
    * The app's burst (see `App.rate_limit_burst`). Unset or 0: the broker's
    * default. At most 1,000,000.
    */
-  rateLimitBurst?: number | undefined;
+  rateLimitBurst?:
+    | number
+    | undefined;
+  /** The approval policy (see `App.approval_policy`). Optional. */
+  approvalPolicy: ApprovalRule[];
+  /**
+   * The task lifetime maximum (see `App.max_task_lifetime`). Optional; at
+   * least 1 second, at most 30 days.
+   */
+  maxTaskLifetime: Duration | undefined;
 }
 
 /** CreateAppResponse returns the app and its secret. */
@@ -229,7 +325,19 @@ export interface UpdateAppRequest {
     | number
     | undefined;
   /** A new burst; 0 returns the app to the broker's default. */
-  rateLimitBurst?: number | undefined;
+  rateLimitBurst?:
+    | number
+    | undefined;
+  /**
+   * When true, the approval policy is replaced by `approval_policy` (which
+   * may be empty). Approvals already pending keep the rule they were
+   * created under.
+   */
+  updateApprovalPolicy: boolean;
+  /** The new approval policy, used when `update_approval_policy` is true. */
+  approvalPolicy: ApprovalRule[];
+  /** The new task lifetime maximum. Unset: unchanged. */
+  maxTaskLifetime: Duration | undefined;
 }
 
 /** UpdateAppResponse returns the changed app. */
@@ -407,6 +515,191 @@ export interface VerifyAuditLogResponse {
   firstBrokenSeq: number;
 }
 
+/**
+ * ListAuditEventsRequest filters and pages the audit trail. Filters combine
+ * with AND; an unset filter matches everything.
+ */
+export interface ListAuditEventsRequest {
+  /** Only events of this app. */
+  appId: string;
+  /** Only events of this task. */
+  taskId: string;
+  /** Only events about this agent (`sub`). */
+  agentId: string;
+  /** Only events for this human principal. */
+  humanPrincipal: string;
+  /**
+   * Only events of these kinds (e.g. `token.issued`, `approval.approved`,
+   * `access.denied`); empty: all kinds.
+   */
+  kinds: string[];
+  /** Only events at or after this time. */
+  startTime:
+    | Date
+    | undefined;
+  /** Only events before this time. */
+  endTime:
+    | Date
+    | undefined;
+  /**
+   * Only events with a sequence number above this one (for following the
+   * trail: pass the last `seq` seen).
+   */
+  afterSeq: number;
+  /** Only events about this token (`jti`). */
+  tokenId: string;
+  /** At most this many events (default 100, at most 1000). */
+  pageSize: number;
+  /**
+   * From a previous response's `next_page_token`; the other fields must be
+   * the same as in that request.
+   */
+  pageToken: string;
+}
+
+/** ListAuditEventsResponse is one page of events. */
+export interface ListAuditEventsResponse {
+  /** The events, oldest first. */
+  events: AuditEvent[];
+  /** Pass to get the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/**
+ * AuditEvent is one entry of the hash-chained audit trail. Fields that do not
+ * apply to an event's kind are empty. It never holds a token, secret, proof
+ * or key.
+ */
+export interface AuditEvent {
+  /** The event's position in the chain, from 1. */
+  seq: number;
+  /**
+   * What happened, e.g. `token.issued`, `issue.refused`,
+   * `revocation.created`, `approval.requested`, `access.allowed`.
+   */
+  kind: string;
+  /** When it happened. */
+  eventTime:
+    | Date
+    | undefined;
+  /**
+   * Who acted: `operator`, `broker`, `app:<id>`, `agent:<sub>`,
+   * `resource_server:<id>` or `approver:<id>`.
+   */
+  actor: string;
+  /** The app concerned. */
+  appId: string;
+  /** The request that caused it (echoed to callers as `x-request-id`). */
+  requestId: string;
+  /** The task (run) id. */
+  taskId: string;
+  /** The orchestration id. */
+  orchestrationId: string;
+  /** The agent identity (`sub`) concerned. */
+  agentId: string;
+  /** The human the work was done for. */
+  humanPrincipal: string;
+  /** The token concerned (`jti`). */
+  tokenId: string;
+  /** The delegation lineage of that token, root first. */
+  lineage: LineageEntry[];
+  /** The permissions requested, granted or used. */
+  scopes: string[];
+  /** The target systems (audiences). */
+  audiences: string[];
+  /** The approval concerned, if any. */
+  approvalId: string;
+  /**
+   * The approval's result for this event, e.g. `approved`, `denied`,
+   * `expired`, `used`.
+   */
+  approvalResult: string;
+  /** The credential's lifetime, for events that mint one. */
+  credentialLifetime:
+    | Duration
+    | undefined;
+  /** The resource server concerned (access reports, stream subscriptions). */
+  resourceServerId: string;
+  /**
+   * The outcome: `ok`, or the ErrorReason name of a refusal, or for an
+   * access report the resource server's own outcome.
+   */
+  outcome: string;
+  /**
+   * A reason given by a person (revocation or approval decision) or a
+   * resource server (access denial).
+   */
+  reason: string;
+  /** Every fact of the event as stored and hashed (canonical JSON). */
+  dataJson: string;
+}
+
+/** Approver is a named human who may decide approvals. */
+export interface Approver {
+  /** The approver's client id, `apv_...`. */
+  approverId: string;
+  /** A unique display name (e.g. `dr-smith`). */
+  name: string;
+  /** The approver groups it belongs to (1 to 16 names). */
+  groups: string[];
+  /** True once disabled. */
+  disabled: boolean;
+  /** When it was registered. */
+  createTime:
+    | Date
+    | undefined;
+  /** When it last changed. */
+  updateTime: Date | undefined;
+}
+
+/** CreateApproverRequest registers an approver. */
+export interface CreateApproverRequest {
+  /** A unique name, 1 to 64 characters from `A-Z a-z 0-9 . _ -`. */
+  name: string;
+  /** Its groups, 1 to 16 names in the same character set. */
+  groups: string[];
+}
+
+/** CreateApproverResponse returns the approver and its secret. */
+export interface CreateApproverResponse {
+  /** The new approver. */
+  approver:
+    | Approver
+    | undefined;
+  /** Its client secret, shown once. Treat as a secret. */
+  clientSecret: string;
+}
+
+/** ListApproversRequest asks for a page of approvers. */
+export interface ListApproversRequest {
+  /** At most this many (default 100, at most 1000). */
+  pageSize: number;
+  /** From a previous response. */
+  pageToken: string;
+}
+
+/** ListApproversResponse is one page of approvers. */
+export interface ListApproversResponse {
+  /** The approvers, ordered by id. */
+  approvers: Approver[];
+  /** Pass to get the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** DisableApproverRequest disables an approver. */
+export interface DisableApproverRequest {
+  /** The approver to disable. */
+  approverId: string;
+  /** Why, for the audit trail. Optional; up to 512 characters. */
+  reason: string;
+}
+
+/** DisableApproverResponse returns the disabled approver. */
+export interface DisableApproverResponse {
+  /** The approver, now disabled. */
+  approver: Approver | undefined;
+}
+
 function createBaseApp(): App {
   return {
     appId: "",
@@ -420,6 +713,8 @@ function createBaseApp(): App {
     updateTime: undefined,
     rateLimitPerSecond: 0,
     rateLimitBurst: 0,
+    approvalPolicy: [],
+    maxTaskLifetime: undefined,
   };
 }
 
@@ -457,6 +752,12 @@ export const App: MessageFns<App> = {
     }
     if (message.rateLimitBurst !== 0) {
       writer.uint32(88).uint32(message.rateLimitBurst);
+    }
+    for (const v of message.approvalPolicy) {
+      ApprovalRule.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.maxTaskLifetime !== undefined) {
+      Duration.encode(message.maxTaskLifetime, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -562,6 +863,22 @@ export const App: MessageFns<App> = {
             message.rateLimitBurst = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.approvalPolicy.push(ApprovalRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.maxTaskLifetime = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -621,6 +938,16 @@ export const App: MessageFns<App> = {
         : isSet(object.rate_limit_burst)
         ? globalThis.Number(object.rate_limit_burst)
         : 0,
+      approvalPolicy: globalThis.Array.isArray(object?.approvalPolicy)
+        ? object.approvalPolicy.map((e: any) => ApprovalRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.approval_policy)
+        ? object.approval_policy.map((e: any) => ApprovalRule.fromJSON(e))
+        : [],
+      maxTaskLifetime: isSet(object.maxTaskLifetime)
+        ? Duration.fromJSON(object.maxTaskLifetime)
+        : isSet(object.max_task_lifetime)
+        ? Duration.fromJSON(object.max_task_lifetime)
+        : undefined,
     };
   },
 
@@ -659,6 +986,12 @@ export const App: MessageFns<App> = {
     if (message.rateLimitBurst !== 0) {
       obj.rateLimitBurst = Math.round(message.rateLimitBurst);
     }
+    if (message.approvalPolicy?.length) {
+      obj.approvalPolicy = message.approvalPolicy.map((e) => ApprovalRule.toJSON(e));
+    }
+    if (message.maxTaskLifetime !== undefined) {
+      obj.maxTaskLifetime = Duration.toJSON(message.maxTaskLifetime);
+    }
     return obj;
   },
 
@@ -680,6 +1013,139 @@ export const App: MessageFns<App> = {
     message.updateTime = object.updateTime ?? undefined;
     message.rateLimitPerSecond = object.rateLimitPerSecond ?? 0;
     message.rateLimitBurst = object.rateLimitBurst ?? 0;
+    message.approvalPolicy = object.approvalPolicy?.map((e) => ApprovalRule.fromPartial(e)) || [];
+    message.maxTaskLifetime = (object.maxTaskLifetime !== undefined && object.maxTaskLifetime !== null)
+      ? Duration.fromPartial(object.maxTaskLifetime)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseApprovalRule(): ApprovalRule {
+  return { pattern: "", scopeClass: 0, approvalsRequired: 0, approverGroup: "" };
+}
+
+export const ApprovalRule: MessageFns<ApprovalRule> = {
+  encode(message: ApprovalRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pattern !== "") {
+      writer.uint32(10).string(message.pattern);
+    }
+    if (message.scopeClass !== 0) {
+      writer.uint32(16).int32(message.scopeClass);
+    }
+    if (message.approvalsRequired !== 0) {
+      writer.uint32(24).uint32(message.approvalsRequired);
+    }
+    if (message.approverGroup !== "") {
+      writer.uint32(34).string(message.approverGroup);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pattern = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.scopeClass = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.approvalsRequired = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.approverGroup = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalRule {
+    return {
+      pattern: isSet(object.pattern) ? globalThis.String(object.pattern) : "",
+      scopeClass: isSet(object.scopeClass)
+        ? scopeClassFromJSON(object.scopeClass)
+        : isSet(object.scope_class)
+        ? scopeClassFromJSON(object.scope_class)
+        : 0,
+      approvalsRequired: isSet(object.approvalsRequired)
+        ? globalThis.Number(object.approvalsRequired)
+        : isSet(object.approvals_required)
+        ? globalThis.Number(object.approvals_required)
+        : 0,
+      approverGroup: isSet(object.approverGroup)
+        ? globalThis.String(object.approverGroup)
+        : isSet(object.approver_group)
+        ? globalThis.String(object.approver_group)
+        : "",
+    };
+  },
+
+  toJSON(message: ApprovalRule): unknown {
+    const obj: any = {};
+    if (message.pattern !== "") {
+      obj.pattern = message.pattern;
+    }
+    if (message.scopeClass !== 0) {
+      obj.scopeClass = scopeClassToJSON(message.scopeClass);
+    }
+    if (message.approvalsRequired !== 0) {
+      obj.approvalsRequired = Math.round(message.approvalsRequired);
+    }
+    if (message.approverGroup !== "") {
+      obj.approverGroup = message.approverGroup;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalRule>, I>>(base?: I): ApprovalRule {
+    return ApprovalRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalRule>, I>>(object: I): ApprovalRule {
+    const message = createBaseApprovalRule();
+    message.pattern = object.pattern ?? "";
+    message.scopeClass = object.scopeClass ?? 0;
+    message.approvalsRequired = object.approvalsRequired ?? 0;
+    message.approverGroup = object.approverGroup ?? "";
     return message;
   },
 };
@@ -693,6 +1159,8 @@ function createBaseCreateAppRequest(): CreateAppRequest {
     maxDelegationDepth: 0,
     rateLimitPerSecond: undefined,
     rateLimitBurst: undefined,
+    approvalPolicy: [],
+    maxTaskLifetime: undefined,
   };
 }
 
@@ -718,6 +1186,12 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
     }
     if (message.rateLimitBurst !== undefined) {
       writer.uint32(56).uint32(message.rateLimitBurst);
+    }
+    for (const v of message.approvalPolicy) {
+      ApprovalRule.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.maxTaskLifetime !== undefined) {
+      Duration.encode(message.maxTaskLifetime, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -791,6 +1265,22 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
             message.rateLimitBurst = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.approvalPolicy.push(ApprovalRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.maxTaskLifetime = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -834,6 +1324,16 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
         : isSet(object.rate_limit_burst)
         ? globalThis.Number(object.rate_limit_burst)
         : undefined,
+      approvalPolicy: globalThis.Array.isArray(object?.approvalPolicy)
+        ? object.approvalPolicy.map((e: any) => ApprovalRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.approval_policy)
+        ? object.approval_policy.map((e: any) => ApprovalRule.fromJSON(e))
+        : [],
+      maxTaskLifetime: isSet(object.maxTaskLifetime)
+        ? Duration.fromJSON(object.maxTaskLifetime)
+        : isSet(object.max_task_lifetime)
+        ? Duration.fromJSON(object.max_task_lifetime)
+        : undefined,
     };
   },
 
@@ -860,6 +1360,12 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
     if (message.rateLimitBurst !== undefined) {
       obj.rateLimitBurst = Math.round(message.rateLimitBurst);
     }
+    if (message.approvalPolicy?.length) {
+      obj.approvalPolicy = message.approvalPolicy.map((e) => ApprovalRule.toJSON(e));
+    }
+    if (message.maxTaskLifetime !== undefined) {
+      obj.maxTaskLifetime = Duration.toJSON(message.maxTaskLifetime);
+    }
     return obj;
   },
 
@@ -877,6 +1383,10 @@ export const CreateAppRequest: MessageFns<CreateAppRequest> = {
     message.maxDelegationDepth = object.maxDelegationDepth ?? 0;
     message.rateLimitPerSecond = object.rateLimitPerSecond ?? undefined;
     message.rateLimitBurst = object.rateLimitBurst ?? undefined;
+    message.approvalPolicy = object.approvalPolicy?.map((e) => ApprovalRule.fromPartial(e)) || [];
+    message.maxTaskLifetime = (object.maxTaskLifetime !== undefined && object.maxTaskLifetime !== null)
+      ? Duration.fromPartial(object.maxTaskLifetime)
+      : undefined;
     return message;
   },
 };
@@ -1304,6 +1814,9 @@ function createBaseUpdateAppRequest(): UpdateAppRequest {
     maxDelegationDepth: undefined,
     rateLimitPerSecond: undefined,
     rateLimitBurst: undefined,
+    updateApprovalPolicy: false,
+    approvalPolicy: [],
+    maxTaskLifetime: undefined,
   };
 }
 
@@ -1338,6 +1851,15 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     }
     if (message.rateLimitBurst !== undefined) {
       writer.uint32(80).uint32(message.rateLimitBurst);
+    }
+    if (message.updateApprovalPolicy !== false) {
+      writer.uint32(88).bool(message.updateApprovalPolicy);
+    }
+    for (const v of message.approvalPolicy) {
+      ApprovalRule.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.maxTaskLifetime !== undefined) {
+      Duration.encode(message.maxTaskLifetime, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1435,6 +1957,30 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
             message.rateLimitBurst = reader.uint32();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.updateApprovalPolicy = reader.bool();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.approvalPolicy.push(ApprovalRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.maxTaskLifetime = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1493,6 +2039,21 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
         : isSet(object.rate_limit_burst)
         ? globalThis.Number(object.rate_limit_burst)
         : undefined,
+      updateApprovalPolicy: isSet(object.updateApprovalPolicy)
+        ? globalThis.Boolean(object.updateApprovalPolicy)
+        : isSet(object.update_approval_policy)
+        ? globalThis.Boolean(object.update_approval_policy)
+        : false,
+      approvalPolicy: globalThis.Array.isArray(object?.approvalPolicy)
+        ? object.approvalPolicy.map((e: any) => ApprovalRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.approval_policy)
+        ? object.approval_policy.map((e: any) => ApprovalRule.fromJSON(e))
+        : [],
+      maxTaskLifetime: isSet(object.maxTaskLifetime)
+        ? Duration.fromJSON(object.maxTaskLifetime)
+        : isSet(object.max_task_lifetime)
+        ? Duration.fromJSON(object.max_task_lifetime)
+        : undefined,
     };
   },
 
@@ -1528,6 +2089,15 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     if (message.rateLimitBurst !== undefined) {
       obj.rateLimitBurst = Math.round(message.rateLimitBurst);
     }
+    if (message.updateApprovalPolicy !== false) {
+      obj.updateApprovalPolicy = message.updateApprovalPolicy;
+    }
+    if (message.approvalPolicy?.length) {
+      obj.approvalPolicy = message.approvalPolicy.map((e) => ApprovalRule.toJSON(e));
+    }
+    if (message.maxTaskLifetime !== undefined) {
+      obj.maxTaskLifetime = Duration.toJSON(message.maxTaskLifetime);
+    }
     return obj;
   },
 
@@ -1548,6 +2118,11 @@ export const UpdateAppRequest: MessageFns<UpdateAppRequest> = {
     message.maxDelegationDepth = object.maxDelegationDepth ?? undefined;
     message.rateLimitPerSecond = object.rateLimitPerSecond ?? undefined;
     message.rateLimitBurst = object.rateLimitBurst ?? undefined;
+    message.updateApprovalPolicy = object.updateApprovalPolicy ?? false;
+    message.approvalPolicy = object.approvalPolicy?.map((e) => ApprovalRule.fromPartial(e)) || [];
+    message.maxTaskLifetime = (object.maxTaskLifetime !== undefined && object.maxTaskLifetime !== null)
+      ? Duration.fromPartial(object.maxTaskLifetime)
+      : undefined;
     return message;
   },
 };
@@ -3261,6 +3836,1528 @@ export const VerifyAuditLogResponse: MessageFns<VerifyAuditLogResponse> = {
   },
 };
 
+function createBaseListAuditEventsRequest(): ListAuditEventsRequest {
+  return {
+    appId: "",
+    taskId: "",
+    agentId: "",
+    humanPrincipal: "",
+    kinds: [],
+    startTime: undefined,
+    endTime: undefined,
+    afterSeq: 0,
+    tokenId: "",
+    pageSize: 0,
+    pageToken: "",
+  };
+}
+
+export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
+  encode(message: ListAuditEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appId !== "") {
+      writer.uint32(10).string(message.appId);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(18).string(message.taskId);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(26).string(message.agentId);
+    }
+    if (message.humanPrincipal !== "") {
+      writer.uint32(34).string(message.humanPrincipal);
+    }
+    for (const v of message.kinds) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.startTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.startTime), writer.uint32(50).fork()).join();
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(58).fork()).join();
+    }
+    if (message.afterSeq !== 0) {
+      writer.uint32(64).uint64(message.afterSeq);
+    }
+    if (message.tokenId !== "") {
+      writer.uint32(74).string(message.tokenId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(80).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(90).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.humanPrincipal = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kinds.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.startTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.afterSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditEventsRequest {
+    return {
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      humanPrincipal: isSet(object.humanPrincipal)
+        ? globalThis.String(object.humanPrincipal)
+        : isSet(object.human_principal)
+        ? globalThis.String(object.human_principal)
+        : "",
+      kinds: globalThis.Array.isArray(object?.kinds)
+        ? object.kinds.map((e: any) => globalThis.String(e))
+        : [],
+      startTime: isSet(object.startTime)
+        ? fromJsonTimestamp(object.startTime)
+        : isSet(object.start_time)
+        ? fromJsonTimestamp(object.start_time)
+        : undefined,
+      endTime: isSet(object.endTime)
+        ? fromJsonTimestamp(object.endTime)
+        : isSet(object.end_time)
+        ? fromJsonTimestamp(object.end_time)
+        : undefined,
+      afterSeq: isSet(object.afterSeq)
+        ? globalThis.Number(object.afterSeq)
+        : isSet(object.after_seq)
+        ? globalThis.Number(object.after_seq)
+        : 0,
+      tokenId: isSet(object.tokenId)
+        ? globalThis.String(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.String(object.token_id)
+        : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAuditEventsRequest): unknown {
+    const obj: any = {};
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.humanPrincipal !== "") {
+      obj.humanPrincipal = message.humanPrincipal;
+    }
+    if (message.kinds?.length) {
+      obj.kinds = message.kinds;
+    }
+    if (message.startTime !== undefined) {
+      obj.startTime = message.startTime.toISOString();
+    }
+    if (message.endTime !== undefined) {
+      obj.endTime = message.endTime.toISOString();
+    }
+    if (message.afterSeq !== 0) {
+      obj.afterSeq = Math.round(message.afterSeq);
+    }
+    if (message.tokenId !== "") {
+      obj.tokenId = message.tokenId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAuditEventsRequest>, I>>(base?: I): ListAuditEventsRequest {
+    return ListAuditEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAuditEventsRequest>, I>>(object: I): ListAuditEventsRequest {
+    const message = createBaseListAuditEventsRequest();
+    message.appId = object.appId ?? "";
+    message.taskId = object.taskId ?? "";
+    message.agentId = object.agentId ?? "";
+    message.humanPrincipal = object.humanPrincipal ?? "";
+    message.kinds = object.kinds?.map((e) => e) || [];
+    message.startTime = object.startTime ?? undefined;
+    message.endTime = object.endTime ?? undefined;
+    message.afterSeq = object.afterSeq ?? 0;
+    message.tokenId = object.tokenId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListAuditEventsResponse(): ListAuditEventsResponse {
+  return { events: [], nextPageToken: "" };
+}
+
+export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
+  encode(message: ListAuditEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      AuditEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(AuditEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditEventsResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => AuditEvent.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAuditEventsResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => AuditEvent.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAuditEventsResponse>, I>>(base?: I): ListAuditEventsResponse {
+    return ListAuditEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAuditEventsResponse>, I>>(object: I): ListAuditEventsResponse {
+    const message = createBaseListAuditEventsResponse();
+    message.events = object.events?.map((e) => AuditEvent.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseAuditEvent(): AuditEvent {
+  return {
+    seq: 0,
+    kind: "",
+    eventTime: undefined,
+    actor: "",
+    appId: "",
+    requestId: "",
+    taskId: "",
+    orchestrationId: "",
+    agentId: "",
+    humanPrincipal: "",
+    tokenId: "",
+    lineage: [],
+    scopes: [],
+    audiences: [],
+    approvalId: "",
+    approvalResult: "",
+    credentialLifetime: undefined,
+    resourceServerId: "",
+    outcome: "",
+    reason: "",
+    dataJson: "",
+  };
+}
+
+export const AuditEvent: MessageFns<AuditEvent> = {
+  encode(message: AuditEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).uint64(message.seq);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.eventTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.eventTime), writer.uint32(26).fork()).join();
+    }
+    if (message.actor !== "") {
+      writer.uint32(34).string(message.actor);
+    }
+    if (message.appId !== "") {
+      writer.uint32(42).string(message.appId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(50).string(message.requestId);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(58).string(message.taskId);
+    }
+    if (message.orchestrationId !== "") {
+      writer.uint32(66).string(message.orchestrationId);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(74).string(message.agentId);
+    }
+    if (message.humanPrincipal !== "") {
+      writer.uint32(82).string(message.humanPrincipal);
+    }
+    if (message.tokenId !== "") {
+      writer.uint32(90).string(message.tokenId);
+    }
+    for (const v of message.lineage) {
+      LineageEntry.encode(v!, writer.uint32(98).fork()).join();
+    }
+    for (const v of message.scopes) {
+      writer.uint32(106).string(v!);
+    }
+    for (const v of message.audiences) {
+      writer.uint32(114).string(v!);
+    }
+    if (message.approvalId !== "") {
+      writer.uint32(122).string(message.approvalId);
+    }
+    if (message.approvalResult !== "") {
+      writer.uint32(130).string(message.approvalResult);
+    }
+    if (message.credentialLifetime !== undefined) {
+      Duration.encode(message.credentialLifetime, writer.uint32(138).fork()).join();
+    }
+    if (message.resourceServerId !== "") {
+      writer.uint32(146).string(message.resourceServerId);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(154).string(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(162).string(message.reason);
+    }
+    if (message.dataJson !== "") {
+      writer.uint32(170).string(message.dataJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.eventTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.appId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.orchestrationId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.humanPrincipal = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.lineage.push(LineageEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.audiences.push(reader.string());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.approvalId = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.approvalResult = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.credentialLifetime = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.resourceServerId = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.dataJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditEvent {
+    return {
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      eventTime: isSet(object.eventTime)
+        ? fromJsonTimestamp(object.eventTime)
+        : isSet(object.event_time)
+        ? fromJsonTimestamp(object.event_time)
+        : undefined,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      appId: isSet(object.appId)
+        ? globalThis.String(object.appId)
+        : isSet(object.app_id)
+        ? globalThis.String(object.app_id)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      orchestrationId: isSet(object.orchestrationId)
+        ? globalThis.String(object.orchestrationId)
+        : isSet(object.orchestration_id)
+        ? globalThis.String(object.orchestration_id)
+        : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      humanPrincipal: isSet(object.humanPrincipal)
+        ? globalThis.String(object.humanPrincipal)
+        : isSet(object.human_principal)
+        ? globalThis.String(object.human_principal)
+        : "",
+      tokenId: isSet(object.tokenId)
+        ? globalThis.String(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.String(object.token_id)
+        : "",
+      lineage: globalThis.Array.isArray(object?.lineage)
+        ? object.lineage.map((e: any) => LineageEntry.fromJSON(e))
+        : [],
+      scopes: globalThis.Array.isArray(object?.scopes)
+        ? object.scopes.map((e: any) => globalThis.String(e))
+        : [],
+      audiences: globalThis.Array.isArray(object?.audiences)
+        ? object.audiences.map((e: any) => globalThis.String(e))
+        : [],
+      approvalId: isSet(object.approvalId)
+        ? globalThis.String(object.approvalId)
+        : isSet(object.approval_id)
+        ? globalThis.String(object.approval_id)
+        : "",
+      approvalResult: isSet(object.approvalResult)
+        ? globalThis.String(object.approvalResult)
+        : isSet(object.approval_result)
+        ? globalThis.String(object.approval_result)
+        : "",
+      credentialLifetime: isSet(object.credentialLifetime)
+        ? Duration.fromJSON(object.credentialLifetime)
+        : isSet(object.credential_lifetime)
+        ? Duration.fromJSON(object.credential_lifetime)
+        : undefined,
+      resourceServerId: isSet(object.resourceServerId)
+        ? globalThis.String(object.resourceServerId)
+        : isSet(object.resource_server_id)
+        ? globalThis.String(object.resource_server_id)
+        : "",
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      dataJson: isSet(object.dataJson)
+        ? globalThis.String(object.dataJson)
+        : isSet(object.data_json)
+        ? globalThis.String(object.data_json)
+        : "",
+    };
+  },
+
+  toJSON(message: AuditEvent): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.eventTime !== undefined) {
+      obj.eventTime = message.eventTime.toISOString();
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.appId !== "") {
+      obj.appId = message.appId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.orchestrationId !== "") {
+      obj.orchestrationId = message.orchestrationId;
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.humanPrincipal !== "") {
+      obj.humanPrincipal = message.humanPrincipal;
+    }
+    if (message.tokenId !== "") {
+      obj.tokenId = message.tokenId;
+    }
+    if (message.lineage?.length) {
+      obj.lineage = message.lineage.map((e) => LineageEntry.toJSON(e));
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.audiences?.length) {
+      obj.audiences = message.audiences;
+    }
+    if (message.approvalId !== "") {
+      obj.approvalId = message.approvalId;
+    }
+    if (message.approvalResult !== "") {
+      obj.approvalResult = message.approvalResult;
+    }
+    if (message.credentialLifetime !== undefined) {
+      obj.credentialLifetime = Duration.toJSON(message.credentialLifetime);
+    }
+    if (message.resourceServerId !== "") {
+      obj.resourceServerId = message.resourceServerId;
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.dataJson !== "") {
+      obj.dataJson = message.dataJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditEvent>, I>>(base?: I): AuditEvent {
+    return AuditEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditEvent>, I>>(object: I): AuditEvent {
+    const message = createBaseAuditEvent();
+    message.seq = object.seq ?? 0;
+    message.kind = object.kind ?? "";
+    message.eventTime = object.eventTime ?? undefined;
+    message.actor = object.actor ?? "";
+    message.appId = object.appId ?? "";
+    message.requestId = object.requestId ?? "";
+    message.taskId = object.taskId ?? "";
+    message.orchestrationId = object.orchestrationId ?? "";
+    message.agentId = object.agentId ?? "";
+    message.humanPrincipal = object.humanPrincipal ?? "";
+    message.tokenId = object.tokenId ?? "";
+    message.lineage = object.lineage?.map((e) => LineageEntry.fromPartial(e)) || [];
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.audiences = object.audiences?.map((e) => e) || [];
+    message.approvalId = object.approvalId ?? "";
+    message.approvalResult = object.approvalResult ?? "";
+    message.credentialLifetime = (object.credentialLifetime !== undefined && object.credentialLifetime !== null)
+      ? Duration.fromPartial(object.credentialLifetime)
+      : undefined;
+    message.resourceServerId = object.resourceServerId ?? "";
+    message.outcome = object.outcome ?? "";
+    message.reason = object.reason ?? "";
+    message.dataJson = object.dataJson ?? "";
+    return message;
+  },
+};
+
+function createBaseApprover(): Approver {
+  return { approverId: "", name: "", groups: [], disabled: false, createTime: undefined, updateTime: undefined };
+}
+
+export const Approver: MessageFns<Approver> = {
+  encode(message: Approver, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.approverId !== "") {
+      writer.uint32(10).string(message.approverId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    for (const v of message.groups) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.disabled !== false) {
+      writer.uint32(32).bool(message.disabled);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(42).fork()).join();
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Approver {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprover();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approverId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.groups.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.disabled = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Approver {
+    return {
+      approverId: isSet(object.approverId)
+        ? globalThis.String(object.approverId)
+        : isSet(object.approver_id)
+        ? globalThis.String(object.approver_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => globalThis.String(e)) : [],
+      disabled: isSet(object.disabled) ? globalThis.Boolean(object.disabled) : false,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+      updateTime: isSet(object.updateTime)
+        ? fromJsonTimestamp(object.updateTime)
+        : isSet(object.update_time)
+        ? fromJsonTimestamp(object.update_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Approver): unknown {
+    const obj: any = {};
+    if (message.approverId !== "") {
+      obj.approverId = message.approverId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups;
+    }
+    if (message.disabled !== false) {
+      obj.disabled = message.disabled;
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.updateTime !== undefined) {
+      obj.updateTime = message.updateTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Approver>, I>>(base?: I): Approver {
+    return Approver.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Approver>, I>>(object: I): Approver {
+    const message = createBaseApprover();
+    message.approverId = object.approverId ?? "";
+    message.name = object.name ?? "";
+    message.groups = object.groups?.map((e) => e) || [];
+    message.disabled = object.disabled ?? false;
+    message.createTime = object.createTime ?? undefined;
+    message.updateTime = object.updateTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateApproverRequest(): CreateApproverRequest {
+  return { name: "", groups: [] };
+}
+
+export const CreateApproverRequest: MessageFns<CreateApproverRequest> = {
+  encode(message: CreateApproverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.groups) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateApproverRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateApproverRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.groups.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateApproverRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: CreateApproverRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateApproverRequest>, I>>(base?: I): CreateApproverRequest {
+    return CreateApproverRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateApproverRequest>, I>>(object: I): CreateApproverRequest {
+    const message = createBaseCreateApproverRequest();
+    message.name = object.name ?? "";
+    message.groups = object.groups?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCreateApproverResponse(): CreateApproverResponse {
+  return { approver: undefined, clientSecret: "" };
+}
+
+export const CreateApproverResponse: MessageFns<CreateApproverResponse> = {
+  encode(message: CreateApproverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.approver !== undefined) {
+      Approver.encode(message.approver, writer.uint32(10).fork()).join();
+    }
+    if (message.clientSecret !== "") {
+      writer.uint32(18).string(message.clientSecret);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateApproverResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateApproverResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approver = Approver.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientSecret = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateApproverResponse {
+    return {
+      approver: isSet(object.approver) ? Approver.fromJSON(object.approver) : undefined,
+      clientSecret: isSet(object.clientSecret)
+        ? globalThis.String(object.clientSecret)
+        : isSet(object.client_secret)
+        ? globalThis.String(object.client_secret)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateApproverResponse): unknown {
+    const obj: any = {};
+    if (message.approver !== undefined) {
+      obj.approver = Approver.toJSON(message.approver);
+    }
+    if (message.clientSecret !== "") {
+      obj.clientSecret = message.clientSecret;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateApproverResponse>, I>>(base?: I): CreateApproverResponse {
+    return CreateApproverResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateApproverResponse>, I>>(object: I): CreateApproverResponse {
+    const message = createBaseCreateApproverResponse();
+    message.approver = (object.approver !== undefined && object.approver !== null)
+      ? Approver.fromPartial(object.approver)
+      : undefined;
+    message.clientSecret = object.clientSecret ?? "";
+    return message;
+  },
+};
+
+function createBaseListApproversRequest(): ListApproversRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListApproversRequest: MessageFns<ListApproversRequest> = {
+  encode(message: ListApproversRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListApproversRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListApproversRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListApproversRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListApproversRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListApproversRequest>, I>>(base?: I): ListApproversRequest {
+    return ListApproversRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListApproversRequest>, I>>(object: I): ListApproversRequest {
+    const message = createBaseListApproversRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListApproversResponse(): ListApproversResponse {
+  return { approvers: [], nextPageToken: "" };
+}
+
+export const ListApproversResponse: MessageFns<ListApproversResponse> = {
+  encode(message: ListApproversResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.approvers) {
+      Approver.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListApproversResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListApproversResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approvers.push(Approver.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListApproversResponse {
+    return {
+      approvers: globalThis.Array.isArray(object?.approvers)
+        ? object.approvers.map((e: any) => Approver.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListApproversResponse): unknown {
+    const obj: any = {};
+    if (message.approvers?.length) {
+      obj.approvers = message.approvers.map((e) => Approver.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListApproversResponse>, I>>(base?: I): ListApproversResponse {
+    return ListApproversResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListApproversResponse>, I>>(object: I): ListApproversResponse {
+    const message = createBaseListApproversResponse();
+    message.approvers = object.approvers?.map((e) => Approver.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDisableApproverRequest(): DisableApproverRequest {
+  return { approverId: "", reason: "" };
+}
+
+export const DisableApproverRequest: MessageFns<DisableApproverRequest> = {
+  encode(message: DisableApproverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.approverId !== "") {
+      writer.uint32(10).string(message.approverId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableApproverRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableApproverRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approverId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisableApproverRequest {
+    return {
+      approverId: isSet(object.approverId)
+        ? globalThis.String(object.approverId)
+        : isSet(object.approver_id)
+        ? globalThis.String(object.approver_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: DisableApproverRequest): unknown {
+    const obj: any = {};
+    if (message.approverId !== "") {
+      obj.approverId = message.approverId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisableApproverRequest>, I>>(base?: I): DisableApproverRequest {
+    return DisableApproverRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableApproverRequest>, I>>(object: I): DisableApproverRequest {
+    const message = createBaseDisableApproverRequest();
+    message.approverId = object.approverId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseDisableApproverResponse(): DisableApproverResponse {
+  return { approver: undefined };
+}
+
+export const DisableApproverResponse: MessageFns<DisableApproverResponse> = {
+  encode(message: DisableApproverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.approver !== undefined) {
+      Approver.encode(message.approver, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableApproverResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableApproverResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approver = Approver.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisableApproverResponse {
+    return { approver: isSet(object.approver) ? Approver.fromJSON(object.approver) : undefined };
+  },
+
+  toJSON(message: DisableApproverResponse): unknown {
+    const obj: any = {};
+    if (message.approver !== undefined) {
+      obj.approver = Approver.toJSON(message.approver);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisableApproverResponse>, I>>(base?: I): DisableApproverResponse {
+    return DisableApproverResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableApproverResponse>, I>>(object: I): DisableApproverResponse {
+    const message = createBaseDisableApproverResponse();
+    message.approver = (object.approver !== undefined && object.approver !== null)
+      ? Approver.fromPartial(object.approver)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * AdminService is the operator's service: apps, resource servers, signing
  * keys and the audit trail. Every call needs the operator credential
@@ -3433,6 +5530,66 @@ export const AdminServiceService = {
       Buffer.from(VerifyAuditLogResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyAuditLogResponse => VerifyAuditLogResponse.decode(value),
   },
+  /**
+   * ListAuditEvents lists audit events oldest first, filtered, a page at a
+   * time. Pagination is stable: events are ordered by their sequence number
+   * and a page token resumes after the last event returned, whatever was
+   * appended meanwhile.
+   */
+  listAuditEvents: {
+    path: "/baton.v1.AdminService/ListAuditEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAuditEventsRequest): Buffer =>
+      Buffer.from(ListAuditEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAuditEventsRequest => ListAuditEventsRequest.decode(value),
+    responseSerialize: (value: ListAuditEventsResponse): Buffer =>
+      Buffer.from(ListAuditEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
+  },
+  /**
+   * CreateApprover registers a named human approver and returns its client
+   * secret, once. Approvers authenticate like apps (Basic client id
+   * `apv_...` and secret) and may only call ApprovalService, for approvals
+   * whose rule names one of their groups.
+   */
+  createApprover: {
+    path: "/baton.v1.AdminService/CreateApprover" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateApproverRequest): Buffer =>
+      Buffer.from(CreateApproverRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateApproverRequest => CreateApproverRequest.decode(value),
+    responseSerialize: (value: CreateApproverResponse): Buffer =>
+      Buffer.from(CreateApproverResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateApproverResponse => CreateApproverResponse.decode(value),
+  },
+  /** ListApprovers lists approvers ordered by id, a page at a time. */
+  listApprovers: {
+    path: "/baton.v1.AdminService/ListApprovers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListApproversRequest): Buffer => Buffer.from(ListApproversRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListApproversRequest => ListApproversRequest.decode(value),
+    responseSerialize: (value: ListApproversResponse): Buffer =>
+      Buffer.from(ListApproversResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListApproversResponse => ListApproversResponse.decode(value),
+  },
+  /**
+   * DisableApprover disables an approver: it can no longer authenticate,
+   * and its decisions on approvals still pending are withdrawn.
+   */
+  disableApprover: {
+    path: "/baton.v1.AdminService/DisableApprover" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DisableApproverRequest): Buffer =>
+      Buffer.from(DisableApproverRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DisableApproverRequest => DisableApproverRequest.decode(value),
+    responseSerialize: (value: DisableApproverResponse): Buffer =>
+      Buffer.from(DisableApproverResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DisableApproverResponse => DisableApproverResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -3491,6 +5648,27 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * broken link, if any.
    */
   verifyAuditLog: handleUnaryCall<VerifyAuditLogRequest, VerifyAuditLogResponse>;
+  /**
+   * ListAuditEvents lists audit events oldest first, filtered, a page at a
+   * time. Pagination is stable: events are ordered by their sequence number
+   * and a page token resumes after the last event returned, whatever was
+   * appended meanwhile.
+   */
+  listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
+  /**
+   * CreateApprover registers a named human approver and returns its client
+   * secret, once. Approvers authenticate like apps (Basic client id
+   * `apv_...` and secret) and may only call ApprovalService, for approvals
+   * whose rule names one of their groups.
+   */
+  createApprover: handleUnaryCall<CreateApproverRequest, CreateApproverResponse>;
+  /** ListApprovers lists approvers ordered by id, a page at a time. */
+  listApprovers: handleUnaryCall<ListApproversRequest, ListApproversResponse>;
+  /**
+   * DisableApprover disables an approver: it can no longer authenticate,
+   * and its decisions on approvals still pending are withdrawn.
+   */
+  disableApprover: handleUnaryCall<DisableApproverRequest, DisableApproverResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -3716,6 +5894,83 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyAuditLogResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListAuditEvents lists audit events oldest first, filtered, a page at a
+   * time. Pagination is stable: events are ordered by their sequence number
+   * and a page token resumes after the last event returned, whatever was
+   * appended meanwhile.
+   */
+  listAuditEvents(
+    request: ListAuditEventsRequest,
+    callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  listAuditEvents(
+    request: ListAuditEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  listAuditEvents(
+    request: ListAuditEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CreateApprover registers a named human approver and returns its client
+   * secret, once. Approvers authenticate like apps (Basic client id
+   * `apv_...` and secret) and may only call ApprovalService, for approvals
+   * whose rule names one of their groups.
+   */
+  createApprover(
+    request: CreateApproverRequest,
+    callback: (error: ServiceError | null, response: CreateApproverResponse) => void,
+  ): ClientUnaryCall;
+  createApprover(
+    request: CreateApproverRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateApproverResponse) => void,
+  ): ClientUnaryCall;
+  createApprover(
+    request: CreateApproverRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateApproverResponse) => void,
+  ): ClientUnaryCall;
+  /** ListApprovers lists approvers ordered by id, a page at a time. */
+  listApprovers(
+    request: ListApproversRequest,
+    callback: (error: ServiceError | null, response: ListApproversResponse) => void,
+  ): ClientUnaryCall;
+  listApprovers(
+    request: ListApproversRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListApproversResponse) => void,
+  ): ClientUnaryCall;
+  listApprovers(
+    request: ListApproversRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListApproversResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DisableApprover disables an approver: it can no longer authenticate,
+   * and its decisions on approvals still pending are withdrawn.
+   */
+  disableApprover(
+    request: DisableApproverRequest,
+    callback: (error: ServiceError | null, response: DisableApproverResponse) => void,
+  ): ClientUnaryCall;
+  disableApprover(
+    request: DisableApproverRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DisableApproverResponse) => void,
+  ): ClientUnaryCall;
+  disableApprover(
+    request: DisableApproverRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DisableApproverResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -268,6 +268,17 @@ export interface IssueRequest {
    * RFC 7638 thumbprint) and calls made with it need proof of possession.
    */
   agentPublicKeyJwk: string;
+  /**
+   * The approval this request was granted, when the app's policy classes a
+   * requested scope as needing one. Empty on the first attempt: the broker
+   * then answers FAILED_PRECONDITION, APPROVAL_REQUIRED, with the new
+   * approval's id in the ErrorInfo metadata (`approval_id`), and mints
+   * nothing. Once approvers approve it (see ApprovalService), the app sends
+   * the same request again with this field set; the approval must match the
+   * request (task, human, scopes, audiences, lifetime, key), be approved,
+   * unexpired and unused, and is used up by this call.
+   */
+  approvalId: string;
 }
 
 /** IssueResponse carries the new token. */
@@ -321,6 +332,13 @@ export interface DelegateRequest {
   allowTtlClamp: boolean;
   /** The sub-agent's public key (JWK) to bind the child token to. Optional. */
   agentPublicKeyJwk: string;
+  /**
+   * The approval this delegation was granted, when a requested scope needs
+   * one under the app's policy: as IssueRequest.approval_id. A delegated
+   * token never inherits its parent's approval for a scope that needs one;
+   * it needs an approval of its own.
+   */
+  approvalId: string;
 }
 
 /** DelegateResponse carries the child token. */
@@ -421,6 +439,26 @@ export interface TokenClaims {
    * empty when not bound.
    */
   keyThumbprint: string;
+  /**
+   * The human approval this token was minted under (claim `apr`); unset
+   * when no requested scope needed one.
+   */
+  approval:
+    | TokenApproval
+    | undefined;
+  /**
+   * The token this one replaced through Renew (claim `rnw`); empty for a
+   * token that was issued or delegated.
+   */
+  renewedFromTokenId: string;
+}
+
+/** TokenApproval records the approval a token was minted under. */
+export interface TokenApproval {
+  /** The approval's id (ApprovalService). */
+  approvalId: string;
+  /** The approvers who approved it, in the order they approved. */
+  approverIds: string[];
 }
 
 /** LineageEntry names one ancestor of a delegated token. */
@@ -574,6 +612,82 @@ export interface GetKeySetResponse {
   jwksJson: string;
 }
 
+/** RenewRequest asks for a fresh token replacing the caller's own. */
+export interface RenewRequest {
+  /**
+   * The new token's lifetime. Unset: the broker default (5 minutes). Bounded
+   * by the app's maximum TTL, the task lifetime maximum and, for a delegated
+   * token, the parent's expiry.
+   */
+  ttl:
+    | Duration
+    | undefined;
+  /**
+   * When true, a TTL above a bound is shortened to it instead of refused
+   * (the task lifetime maximum is never exceeded either way).
+   */
+  allowTtlClamp: boolean;
+}
+
+/** RenewResponse carries the replacement token. */
+export interface RenewResponse {
+  /** The signed token. Treat as a secret. */
+  accessToken: string;
+  /** Its claims, decoded. `renewed_from_token_id` names the revoked token. */
+  claims:
+    | TokenClaims
+    | undefined;
+  /** True when the TTL was shortened to a bound. */
+  ttlClamped: boolean;
+}
+
+/** ReportAccessRequest carries a batch of access decisions. */
+export interface ReportAccessRequest {
+  /** The decisions, 1 to 500. */
+  reports: AccessReport[];
+}
+
+/** AccessReport is one decision a resource server made on one request. */
+export interface AccessReport {
+  /** `jti` of the token presented. Required. */
+  tokenId: string;
+  /** `sub` of the token presented (the agent). Required. */
+  agentId: string;
+  /**
+   * The audience the resource server checked the token for; one it serves.
+   * Required.
+   */
+  audience: string;
+  /** The scope the request needed (`action:resource:identifier`). Optional. */
+  scope: string;
+  /**
+   * What was accessed, e.g. `GET /records/P-1042`. Optional; up to 512
+   * characters, never a credential.
+   */
+  resource: string;
+  /** True when the resource server let the request through. */
+  allowed: boolean;
+  /**
+   * Why it was denied: a TokenStatus name (`TOKEN_STATUS_REVOKED`, ...) or a
+   * short code of the resource server's own. Empty when allowed. Up to 128
+   * characters.
+   */
+  reason: string;
+  /**
+   * The outcome of the access, e.g. an HTTP or gRPC status (`200`, `OK`).
+   * Optional; up to 128 characters.
+   */
+  outcome: string;
+  /** When the decision was made. Required. */
+  decideTime: Date | undefined;
+}
+
+/** ReportAccessResponse acknowledges a stored batch. */
+export interface ReportAccessResponse {
+  /** How many reports were stored (all of them). */
+  accepted: number;
+}
+
 function createBaseIssueRequest(): IssueRequest {
   return {
     taskId: "",
@@ -584,6 +698,7 @@ function createBaseIssueRequest(): IssueRequest {
     ttl: undefined,
     allowTtlClamp: false,
     agentPublicKeyJwk: "",
+    approvalId: "",
   };
 }
 
@@ -612,6 +727,9 @@ export const IssueRequest: MessageFns<IssueRequest> = {
     }
     if (message.agentPublicKeyJwk !== "") {
       writer.uint32(66).string(message.agentPublicKeyJwk);
+    }
+    if (message.approvalId !== "") {
+      writer.uint32(74).string(message.approvalId);
     }
     return writer;
   },
@@ -693,6 +811,14 @@ export const IssueRequest: MessageFns<IssueRequest> = {
             message.agentPublicKeyJwk = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.approvalId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -737,6 +863,11 @@ export const IssueRequest: MessageFns<IssueRequest> = {
         : isSet(object.agent_public_key_jwk)
         ? globalThis.String(object.agent_public_key_jwk)
         : "",
+      approvalId: isSet(object.approvalId)
+        ? globalThis.String(object.approvalId)
+        : isSet(object.approval_id)
+        ? globalThis.String(object.approval_id)
+        : "",
     };
   },
 
@@ -766,6 +897,9 @@ export const IssueRequest: MessageFns<IssueRequest> = {
     if (message.agentPublicKeyJwk !== "") {
       obj.agentPublicKeyJwk = message.agentPublicKeyJwk;
     }
+    if (message.approvalId !== "") {
+      obj.approvalId = message.approvalId;
+    }
     return obj;
   },
 
@@ -782,6 +916,7 @@ export const IssueRequest: MessageFns<IssueRequest> = {
     message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     message.allowTtlClamp = object.allowTtlClamp ?? false;
     message.agentPublicKeyJwk = object.agentPublicKeyJwk ?? "";
+    message.approvalId = object.approvalId ?? "";
     return message;
   },
 };
@@ -898,7 +1033,7 @@ export const IssueResponse: MessageFns<IssueResponse> = {
 };
 
 function createBaseDelegateRequest(): DelegateRequest {
-  return { scopes: [], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "" };
+  return { scopes: [], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "" };
 }
 
 export const DelegateRequest: MessageFns<DelegateRequest> = {
@@ -917,6 +1052,9 @@ export const DelegateRequest: MessageFns<DelegateRequest> = {
     }
     if (message.agentPublicKeyJwk !== "") {
       writer.uint32(42).string(message.agentPublicKeyJwk);
+    }
+    if (message.approvalId !== "") {
+      writer.uint32(50).string(message.approvalId);
     }
     return writer;
   },
@@ -974,6 +1112,14 @@ export const DelegateRequest: MessageFns<DelegateRequest> = {
             message.agentPublicKeyJwk = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.approvalId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1003,6 +1149,11 @@ export const DelegateRequest: MessageFns<DelegateRequest> = {
         : isSet(object.agent_public_key_jwk)
         ? globalThis.String(object.agent_public_key_jwk)
         : "",
+      approvalId: isSet(object.approvalId)
+        ? globalThis.String(object.approvalId)
+        : isSet(object.approval_id)
+        ? globalThis.String(object.approval_id)
+        : "",
     };
   },
 
@@ -1023,6 +1174,9 @@ export const DelegateRequest: MessageFns<DelegateRequest> = {
     if (message.agentPublicKeyJwk !== "") {
       obj.agentPublicKeyJwk = message.agentPublicKeyJwk;
     }
+    if (message.approvalId !== "") {
+      obj.approvalId = message.approvalId;
+    }
     return obj;
   },
 
@@ -1036,6 +1190,7 @@ export const DelegateRequest: MessageFns<DelegateRequest> = {
     message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     message.allowTtlClamp = object.allowTtlClamp ?? false;
     message.agentPublicKeyJwk = object.agentPublicKeyJwk ?? "";
+    message.approvalId = object.approvalId ?? "";
     return message;
   },
 };
@@ -1376,6 +1531,8 @@ function createBaseTokenClaims(): TokenClaims {
     lineage: [],
     depth: 0,
     keyThumbprint: "",
+    approval: undefined,
+    renewedFromTokenId: "",
   };
 }
 
@@ -1425,6 +1582,12 @@ export const TokenClaims: MessageFns<TokenClaims> = {
     }
     if (message.keyThumbprint !== "") {
       writer.uint32(122).string(message.keyThumbprint);
+    }
+    if (message.approval !== undefined) {
+      TokenApproval.encode(message.approval, writer.uint32(130).fork()).join();
+    }
+    if (message.renewedFromTokenId !== "") {
+      writer.uint32(138).string(message.renewedFromTokenId);
     }
     return writer;
   },
@@ -1562,6 +1725,22 @@ export const TokenClaims: MessageFns<TokenClaims> = {
             message.keyThumbprint = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.approval = TokenApproval.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.renewedFromTokenId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1637,6 +1816,12 @@ export const TokenClaims: MessageFns<TokenClaims> = {
         : isSet(object.key_thumbprint)
         ? globalThis.String(object.key_thumbprint)
         : "",
+      approval: isSet(object.approval) ? TokenApproval.fromJSON(object.approval) : undefined,
+      renewedFromTokenId: isSet(object.renewedFromTokenId)
+        ? globalThis.String(object.renewedFromTokenId)
+        : isSet(object.renewed_from_token_id)
+        ? globalThis.String(object.renewed_from_token_id)
+        : "",
     };
   },
 
@@ -1687,6 +1872,12 @@ export const TokenClaims: MessageFns<TokenClaims> = {
     if (message.keyThumbprint !== "") {
       obj.keyThumbprint = message.keyThumbprint;
     }
+    if (message.approval !== undefined) {
+      obj.approval = TokenApproval.toJSON(message.approval);
+    }
+    if (message.renewedFromTokenId !== "") {
+      obj.renewedFromTokenId = message.renewedFromTokenId;
+    }
     return obj;
   },
 
@@ -1710,6 +1901,103 @@ export const TokenClaims: MessageFns<TokenClaims> = {
     message.lineage = object.lineage?.map((e) => LineageEntry.fromPartial(e)) || [];
     message.depth = object.depth ?? 0;
     message.keyThumbprint = object.keyThumbprint ?? "";
+    message.approval = (object.approval !== undefined && object.approval !== null)
+      ? TokenApproval.fromPartial(object.approval)
+      : undefined;
+    message.renewedFromTokenId = object.renewedFromTokenId ?? "";
+    return message;
+  },
+};
+
+function createBaseTokenApproval(): TokenApproval {
+  return { approvalId: "", approverIds: [] };
+}
+
+export const TokenApproval: MessageFns<TokenApproval> = {
+  encode(message: TokenApproval, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.approvalId !== "") {
+      writer.uint32(10).string(message.approvalId);
+    }
+    for (const v of message.approverIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenApproval {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenApproval();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approvalId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.approverIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TokenApproval {
+    return {
+      approvalId: isSet(object.approvalId)
+        ? globalThis.String(object.approvalId)
+        : isSet(object.approval_id)
+        ? globalThis.String(object.approval_id)
+        : "",
+      approverIds: globalThis.Array.isArray(object?.approverIds)
+        ? object.approverIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.approver_ids)
+        ? object.approver_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TokenApproval): unknown {
+    const obj: any = {};
+    if (message.approvalId !== "") {
+      obj.approvalId = message.approvalId;
+    }
+    if (message.approverIds?.length) {
+      obj.approverIds = message.approverIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenApproval>, I>>(base?: I): TokenApproval {
+    return TokenApproval.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenApproval>, I>>(object: I): TokenApproval {
+    const message = createBaseTokenApproval();
+    message.approvalId = object.approvalId ?? "";
+    message.approverIds = object.approverIds?.map((e) => e) || [];
     return message;
   },
 };
@@ -2854,6 +3142,563 @@ export const GetKeySetResponse: MessageFns<GetKeySetResponse> = {
   },
 };
 
+function createBaseRenewRequest(): RenewRequest {
+  return { ttl: undefined, allowTtlClamp: false };
+}
+
+export const RenewRequest: MessageFns<RenewRequest> = {
+  encode(message: RenewRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ttl !== undefined) {
+      Duration.encode(message.ttl, writer.uint32(10).fork()).join();
+    }
+    if (message.allowTtlClamp !== false) {
+      writer.uint32(16).bool(message.allowTtlClamp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ttl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.allowTtlClamp = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewRequest {
+    return {
+      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
+      allowTtlClamp: isSet(object.allowTtlClamp)
+        ? globalThis.Boolean(object.allowTtlClamp)
+        : isSet(object.allow_ttl_clamp)
+        ? globalThis.Boolean(object.allow_ttl_clamp)
+        : false,
+    };
+  },
+
+  toJSON(message: RenewRequest): unknown {
+    const obj: any = {};
+    if (message.ttl !== undefined) {
+      obj.ttl = Duration.toJSON(message.ttl);
+    }
+    if (message.allowTtlClamp !== false) {
+      obj.allowTtlClamp = message.allowTtlClamp;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewRequest>, I>>(base?: I): RenewRequest {
+    return RenewRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewRequest>, I>>(object: I): RenewRequest {
+    const message = createBaseRenewRequest();
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
+    message.allowTtlClamp = object.allowTtlClamp ?? false;
+    return message;
+  },
+};
+
+function createBaseRenewResponse(): RenewResponse {
+  return { accessToken: "", claims: undefined, ttlClamped: false };
+}
+
+export const RenewResponse: MessageFns<RenewResponse> = {
+  encode(message: RenewResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accessToken !== "") {
+      writer.uint32(10).string(message.accessToken);
+    }
+    if (message.claims !== undefined) {
+      TokenClaims.encode(message.claims, writer.uint32(18).fork()).join();
+    }
+    if (message.ttlClamped !== false) {
+      writer.uint32(24).bool(message.ttlClamped);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accessToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.claims = TokenClaims.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ttlClamped = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewResponse {
+    return {
+      accessToken: isSet(object.accessToken)
+        ? globalThis.String(object.accessToken)
+        : isSet(object.access_token)
+        ? globalThis.String(object.access_token)
+        : "",
+      claims: isSet(object.claims) ? TokenClaims.fromJSON(object.claims) : undefined,
+      ttlClamped: isSet(object.ttlClamped)
+        ? globalThis.Boolean(object.ttlClamped)
+        : isSet(object.ttl_clamped)
+        ? globalThis.Boolean(object.ttl_clamped)
+        : false,
+    };
+  },
+
+  toJSON(message: RenewResponse): unknown {
+    const obj: any = {};
+    if (message.accessToken !== "") {
+      obj.accessToken = message.accessToken;
+    }
+    if (message.claims !== undefined) {
+      obj.claims = TokenClaims.toJSON(message.claims);
+    }
+    if (message.ttlClamped !== false) {
+      obj.ttlClamped = message.ttlClamped;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewResponse>, I>>(base?: I): RenewResponse {
+    return RenewResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewResponse>, I>>(object: I): RenewResponse {
+    const message = createBaseRenewResponse();
+    message.accessToken = object.accessToken ?? "";
+    message.claims = (object.claims !== undefined && object.claims !== null)
+      ? TokenClaims.fromPartial(object.claims)
+      : undefined;
+    message.ttlClamped = object.ttlClamped ?? false;
+    return message;
+  },
+};
+
+function createBaseReportAccessRequest(): ReportAccessRequest {
+  return { reports: [] };
+}
+
+export const ReportAccessRequest: MessageFns<ReportAccessRequest> = {
+  encode(message: ReportAccessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.reports) {
+      AccessReport.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportAccessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportAccessRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reports.push(AccessReport.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportAccessRequest {
+    return {
+      reports: globalThis.Array.isArray(object?.reports)
+        ? object.reports.map((e: any) => AccessReport.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReportAccessRequest): unknown {
+    const obj: any = {};
+    if (message.reports?.length) {
+      obj.reports = message.reports.map((e) => AccessReport.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportAccessRequest>, I>>(base?: I): ReportAccessRequest {
+    return ReportAccessRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportAccessRequest>, I>>(object: I): ReportAccessRequest {
+    const message = createBaseReportAccessRequest();
+    message.reports = object.reports?.map((e) => AccessReport.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAccessReport(): AccessReport {
+  return {
+    tokenId: "",
+    agentId: "",
+    audience: "",
+    scope: "",
+    resource: "",
+    allowed: false,
+    reason: "",
+    outcome: "",
+    decideTime: undefined,
+  };
+}
+
+export const AccessReport: MessageFns<AccessReport> = {
+  encode(message: AccessReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokenId !== "") {
+      writer.uint32(10).string(message.tokenId);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(18).string(message.agentId);
+    }
+    if (message.audience !== "") {
+      writer.uint32(26).string(message.audience);
+    }
+    if (message.scope !== "") {
+      writer.uint32(34).string(message.scope);
+    }
+    if (message.resource !== "") {
+      writer.uint32(42).string(message.resource);
+    }
+    if (message.allowed !== false) {
+      writer.uint32(48).bool(message.allowed);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(66).string(message.outcome);
+    }
+    if (message.decideTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.decideTime), writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccessReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccessReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.audience = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resource = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.allowed = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.decideTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccessReport {
+    return {
+      tokenId: isSet(object.tokenId)
+        ? globalThis.String(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.String(object.token_id)
+        : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      audience: isSet(object.audience) ? globalThis.String(object.audience) : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      resource: isSet(object.resource) ? globalThis.String(object.resource) : "",
+      allowed: isSet(object.allowed) ? globalThis.Boolean(object.allowed) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      decideTime: isSet(object.decideTime)
+        ? fromJsonTimestamp(object.decideTime)
+        : isSet(object.decide_time)
+        ? fromJsonTimestamp(object.decide_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: AccessReport): unknown {
+    const obj: any = {};
+    if (message.tokenId !== "") {
+      obj.tokenId = message.tokenId;
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.audience !== "") {
+      obj.audience = message.audience;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.resource !== "") {
+      obj.resource = message.resource;
+    }
+    if (message.allowed !== false) {
+      obj.allowed = message.allowed;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.decideTime !== undefined) {
+      obj.decideTime = message.decideTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccessReport>, I>>(base?: I): AccessReport {
+    return AccessReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccessReport>, I>>(object: I): AccessReport {
+    const message = createBaseAccessReport();
+    message.tokenId = object.tokenId ?? "";
+    message.agentId = object.agentId ?? "";
+    message.audience = object.audience ?? "";
+    message.scope = object.scope ?? "";
+    message.resource = object.resource ?? "";
+    message.allowed = object.allowed ?? false;
+    message.reason = object.reason ?? "";
+    message.outcome = object.outcome ?? "";
+    message.decideTime = object.decideTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseReportAccessResponse(): ReportAccessResponse {
+  return { accepted: 0 };
+}
+
+export const ReportAccessResponse: MessageFns<ReportAccessResponse> = {
+  encode(message: ReportAccessResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accepted !== 0) {
+      writer.uint32(8).uint32(message.accepted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportAccessResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportAccessResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.accepted = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportAccessResponse {
+    return { accepted: isSet(object.accepted) ? globalThis.Number(object.accepted) : 0 };
+  },
+
+  toJSON(message: ReportAccessResponse): unknown {
+    const obj: any = {};
+    if (message.accepted !== 0) {
+      obj.accepted = Math.round(message.accepted);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportAccessResponse>, I>>(base?: I): ReportAccessResponse {
+    return ReportAccessResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportAccessResponse>, I>>(object: I): ReportAccessResponse {
+    const message = createBaseReportAccessResponse();
+    message.accepted = object.accepted ?? 0;
+    return message;
+  },
+};
+
 /**
  * BrokerService issues, delegates, validates and revokes agent credentials,
  * and streams revocations to resource servers.
@@ -3014,6 +3859,45 @@ export const BrokerServiceService = {
     responseSerialize: (value: GetKeySetResponse): Buffer => Buffer.from(GetKeySetResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetKeySetResponse => GetKeySetResponse.decode(value),
   },
+  /**
+   * Renew replaces the calling agent's token with a new one for the same
+   * agent, scopes, audiences, lineage and approval, and revokes the old
+   * token (and so everything delegated from it) in the same transaction.
+   * Called by an agent with its token (and a proof of possession when the
+   * token is key-bound). The new token never outlives the task lifetime
+   * maximum of the app (`App.max_task_lifetime`, counted from the issuance
+   * of the first token of the renewal line) nor, for a delegated token, its
+   * parent; past that the call is refused (FAILED_PRECONDITION,
+   * TASK_LIFETIME_EXCEEDED).
+   */
+  renew: {
+    path: "/baton.v1.BrokerService/Renew" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewRequest): Buffer => Buffer.from(RenewRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewRequest => RenewRequest.decode(value),
+    responseSerialize: (value: RenewResponse): Buffer => Buffer.from(RenewResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenewResponse => RenewResponse.decode(value),
+  },
+  /**
+   * ReportAccess records what resource servers decided when agents used
+   * their tokens (allowed or denied, why, and the outcome), in batches.
+   * Called by a resource server. Each report is stored as an audit event
+   * (`access.allowed` / `access.denied`) with the token's lineage, so the
+   * audit trail answers "human H, through agents A, B, C, did X at resource
+   * Y". Reports about tokens the broker does not know, or about audiences
+   * the resource server does not serve, are refused as a whole batch.
+   */
+  reportAccess: {
+    path: "/baton.v1.BrokerService/ReportAccess" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportAccessRequest): Buffer => Buffer.from(ReportAccessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportAccessRequest => ReportAccessRequest.decode(value),
+    responseSerialize: (value: ReportAccessResponse): Buffer =>
+      Buffer.from(ReportAccessResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportAccessResponse => ReportAccessResponse.decode(value),
+  },
 } as const;
 
 export interface BrokerServiceServer extends UntypedServiceImplementation {
@@ -3094,6 +3978,28 @@ export interface BrokerServiceServer extends UntypedServiceImplementation {
    * credentials.
    */
   getKeySet: handleUnaryCall<GetKeySetRequest, GetKeySetResponse>;
+  /**
+   * Renew replaces the calling agent's token with a new one for the same
+   * agent, scopes, audiences, lineage and approval, and revokes the old
+   * token (and so everything delegated from it) in the same transaction.
+   * Called by an agent with its token (and a proof of possession when the
+   * token is key-bound). The new token never outlives the task lifetime
+   * maximum of the app (`App.max_task_lifetime`, counted from the issuance
+   * of the first token of the renewal line) nor, for a delegated token, its
+   * parent; past that the call is refused (FAILED_PRECONDITION,
+   * TASK_LIFETIME_EXCEEDED).
+   */
+  renew: handleUnaryCall<RenewRequest, RenewResponse>;
+  /**
+   * ReportAccess records what resource servers decided when agents used
+   * their tokens (allowed or denied, why, and the outcome), in batches.
+   * Called by a resource server. Each report is stored as an audit event
+   * (`access.allowed` / `access.denied`) with the token's lineage, so the
+   * audit trail answers "human H, through agents A, B, C, did X at resource
+   * Y". Reports about tokens the broker does not know, or about audiences
+   * the resource server does not serve, are refused as a whole batch.
+   */
+  reportAccess: handleUnaryCall<ReportAccessRequest, ReportAccessResponse>;
 }
 
 export interface BrokerServiceClient extends Client {
@@ -3265,6 +4171,56 @@ export interface BrokerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetKeySetResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Renew replaces the calling agent's token with a new one for the same
+   * agent, scopes, audiences, lineage and approval, and revokes the old
+   * token (and so everything delegated from it) in the same transaction.
+   * Called by an agent with its token (and a proof of possession when the
+   * token is key-bound). The new token never outlives the task lifetime
+   * maximum of the app (`App.max_task_lifetime`, counted from the issuance
+   * of the first token of the renewal line) nor, for a delegated token, its
+   * parent; past that the call is refused (FAILED_PRECONDITION,
+   * TASK_LIFETIME_EXCEEDED).
+   */
+  renew(
+    request: RenewRequest,
+    callback: (error: ServiceError | null, response: RenewResponse) => void,
+  ): ClientUnaryCall;
+  renew(
+    request: RenewRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenewResponse) => void,
+  ): ClientUnaryCall;
+  renew(
+    request: RenewRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenewResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ReportAccess records what resource servers decided when agents used
+   * their tokens (allowed or denied, why, and the outcome), in batches.
+   * Called by a resource server. Each report is stored as an audit event
+   * (`access.allowed` / `access.denied`) with the token's lineage, so the
+   * audit trail answers "human H, through agents A, B, C, did X at resource
+   * Y". Reports about tokens the broker does not know, or about audiences
+   * the resource server does not serve, are refused as a whole batch.
+   */
+  reportAccess(
+    request: ReportAccessRequest,
+    callback: (error: ServiceError | null, response: ReportAccessResponse) => void,
+  ): ClientUnaryCall;
+  reportAccess(
+    request: ReportAccessRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportAccessResponse) => void,
+  ): ClientUnaryCall;
+  reportAccess(
+    request: ReportAccessRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportAccessResponse) => void,
   ): ClientUnaryCall;
 }
 

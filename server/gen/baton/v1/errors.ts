@@ -180,6 +180,59 @@ export enum ErrorReason {
    * open revocation streams.
    */
   ERROR_REASON_RESOURCE_SERVER_DISABLED = 29,
+  /**
+   * ERROR_REASON_APPROVAL_REQUIRED - A requested scope needs human approval under the app's policy; nothing
+   * was minted and a pending approval was created. Status
+   * FAILED_PRECONDITION. Metadata: `approval_id`, `approvals_required`,
+   * `approver_group`, `expire_time` (RFC 3339). Send the same request again
+   * with `approval_id` once it is approved (see ApprovalService).
+   */
+  ERROR_REASON_APPROVAL_REQUIRED = 30,
+  /**
+   * ERROR_REASON_APPROVAL_PENDING - The approval named in the request is still waiting for approvers. Status
+   * FAILED_PRECONDITION. Metadata: `approval_id`.
+   */
+  ERROR_REASON_APPROVAL_PENDING = 31,
+  /**
+   * ERROR_REASON_APPROVAL_DENIED - The approval was denied. Status PERMISSION_DENIED. Metadata:
+   * `approval_id`.
+   */
+  ERROR_REASON_APPROVAL_DENIED = 32,
+  /**
+   * ERROR_REASON_APPROVAL_EXPIRED - The approval expired before it was decided or used; ask again. Status
+   * FAILED_PRECONDITION. Metadata: `approval_id`.
+   */
+  ERROR_REASON_APPROVAL_EXPIRED = 33,
+  /**
+   * ERROR_REASON_APPROVAL_USED - The approval was already used to mint a token; ask again. Status
+   * FAILED_PRECONDITION. Metadata: `approval_id`.
+   */
+  ERROR_REASON_APPROVAL_USED = 34,
+  /**
+   * ERROR_REASON_APPROVAL_MISMATCH - The approval was granted for a different request (another app, task,
+   * human, scopes, audiences, lifetime, key or parent). Status
+   * PERMISSION_DENIED. Metadata: `approval_id`.
+   */
+  ERROR_REASON_APPROVAL_MISMATCH = 35,
+  /**
+   * ERROR_REASON_APPROVAL_NOT_PENDING - The approval is no longer pending, so it cannot be decided, or this
+   * approver already decided it. Status FAILED_PRECONDITION. Metadata:
+   * `approval_id`, `state`.
+   */
+  ERROR_REASON_APPROVAL_NOT_PENDING = 36,
+  /**
+   * ERROR_REASON_APPROVER_NOT_ELIGIBLE - The approver is not in the group that may decide this approval. Status
+   * PERMISSION_DENIED.
+   */
+  ERROR_REASON_APPROVER_NOT_ELIGIBLE = 37,
+  /** ERROR_REASON_APPROVER_DISABLED - The approver is disabled. Status PERMISSION_DENIED. */
+  ERROR_REASON_APPROVER_DISABLED = 38,
+  /**
+   * ERROR_REASON_TASK_LIFETIME_EXCEEDED - Renew would take the task past its lifetime maximum
+   * (App.max_task_lifetime); the task must be issued a new token by its app.
+   * Status FAILED_PRECONDITION. Metadata: `task_expire_time` (RFC 3339).
+   */
+  ERROR_REASON_TASK_LIFETIME_EXCEEDED = 39,
   UNRECOGNIZED = -1,
 }
 
@@ -275,6 +328,36 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 29:
     case "ERROR_REASON_RESOURCE_SERVER_DISABLED":
       return ErrorReason.ERROR_REASON_RESOURCE_SERVER_DISABLED;
+    case 30:
+    case "ERROR_REASON_APPROVAL_REQUIRED":
+      return ErrorReason.ERROR_REASON_APPROVAL_REQUIRED;
+    case 31:
+    case "ERROR_REASON_APPROVAL_PENDING":
+      return ErrorReason.ERROR_REASON_APPROVAL_PENDING;
+    case 32:
+    case "ERROR_REASON_APPROVAL_DENIED":
+      return ErrorReason.ERROR_REASON_APPROVAL_DENIED;
+    case 33:
+    case "ERROR_REASON_APPROVAL_EXPIRED":
+      return ErrorReason.ERROR_REASON_APPROVAL_EXPIRED;
+    case 34:
+    case "ERROR_REASON_APPROVAL_USED":
+      return ErrorReason.ERROR_REASON_APPROVAL_USED;
+    case 35:
+    case "ERROR_REASON_APPROVAL_MISMATCH":
+      return ErrorReason.ERROR_REASON_APPROVAL_MISMATCH;
+    case 36:
+    case "ERROR_REASON_APPROVAL_NOT_PENDING":
+      return ErrorReason.ERROR_REASON_APPROVAL_NOT_PENDING;
+    case 37:
+    case "ERROR_REASON_APPROVER_NOT_ELIGIBLE":
+      return ErrorReason.ERROR_REASON_APPROVER_NOT_ELIGIBLE;
+    case 38:
+    case "ERROR_REASON_APPROVER_DISABLED":
+      return ErrorReason.ERROR_REASON_APPROVER_DISABLED;
+    case 39:
+    case "ERROR_REASON_TASK_LIFETIME_EXCEEDED":
+      return ErrorReason.ERROR_REASON_TASK_LIFETIME_EXCEEDED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -344,6 +427,26 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_AUDIENCE_NOT_SERVED";
     case ErrorReason.ERROR_REASON_RESOURCE_SERVER_DISABLED:
       return "ERROR_REASON_RESOURCE_SERVER_DISABLED";
+    case ErrorReason.ERROR_REASON_APPROVAL_REQUIRED:
+      return "ERROR_REASON_APPROVAL_REQUIRED";
+    case ErrorReason.ERROR_REASON_APPROVAL_PENDING:
+      return "ERROR_REASON_APPROVAL_PENDING";
+    case ErrorReason.ERROR_REASON_APPROVAL_DENIED:
+      return "ERROR_REASON_APPROVAL_DENIED";
+    case ErrorReason.ERROR_REASON_APPROVAL_EXPIRED:
+      return "ERROR_REASON_APPROVAL_EXPIRED";
+    case ErrorReason.ERROR_REASON_APPROVAL_USED:
+      return "ERROR_REASON_APPROVAL_USED";
+    case ErrorReason.ERROR_REASON_APPROVAL_MISMATCH:
+      return "ERROR_REASON_APPROVAL_MISMATCH";
+    case ErrorReason.ERROR_REASON_APPROVAL_NOT_PENDING:
+      return "ERROR_REASON_APPROVAL_NOT_PENDING";
+    case ErrorReason.ERROR_REASON_APPROVER_NOT_ELIGIBLE:
+      return "ERROR_REASON_APPROVER_NOT_ELIGIBLE";
+    case ErrorReason.ERROR_REASON_APPROVER_DISABLED:
+      return "ERROR_REASON_APPROVER_DISABLED";
+    case ErrorReason.ERROR_REASON_TASK_LIFETIME_EXCEEDED:
+      return "ERROR_REASON_TASK_LIFETIME_EXCEEDED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -97,6 +97,26 @@ class AdminServiceStub:
                 request_serializer=baton_dot_v1_dot_admin__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_admin__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/baton.v1.AdminService/ListAuditEvents',
+                request_serializer=baton_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateApprover = channel.unary_unary(
+                '/baton.v1.AdminService/CreateApprover',
+                request_serializer=baton_dot_v1_dot_admin__pb2.CreateApproverRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.CreateApproverResponse.FromString,
+                _registered_method=True)
+        self.ListApprovers = channel.unary_unary(
+                '/baton.v1.AdminService/ListApprovers',
+                request_serializer=baton_dot_v1_dot_admin__pb2.ListApproversRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.ListApproversResponse.FromString,
+                _registered_method=True)
+        self.DisableApprover = channel.unary_unary(
+                '/baton.v1.AdminService/DisableApprover',
+                request_serializer=baton_dot_v1_dot_admin__pb2.DisableApproverRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_admin__pb2.DisableApproverResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -204,6 +224,41 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """ListAuditEvents lists audit events oldest first, filtered, a page at a
+        time. Pagination is stable: events are ordered by their sequence number
+        and a page token resumes after the last event returned, whatever was
+        appended meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApprover(self, request, context):
+        """CreateApprover registers a named human approver and returns its client
+        secret, once. Approvers authenticate like apps (Basic client id
+        `apv_...` and secret) and may only call ApprovalService, for approvals
+        whose rule names one of their groups.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApprovers(self, request, context):
+        """ListApprovers lists approvers ordered by id, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableApprover(self, request, context):
+        """DisableApprover disables an approver: it can no longer authenticate,
+        and its decisions on approvals still pending are withdrawn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +321,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=baton_dot_v1_dot_admin__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=baton_dot_v1_dot_admin__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'CreateApprover': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApprover,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.CreateApproverRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.CreateApproverResponse.SerializeToString,
+            ),
+            'ListApprovers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovers,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.ListApproversRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.ListApproversResponse.SerializeToString,
+            ),
+            'DisableApprover': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableApprover,
+                    request_deserializer=baton_dot_v1_dot_admin__pb2.DisableApproverRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_admin__pb2.DisableApproverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -595,6 +670,114 @@ class AdminService:
             '/baton.v1.AdminService/VerifyAuditLog',
             baton_dot_v1_dot_admin__pb2.VerifyAuditLogRequest.SerializeToString,
             baton_dot_v1_dot_admin__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/ListAuditEvents',
+            baton_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApprover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/CreateApprover',
+            baton_dot_v1_dot_admin__pb2.CreateApproverRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.CreateApproverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApprovers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/ListApprovers',
+            baton_dot_v1_dot_admin__pb2.ListApproversRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.ListApproversResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableApprover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.AdminService/DisableApprover',
+            baton_dot_v1_dot_admin__pb2.DisableApproverRequest.SerializeToString,
+            baton_dot_v1_dot_admin__pb2.DisableApproverResponse.FromString,
             options,
             channel_credentials,
             insecure,

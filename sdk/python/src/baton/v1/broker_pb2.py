@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62\x61ton/v1/broker.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n\x0cIssueRequest\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12)\n\x10orchestration_id\x18\x02 \x01(\tR\x0forchestrationId\x12\'\n\x0fhuman_principal\x18\x03 \x01(\tR\x0ehumanPrincipal\x12\x16\n\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x1c\n\taudiences\x18\x05 \x03(\tR\taudiences\x12+\n\x03ttl\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12&\n\x0f\x61llow_ttl_clamp\x18\x07 \x01(\x08R\rallowTtlClamp\x12/\n\x14\x61gent_public_key_jwk\x18\x08 \x01(\tR\x11\x61gentPublicKeyJwk\"\x82\x01\n\rIssueResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12-\n\x06\x63laims\x18\x02 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\x12\x1f\n\x0bttl_clamped\x18\x03 \x01(\x08R\nttlClamped\"\xcd\x01\n\x0f\x44\x65legateRequest\x12\x16\n\x06scopes\x18\x01 \x03(\tR\x06scopes\x12\x1c\n\taudiences\x18\x02 \x03(\tR\taudiences\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12&\n\x0f\x61llow_ttl_clamp\x18\x04 \x01(\x08R\rallowTtlClamp\x12/\n\x14\x61gent_public_key_jwk\x18\x05 \x01(\tR\x11\x61gentPublicKeyJwk\"\x85\x01\n\x10\x44\x65legateResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12-\n\x06\x63laims\x18\x02 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\x12\x1f\n\x0bttl_clamped\x18\x03 \x01(\x08R\nttlClamped\"l\n\x0fValidateRequest\x12\x14\n\x05token\x18\x01 \x01(\tR\x05token\x12\x1a\n\x08\x61udience\x18\x02 \x01(\tR\x08\x61udience\x12\'\n\x0frequired_scopes\x18\x03 \x03(\tR\x0erequiredScopes\"\x86\x01\n\x10ValidateResponse\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x15.baton.v1.TokenStatusR\x06status\x12-\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\"\xc0\x04\n\x0bTokenClaims\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tR\x07\x61gentId\x12\x15\n\x06\x61pp_id\x18\x03 \x01(\tR\x05\x61ppId\x12\x17\n\x07task_id\x18\x04 \x01(\tR\x06taskId\x12)\n\x10orchestration_id\x18\x05 \x01(\tR\x0forchestrationId\x12\'\n\x0fhuman_principal\x18\x06 \x01(\tR\x0ehumanPrincipal\x12\x16\n\x06scopes\x18\x07 \x03(\tR\x06scopes\x12\x1c\n\taudiences\x18\x08 \x03(\tR\taudiences\x12\x16\n\x06issuer\x18\t \x01(\tR\x06issuer\x12\x39\n\nissue_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tissueTime\x12\x42\n\x0fnot_before_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rnotBeforeTime\x12;\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x30\n\x07lineage\x18\r \x03(\x0b\x32\x16.baton.v1.LineageEntryR\x07lineage\x12\x14\n\x05\x64\x65pth\x18\x0e \x01(\rR\x05\x64\x65pth\x12%\n\x0ekey_thumbprint\x18\x0f \x01(\tR\rkeyThumbprint\"D\n\x0cLineageEntry\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tR\x07\x61gentId\"\x82\x01\n\rRevokeRequest\x12\x32\n\x06target\x18\x01 \x01(\x0e\x32\x1a.baton.v1.RevocationTargetR\x06target\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x15\n\x06\x61pp_id\x18\x03 \x01(\tR\x05\x61ppId\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"F\n\x0eRevokeResponse\x12\x34\n\nrevocation\x18\x01 \x01(\x0b\x32\x14.baton.v1.RevocationR\nrevocation\"F\n\x11RevokeManyRequest\x12\x31\n\x07targets\x18\x01 \x03(\x0b\x32\x17.baton.v1.RevokeRequestR\x07targets\"L\n\x12RevokeManyResponse\x12\x36\n\x0brevocations\x18\x01 \x03(\x0b\x32\x14.baton.v1.RevocationR\x0brevocations\"\xf9\x01\n\nRevocation\x12\x32\n\x06target\x18\x01 \x01(\x0e\x32\x1a.baton.v1.RevocationTargetR\x06target\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x15\n\x06\x61pp_id\x18\x03 \x01(\tR\x05\x61ppId\x12;\n\x0brevoke_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\x12;\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x16\n\x06\x63ursor\x18\x06 \x01(\tR\x06\x63ursor\"2\n\x18StreamRevocationsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"\xa2\x02\n\x19StreamRevocationsResponse\x12\x36\n\nrevocation\x18\x01 \x01(\x0b\x32\x14.baton.v1.RevocationH\x00R\nrevocation\x12I\n\x11snapshot_complete\x18\x02 \x01(\x0b\x32\x1a.baton.v1.SnapshotCompleteH\x00R\x10snapshotComplete\x12\x36\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x14.baton.v1.CheckpointH\x00R\ncheckpoint\x12\x41\n\x0fkey_set_changed\x18\x04 \x01(\x0b\x32\x17.baton.v1.KeySetChangedH\x00R\rkeySetChangedB\x07\n\x05\x65vent\"*\n\x10SnapshotComplete\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"c\n\nCheckpoint\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12=\n\x0cobserve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bobserveTime\",\n\rKeySetChanged\x12\x1b\n\tjwks_json\x18\x01 \x01(\tR\x08jwksJson\"\x12\n\x10GetKeySetRequest\"0\n\x11GetKeySetResponse\x12\x1b\n\tjwks_json\x18\x01 \x01(\tR\x08jwksJson*\xc1\x03\n\x0bTokenStatus\x12\x1c\n\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TOKEN_STATUS_VALID\x10\x01\x12\x1a\n\x16TOKEN_STATUS_MALFORMED\x10\x02\x12&\n\"TOKEN_STATUS_ALGORITHM_NOT_ALLOWED\x10\x03\x12\x1c\n\x18TOKEN_STATUS_UNKNOWN_KEY\x10\x04\x12\x1e\n\x1aTOKEN_STATUS_BAD_SIGNATURE\x10\x05\x12\x18\n\x14TOKEN_STATUS_EXPIRED\x10\x06\x12\x1e\n\x1aTOKEN_STATUS_NOT_YET_VALID\x10\x07\x12\x1d\n\x19TOKEN_STATUS_WRONG_ISSUER\x10\x08\x12\x1f\n\x1bTOKEN_STATUS_WRONG_AUDIENCE\x10\t\x12\x18\n\x14TOKEN_STATUS_REVOKED\x10\n\x12#\n\x1fTOKEN_STATUS_INSUFFICIENT_SCOPE\x10\x0b\x12\x1b\n\x17TOKEN_STATUS_WRONG_TYPE\x10\x0c\x12$\n TOKEN_STATUS_AUDIENCE_NOT_SERVED\x10\r*\xc3\x01\n\x10RevocationTarget\x12!\n\x1dREVOCATION_TARGET_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVOCATION_TARGET_TOKEN\x10\x01\x12\x1b\n\x17REVOCATION_TARGET_AGENT\x10\x02\x12\x1a\n\x16REVOCATION_TARGET_TASK\x10\x03\x12\x1b\n\x17REVOCATION_TARGET_CHAIN\x10\x04\x12\x19\n\x15REVOCATION_TARGET_APP\x10\x05\x32\xfb\x03\n\rBrokerService\x12\x38\n\x05Issue\x12\x16.baton.v1.IssueRequest\x1a\x17.baton.v1.IssueResponse\x12\x41\n\x08\x44\x65legate\x12\x19.baton.v1.DelegateRequest\x1a\x1a.baton.v1.DelegateResponse\x12\x41\n\x08Validate\x12\x19.baton.v1.ValidateRequest\x1a\x1a.baton.v1.ValidateResponse\x12;\n\x06Revoke\x12\x17.baton.v1.RevokeRequest\x1a\x18.baton.v1.RevokeResponse\x12G\n\nRevokeMany\x12\x1b.baton.v1.RevokeManyRequest\x1a\x1c.baton.v1.RevokeManyResponse\x12^\n\x11StreamRevocations\x12\".baton.v1.StreamRevocationsRequest\x1a#.baton.v1.StreamRevocationsResponse0\x01\x12\x44\n\tGetKeySet\x12\x1a.baton.v1.GetKeySetRequest\x1a\x1b.baton.v1.GetKeySetResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62\x61ton/v1/broker.proto\x12\x08\x62\x61ton.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x02\n\x0cIssueRequest\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12)\n\x10orchestration_id\x18\x02 \x01(\tR\x0forchestrationId\x12\'\n\x0fhuman_principal\x18\x03 \x01(\tR\x0ehumanPrincipal\x12\x16\n\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x1c\n\taudiences\x18\x05 \x03(\tR\taudiences\x12+\n\x03ttl\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12&\n\x0f\x61llow_ttl_clamp\x18\x07 \x01(\x08R\rallowTtlClamp\x12/\n\x14\x61gent_public_key_jwk\x18\x08 \x01(\tR\x11\x61gentPublicKeyJwk\x12\x1f\n\x0b\x61pproval_id\x18\t \x01(\tR\napprovalId\"\x82\x01\n\rIssueResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12-\n\x06\x63laims\x18\x02 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\x12\x1f\n\x0bttl_clamped\x18\x03 \x01(\x08R\nttlClamped\"\xee\x01\n\x0f\x44\x65legateRequest\x12\x16\n\x06scopes\x18\x01 \x03(\tR\x06scopes\x12\x1c\n\taudiences\x18\x02 \x03(\tR\taudiences\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12&\n\x0f\x61llow_ttl_clamp\x18\x04 \x01(\x08R\rallowTtlClamp\x12/\n\x14\x61gent_public_key_jwk\x18\x05 \x01(\tR\x11\x61gentPublicKeyJwk\x12\x1f\n\x0b\x61pproval_id\x18\x06 \x01(\tR\napprovalId\"\x85\x01\n\x10\x44\x65legateResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12-\n\x06\x63laims\x18\x02 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\x12\x1f\n\x0bttl_clamped\x18\x03 \x01(\x08R\nttlClamped\"l\n\x0fValidateRequest\x12\x14\n\x05token\x18\x01 \x01(\tR\x05token\x12\x1a\n\x08\x61udience\x18\x02 \x01(\tR\x08\x61udience\x12\'\n\x0frequired_scopes\x18\x03 \x03(\tR\x0erequiredScopes\"\x86\x01\n\x10ValidateResponse\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x15.baton.v1.TokenStatusR\x06status\x12-\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\"\xa8\x05\n\x0bTokenClaims\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tR\x07\x61gentId\x12\x15\n\x06\x61pp_id\x18\x03 \x01(\tR\x05\x61ppId\x12\x17\n\x07task_id\x18\x04 \x01(\tR\x06taskId\x12)\n\x10orchestration_id\x18\x05 \x01(\tR\x0forchestrationId\x12\'\n\x0fhuman_principal\x18\x06 \x01(\tR\x0ehumanPrincipal\x12\x16\n\x06scopes\x18\x07 \x03(\tR\x06scopes\x12\x1c\n\taudiences\x18\x08 \x03(\tR\taudiences\x12\x16\n\x06issuer\x18\t \x01(\tR\x06issuer\x12\x39\n\nissue_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tissueTime\x12\x42\n\x0fnot_before_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rnotBeforeTime\x12;\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x30\n\x07lineage\x18\r \x03(\x0b\x32\x16.baton.v1.LineageEntryR\x07lineage\x12\x14\n\x05\x64\x65pth\x18\x0e \x01(\rR\x05\x64\x65pth\x12%\n\x0ekey_thumbprint\x18\x0f \x01(\tR\rkeyThumbprint\x12\x33\n\x08\x61pproval\x18\x10 \x01(\x0b\x32\x17.baton.v1.TokenApprovalR\x08\x61pproval\x12\x31\n\x15renewed_from_token_id\x18\x11 \x01(\tR\x12renewedFromTokenId\"S\n\rTokenApproval\x12\x1f\n\x0b\x61pproval_id\x18\x01 \x01(\tR\napprovalId\x12!\n\x0c\x61pprover_ids\x18\x02 \x03(\tR\x0b\x61pproverIds\"D\n\x0cLineageEntry\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tR\x07\x61gentId\"\x82\x01\n\rRevokeRequest\x12\x32\n\x06target\x18\x01 \x01(\x0e\x32\x1a.baton.v1.RevocationTargetR\x06target\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x15\n\x06\x61pp_id\x18\x03 \x01(\tR\x05\x61ppId\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\"F\n\x0eRevokeResponse\x12\x34\n\nrevocation\x18\x01 \x01(\x0b\x32\x14.baton.v1.RevocationR\nrevocation\"F\n\x11RevokeManyRequest\x12\x31\n\x07targets\x18\x01 \x03(\x0b\x32\x17.baton.v1.RevokeRequestR\x07targets\"L\n\x12RevokeManyResponse\x12\x36\n\x0brevocations\x18\x01 \x03(\x0b\x32\x14.baton.v1.RevocationR\x0brevocations\"\xf9\x01\n\nRevocation\x12\x32\n\x06target\x18\x01 \x01(\x0e\x32\x1a.baton.v1.RevocationTargetR\x06target\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x15\n\x06\x61pp_id\x18\x03 \x01(\tR\x05\x61ppId\x12;\n\x0brevoke_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\x12;\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x16\n\x06\x63ursor\x18\x06 \x01(\tR\x06\x63ursor\"2\n\x18StreamRevocationsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"\xa2\x02\n\x19StreamRevocationsResponse\x12\x36\n\nrevocation\x18\x01 \x01(\x0b\x32\x14.baton.v1.RevocationH\x00R\nrevocation\x12I\n\x11snapshot_complete\x18\x02 \x01(\x0b\x32\x1a.baton.v1.SnapshotCompleteH\x00R\x10snapshotComplete\x12\x36\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x14.baton.v1.CheckpointH\x00R\ncheckpoint\x12\x41\n\x0fkey_set_changed\x18\x04 \x01(\x0b\x32\x17.baton.v1.KeySetChangedH\x00R\rkeySetChangedB\x07\n\x05\x65vent\"*\n\x10SnapshotComplete\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"c\n\nCheckpoint\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12=\n\x0cobserve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bobserveTime\",\n\rKeySetChanged\x12\x1b\n\tjwks_json\x18\x01 \x01(\tR\x08jwksJson\"\x12\n\x10GetKeySetRequest\"0\n\x11GetKeySetResponse\x12\x1b\n\tjwks_json\x18\x01 \x01(\tR\x08jwksJson\"c\n\x0cRenewRequest\x12+\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12&\n\x0f\x61llow_ttl_clamp\x18\x02 \x01(\x08R\rallowTtlClamp\"\x82\x01\n\rRenewResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12-\n\x06\x63laims\x18\x02 \x01(\x0b\x32\x15.baton.v1.TokenClaimsR\x06\x63laims\x12\x1f\n\x0bttl_clamped\x18\x03 \x01(\x08R\nttlClamped\"G\n\x13ReportAccessRequest\x12\x30\n\x07reports\x18\x01 \x03(\x0b\x32\x16.baton.v1.AccessReportR\x07reports\"\x9b\x02\n\x0c\x41\x63\x63\x65ssReport\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x19\n\x08\x61gent_id\x18\x02 \x01(\tR\x07\x61gentId\x12\x1a\n\x08\x61udience\x18\x03 \x01(\tR\x08\x61udience\x12\x14\n\x05scope\x18\x04 \x01(\tR\x05scope\x12\x1a\n\x08resource\x18\x05 \x01(\tR\x08resource\x12\x18\n\x07\x61llowed\x18\x06 \x01(\x08R\x07\x61llowed\x12\x16\n\x06reason\x18\x07 \x01(\tR\x06reason\x12\x18\n\x07outcome\x18\x08 \x01(\tR\x07outcome\x12;\n\x0b\x64\x65\x63ide_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ndecideTime\"2\n\x14ReportAccessResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\rR\x08\x61\x63\x63\x65pted*\xc1\x03\n\x0bTokenStatus\x12\x1c\n\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TOKEN_STATUS_VALID\x10\x01\x12\x1a\n\x16TOKEN_STATUS_MALFORMED\x10\x02\x12&\n\"TOKEN_STATUS_ALGORITHM_NOT_ALLOWED\x10\x03\x12\x1c\n\x18TOKEN_STATUS_UNKNOWN_KEY\x10\x04\x12\x1e\n\x1aTOKEN_STATUS_BAD_SIGNATURE\x10\x05\x12\x18\n\x14TOKEN_STATUS_EXPIRED\x10\x06\x12\x1e\n\x1aTOKEN_STATUS_NOT_YET_VALID\x10\x07\x12\x1d\n\x19TOKEN_STATUS_WRONG_ISSUER\x10\x08\x12\x1f\n\x1bTOKEN_STATUS_WRONG_AUDIENCE\x10\t\x12\x18\n\x14TOKEN_STATUS_REVOKED\x10\n\x12#\n\x1fTOKEN_STATUS_INSUFFICIENT_SCOPE\x10\x0b\x12\x1b\n\x17TOKEN_STATUS_WRONG_TYPE\x10\x0c\x12$\n TOKEN_STATUS_AUDIENCE_NOT_SERVED\x10\r*\xc3\x01\n\x10RevocationTarget\x12!\n\x1dREVOCATION_TARGET_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVOCATION_TARGET_TOKEN\x10\x01\x12\x1b\n\x17REVOCATION_TARGET_AGENT\x10\x02\x12\x1a\n\x16REVOCATION_TARGET_TASK\x10\x03\x12\x1b\n\x17REVOCATION_TARGET_CHAIN\x10\x04\x12\x19\n\x15REVOCATION_TARGET_APP\x10\x05\x32\x84\x05\n\rBrokerService\x12\x38\n\x05Issue\x12\x16.baton.v1.IssueRequest\x1a\x17.baton.v1.IssueResponse\x12\x41\n\x08\x44\x65legate\x12\x19.baton.v1.DelegateRequest\x1a\x1a.baton.v1.DelegateResponse\x12\x41\n\x08Validate\x12\x19.baton.v1.ValidateRequest\x1a\x1a.baton.v1.ValidateResponse\x12;\n\x06Revoke\x12\x17.baton.v1.RevokeRequest\x1a\x18.baton.v1.RevokeResponse\x12G\n\nRevokeMany\x12\x1b.baton.v1.RevokeManyRequest\x1a\x1c.baton.v1.RevokeManyResponse\x12^\n\x11StreamRevocations\x12\".baton.v1.StreamRevocationsRequest\x1a#.baton.v1.StreamRevocationsResponse0\x01\x12\x44\n\tGetKeySet\x12\x1a.baton.v1.GetKeySetRequest\x1a\x1b.baton.v1.GetKeySetResponse\x12\x38\n\x05Renew\x12\x16.baton.v1.RenewRequest\x1a\x17.baton.v1.RenewResponse\x12M\n\x0cReportAccess\x12\x1d.baton.v1.ReportAccessRequest\x1a\x1e.baton.v1.ReportAccessResponseB3Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,50 +34,62 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.v1.broker_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z1github.com/baton-dev/baton/sdk/go/batonv1;batonv1'
-  _globals['_TOKENSTATUS']._serialized_start=3001
-  _globals['_TOKENSTATUS']._serialized_end=3450
-  _globals['_REVOCATIONTARGET']._serialized_start=3453
-  _globals['_REVOCATIONTARGET']._serialized_end=3648
+  _globals['_TOKENSTATUS']._serialized_start=3901
+  _globals['_TOKENSTATUS']._serialized_end=4350
+  _globals['_REVOCATIONTARGET']._serialized_start=4353
+  _globals['_REVOCATIONTARGET']._serialized_end=4548
   _globals['_ISSUEREQUEST']._serialized_start=101
-  _globals['_ISSUEREQUEST']._serialized_end=412
-  _globals['_ISSUERESPONSE']._serialized_start=415
-  _globals['_ISSUERESPONSE']._serialized_end=545
-  _globals['_DELEGATEREQUEST']._serialized_start=548
-  _globals['_DELEGATEREQUEST']._serialized_end=753
-  _globals['_DELEGATERESPONSE']._serialized_start=756
-  _globals['_DELEGATERESPONSE']._serialized_end=889
-  _globals['_VALIDATEREQUEST']._serialized_start=891
-  _globals['_VALIDATEREQUEST']._serialized_end=999
-  _globals['_VALIDATERESPONSE']._serialized_start=1002
-  _globals['_VALIDATERESPONSE']._serialized_end=1136
-  _globals['_TOKENCLAIMS']._serialized_start=1139
-  _globals['_TOKENCLAIMS']._serialized_end=1715
-  _globals['_LINEAGEENTRY']._serialized_start=1717
-  _globals['_LINEAGEENTRY']._serialized_end=1785
-  _globals['_REVOKEREQUEST']._serialized_start=1788
-  _globals['_REVOKEREQUEST']._serialized_end=1918
-  _globals['_REVOKERESPONSE']._serialized_start=1920
-  _globals['_REVOKERESPONSE']._serialized_end=1990
-  _globals['_REVOKEMANYREQUEST']._serialized_start=1992
-  _globals['_REVOKEMANYREQUEST']._serialized_end=2062
-  _globals['_REVOKEMANYRESPONSE']._serialized_start=2064
-  _globals['_REVOKEMANYRESPONSE']._serialized_end=2140
-  _globals['_REVOCATION']._serialized_start=2143
-  _globals['_REVOCATION']._serialized_end=2392
-  _globals['_STREAMREVOCATIONSREQUEST']._serialized_start=2394
-  _globals['_STREAMREVOCATIONSREQUEST']._serialized_end=2444
-  _globals['_STREAMREVOCATIONSRESPONSE']._serialized_start=2447
-  _globals['_STREAMREVOCATIONSRESPONSE']._serialized_end=2737
-  _globals['_SNAPSHOTCOMPLETE']._serialized_start=2739
-  _globals['_SNAPSHOTCOMPLETE']._serialized_end=2781
-  _globals['_CHECKPOINT']._serialized_start=2783
-  _globals['_CHECKPOINT']._serialized_end=2882
-  _globals['_KEYSETCHANGED']._serialized_start=2884
-  _globals['_KEYSETCHANGED']._serialized_end=2928
-  _globals['_GETKEYSETREQUEST']._serialized_start=2930
-  _globals['_GETKEYSETREQUEST']._serialized_end=2948
-  _globals['_GETKEYSETRESPONSE']._serialized_start=2950
-  _globals['_GETKEYSETRESPONSE']._serialized_end=2998
-  _globals['_BROKERSERVICE']._serialized_start=3651
-  _globals['_BROKERSERVICE']._serialized_end=4158
+  _globals['_ISSUEREQUEST']._serialized_end=445
+  _globals['_ISSUERESPONSE']._serialized_start=448
+  _globals['_ISSUERESPONSE']._serialized_end=578
+  _globals['_DELEGATEREQUEST']._serialized_start=581
+  _globals['_DELEGATEREQUEST']._serialized_end=819
+  _globals['_DELEGATERESPONSE']._serialized_start=822
+  _globals['_DELEGATERESPONSE']._serialized_end=955
+  _globals['_VALIDATEREQUEST']._serialized_start=957
+  _globals['_VALIDATEREQUEST']._serialized_end=1065
+  _globals['_VALIDATERESPONSE']._serialized_start=1068
+  _globals['_VALIDATERESPONSE']._serialized_end=1202
+  _globals['_TOKENCLAIMS']._serialized_start=1205
+  _globals['_TOKENCLAIMS']._serialized_end=1885
+  _globals['_TOKENAPPROVAL']._serialized_start=1887
+  _globals['_TOKENAPPROVAL']._serialized_end=1970
+  _globals['_LINEAGEENTRY']._serialized_start=1972
+  _globals['_LINEAGEENTRY']._serialized_end=2040
+  _globals['_REVOKEREQUEST']._serialized_start=2043
+  _globals['_REVOKEREQUEST']._serialized_end=2173
+  _globals['_REVOKERESPONSE']._serialized_start=2175
+  _globals['_REVOKERESPONSE']._serialized_end=2245
+  _globals['_REVOKEMANYREQUEST']._serialized_start=2247
+  _globals['_REVOKEMANYREQUEST']._serialized_end=2317
+  _globals['_REVOKEMANYRESPONSE']._serialized_start=2319
+  _globals['_REVOKEMANYRESPONSE']._serialized_end=2395
+  _globals['_REVOCATION']._serialized_start=2398
+  _globals['_REVOCATION']._serialized_end=2647
+  _globals['_STREAMREVOCATIONSREQUEST']._serialized_start=2649
+  _globals['_STREAMREVOCATIONSREQUEST']._serialized_end=2699
+  _globals['_STREAMREVOCATIONSRESPONSE']._serialized_start=2702
+  _globals['_STREAMREVOCATIONSRESPONSE']._serialized_end=2992
+  _globals['_SNAPSHOTCOMPLETE']._serialized_start=2994
+  _globals['_SNAPSHOTCOMPLETE']._serialized_end=3036
+  _globals['_CHECKPOINT']._serialized_start=3038
+  _globals['_CHECKPOINT']._serialized_end=3137
+  _globals['_KEYSETCHANGED']._serialized_start=3139
+  _globals['_KEYSETCHANGED']._serialized_end=3183
+  _globals['_GETKEYSETREQUEST']._serialized_start=3185
+  _globals['_GETKEYSETREQUEST']._serialized_end=3203
+  _globals['_GETKEYSETRESPONSE']._serialized_start=3205
+  _globals['_GETKEYSETRESPONSE']._serialized_end=3253
+  _globals['_RENEWREQUEST']._serialized_start=3255
+  _globals['_RENEWREQUEST']._serialized_end=3354
+  _globals['_RENEWRESPONSE']._serialized_start=3357
+  _globals['_RENEWRESPONSE']._serialized_end=3487
+  _globals['_REPORTACCESSREQUEST']._serialized_start=3489
+  _globals['_REPORTACCESSREQUEST']._serialized_end=3560
+  _globals['_ACCESSREPORT']._serialized_start=3563
+  _globals['_ACCESSREPORT']._serialized_end=3846
+  _globals['_REPORTACCESSRESPONSE']._serialized_start=3848
+  _globals['_REPORTACCESSRESPONSE']._serialized_end=3898
+  _globals['_BROKERSERVICE']._serialized_start=4551
+  _globals['_BROKERSERVICE']._serialized_end=5195
 # @@protoc_insertion_point(module_scope)

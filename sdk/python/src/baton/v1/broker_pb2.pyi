@@ -58,7 +58,7 @@ REVOCATION_TARGET_CHAIN: RevocationTarget
 REVOCATION_TARGET_APP: RevocationTarget
 
 class IssueRequest(_message.Message):
-    __slots__ = ("task_id", "orchestration_id", "human_principal", "scopes", "audiences", "ttl", "allow_ttl_clamp", "agent_public_key_jwk")
+    __slots__ = ("task_id", "orchestration_id", "human_principal", "scopes", "audiences", "ttl", "allow_ttl_clamp", "agent_public_key_jwk", "approval_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATION_ID_FIELD_NUMBER: _ClassVar[int]
     HUMAN_PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class IssueRequest(_message.Message):
     TTL_FIELD_NUMBER: _ClassVar[int]
     ALLOW_TTL_CLAMP_FIELD_NUMBER: _ClassVar[int]
     AGENT_PUBLIC_KEY_JWK_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     orchestration_id: str
     human_principal: str
@@ -75,7 +76,8 @@ class IssueRequest(_message.Message):
     ttl: _duration_pb2.Duration
     allow_ttl_clamp: bool
     agent_public_key_jwk: str
-    def __init__(self, task_id: _Optional[str] = ..., orchestration_id: _Optional[str] = ..., human_principal: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., allow_ttl_clamp: _Optional[bool] = ..., agent_public_key_jwk: _Optional[str] = ...) -> None: ...
+    approval_id: str
+    def __init__(self, task_id: _Optional[str] = ..., orchestration_id: _Optional[str] = ..., human_principal: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., allow_ttl_clamp: _Optional[bool] = ..., agent_public_key_jwk: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
 
 class IssueResponse(_message.Message):
     __slots__ = ("access_token", "claims", "ttl_clamped")
@@ -88,18 +90,20 @@ class IssueResponse(_message.Message):
     def __init__(self, access_token: _Optional[str] = ..., claims: _Optional[_Union[TokenClaims, _Mapping]] = ..., ttl_clamped: _Optional[bool] = ...) -> None: ...
 
 class DelegateRequest(_message.Message):
-    __slots__ = ("scopes", "audiences", "ttl", "allow_ttl_clamp", "agent_public_key_jwk")
+    __slots__ = ("scopes", "audiences", "ttl", "allow_ttl_clamp", "agent_public_key_jwk", "approval_id")
     SCOPES_FIELD_NUMBER: _ClassVar[int]
     AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     ALLOW_TTL_CLAMP_FIELD_NUMBER: _ClassVar[int]
     AGENT_PUBLIC_KEY_JWK_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
     scopes: _containers.RepeatedScalarFieldContainer[str]
     audiences: _containers.RepeatedScalarFieldContainer[str]
     ttl: _duration_pb2.Duration
     allow_ttl_clamp: bool
     agent_public_key_jwk: str
-    def __init__(self, scopes: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., allow_ttl_clamp: _Optional[bool] = ..., agent_public_key_jwk: _Optional[str] = ...) -> None: ...
+    approval_id: str
+    def __init__(self, scopes: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., allow_ttl_clamp: _Optional[bool] = ..., agent_public_key_jwk: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
 
 class DelegateResponse(_message.Message):
     __slots__ = ("access_token", "claims", "ttl_clamped")
@@ -132,7 +136,7 @@ class ValidateResponse(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., status: _Optional[_Union[TokenStatus, str]] = ..., claims: _Optional[_Union[TokenClaims, _Mapping]] = ...) -> None: ...
 
 class TokenClaims(_message.Message):
-    __slots__ = ("token_id", "agent_id", "app_id", "task_id", "orchestration_id", "human_principal", "scopes", "audiences", "issuer", "issue_time", "not_before_time", "expire_time", "lineage", "depth", "key_thumbprint")
+    __slots__ = ("token_id", "agent_id", "app_id", "task_id", "orchestration_id", "human_principal", "scopes", "audiences", "issuer", "issue_time", "not_before_time", "expire_time", "lineage", "depth", "key_thumbprint", "approval", "renewed_from_token_id")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     APP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +152,8 @@ class TokenClaims(_message.Message):
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     KEY_THUMBPRINT_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    RENEWED_FROM_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     agent_id: str
     app_id: str
@@ -163,7 +169,17 @@ class TokenClaims(_message.Message):
     lineage: _containers.RepeatedCompositeFieldContainer[LineageEntry]
     depth: int
     key_thumbprint: str
-    def __init__(self, token_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., app_id: _Optional[str] = ..., task_id: _Optional[str] = ..., orchestration_id: _Optional[str] = ..., human_principal: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., issuer: _Optional[str] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lineage: _Optional[_Iterable[_Union[LineageEntry, _Mapping]]] = ..., depth: _Optional[int] = ..., key_thumbprint: _Optional[str] = ...) -> None: ...
+    approval: TokenApproval
+    renewed_from_token_id: str
+    def __init__(self, token_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., app_id: _Optional[str] = ..., task_id: _Optional[str] = ..., orchestration_id: _Optional[str] = ..., human_principal: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., issuer: _Optional[str] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lineage: _Optional[_Iterable[_Union[LineageEntry, _Mapping]]] = ..., depth: _Optional[int] = ..., key_thumbprint: _Optional[str] = ..., approval: _Optional[_Union[TokenApproval, _Mapping]] = ..., renewed_from_token_id: _Optional[str] = ...) -> None: ...
+
+class TokenApproval(_message.Message):
+    __slots__ = ("approval_id", "approver_ids")
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVER_IDS_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
+    approver_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, approval_id: _Optional[str] = ..., approver_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LineageEntry(_message.Message):
     __slots__ = ("token_id", "agent_id")
@@ -266,3 +282,55 @@ class GetKeySetResponse(_message.Message):
     JWKS_JSON_FIELD_NUMBER: _ClassVar[int]
     jwks_json: str
     def __init__(self, jwks_json: _Optional[str] = ...) -> None: ...
+
+class RenewRequest(_message.Message):
+    __slots__ = ("ttl", "allow_ttl_clamp")
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_TTL_CLAMP_FIELD_NUMBER: _ClassVar[int]
+    ttl: _duration_pb2.Duration
+    allow_ttl_clamp: bool
+    def __init__(self, ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., allow_ttl_clamp: _Optional[bool] = ...) -> None: ...
+
+class RenewResponse(_message.Message):
+    __slots__ = ("access_token", "claims", "ttl_clamped")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    TTL_CLAMPED_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    claims: TokenClaims
+    ttl_clamped: bool
+    def __init__(self, access_token: _Optional[str] = ..., claims: _Optional[_Union[TokenClaims, _Mapping]] = ..., ttl_clamped: _Optional[bool] = ...) -> None: ...
+
+class ReportAccessRequest(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[AccessReport]
+    def __init__(self, reports: _Optional[_Iterable[_Union[AccessReport, _Mapping]]] = ...) -> None: ...
+
+class AccessReport(_message.Message):
+    __slots__ = ("token_id", "agent_id", "audience", "scope", "resource", "allowed", "reason", "outcome", "decide_time")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    agent_id: str
+    audience: str
+    scope: str
+    resource: str
+    allowed: bool
+    reason: str
+    outcome: str
+    decide_time: _timestamp_pb2.Timestamp
+    def __init__(self, token_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., audience: _Optional[str] = ..., scope: _Optional[str] = ..., resource: _Optional[str] = ..., allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReportAccessResponse(_message.Message):
+    __slots__ = ("accepted",)
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    def __init__(self, accepted: _Optional[int] = ...) -> None: ...

@@ -90,6 +90,16 @@ class BrokerServiceStub:
                 request_serializer=baton_dot_v1_dot_broker__pb2.GetKeySetRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_broker__pb2.GetKeySetResponse.FromString,
                 _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/baton.v1.BrokerService/Renew',
+                request_serializer=baton_dot_v1_dot_broker__pb2.RenewRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_broker__pb2.RenewResponse.FromString,
+                _registered_method=True)
+        self.ReportAccess = channel.unary_unary(
+                '/baton.v1.BrokerService/ReportAccess',
+                request_serializer=baton_dot_v1_dot_broker__pb2.ReportAccessRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_broker__pb2.ReportAccessResponse.FromString,
+                _registered_method=True)
 
 
 class BrokerServiceServicer:
@@ -214,6 +224,34 @@ class BrokerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Renew(self, request, context):
+        """Renew replaces the calling agent's token with a new one for the same
+        agent, scopes, audiences, lineage and approval, and revokes the old
+        token (and so everything delegated from it) in the same transaction.
+        Called by an agent with its token (and a proof of possession when the
+        token is key-bound). The new token never outlives the task lifetime
+        maximum of the app (`App.max_task_lifetime`, counted from the issuance
+        of the first token of the renewal line) nor, for a delegated token, its
+        parent; past that the call is refused (FAILED_PRECONDITION,
+        TASK_LIFETIME_EXCEEDED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportAccess(self, request, context):
+        """ReportAccess records what resource servers decided when agents used
+        their tokens (allowed or denied, why, and the outcome), in batches.
+        Called by a resource server. Each report is stored as an audit event
+        (`access.allowed` / `access.denied`) with the token's lineage, so the
+        audit trail answers "human H, through agents A, B, C, did X at resource
+        Y". Reports about tokens the broker does not know, or about audiences
+        the resource server does not serve, are refused as a whole batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrokerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +289,16 @@ def add_BrokerServiceServicer_to_server(servicer, server):
                     servicer.GetKeySet,
                     request_deserializer=baton_dot_v1_dot_broker__pb2.GetKeySetRequest.FromString,
                     response_serializer=baton_dot_v1_dot_broker__pb2.GetKeySetResponse.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=baton_dot_v1_dot_broker__pb2.RenewRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_broker__pb2.RenewResponse.SerializeToString,
+            ),
+            'ReportAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportAccess,
+                    request_deserializer=baton_dot_v1_dot_broker__pb2.ReportAccessRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_broker__pb2.ReportAccessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -463,6 +511,60 @@ class BrokerService:
             '/baton.v1.BrokerService/GetKeySet',
             baton_dot_v1_dot_broker__pb2.GetKeySetRequest.SerializeToString,
             baton_dot_v1_dot_broker__pb2.GetKeySetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.BrokerService/Renew',
+            baton_dot_v1_dot_broker__pb2.RenewRequest.SerializeToString,
+            baton_dot_v1_dot_broker__pb2.RenewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/baton.v1.BrokerService/ReportAccess',
+            baton_dot_v1_dot_broker__pb2.ReportAccessRequest.SerializeToString,
+            baton_dot_v1_dot_broker__pb2.ReportAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,
