@@ -6,7 +6,7 @@
 #   docker build -t baton .
 #
 # One pin for both stages; change it here to move Node.
-ARG NODE_IMAGE=node:24.20.0-trixie-slim
+ARG NODE_IMAGE=node:24.22.3-trixie-slim
 
 # Build: all dependencies, then `npm run build` -> dist/ (JavaScript, the
 # migrations and the contract descriptors reflection serves).

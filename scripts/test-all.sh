@@ -46,6 +46,9 @@ npx tsx test/sdk/run-live.ts
 stage "grpcurl through server reflection"
 npx tsx test/sdk/run-live.ts bash scripts/grpcurl-check.sh
 
+stage "the compiled broker under the Node release the Dockerfile pins"
+bash scripts/image-node-check.sh
+
 stage "SDK packages: built, installed and run as a user would"
 npx tsx test/sdk/run-live.ts bash scripts/sdk-ts-package.sh
 npx tsx test/sdk/run-live.ts bash scripts/sdk-python-package.sh

@@ -68,9 +68,15 @@ interface Run {
   readonly exited: Promise<number | string>;
 }
 
+/**
+ * The Node that runs the production install: this one, or the release the
+ * Dockerfile pins when scripts/image-node-check.sh passes it in.
+ */
+const NODE = process.env.BATON_TEST_NODE || process.execPath;
+
 /** Runs `node ARGS` in the production install, with only `env` (no NODE_OPTIONS, no loader). */
 function run(args: string[], env: Record<string, string>): Run {
-  const child = spawn(process.execPath, args, { cwd: app, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(NODE, args, { cwd: app, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -146,7 +152,8 @@ describe("the compiled broker", () => {
         audiences: ["ehr-api"],
         maxTtl: undefined,
         maxDelegationDepth: 0,
-        approvalPolicy: [], maxTaskLifetime: undefined,
+        approvalPolicy: [],
+        maxTaskLifetime: undefined,
       }, bearer(OPERATOR_TOKEN));
       const issued = await call(client.issue, client, issueRequest(), basic(created.app!.appId, created.clientSecret));
       expect(issued.accessToken.split(".")).toHaveLength(3);
@@ -157,6 +164,11 @@ describe("the compiled broker", () => {
     }
 
     expect(await healthcheck(`127.0.0.1:${ports.http_port}`)).toBe(0);
+    // The broker itself reports the Node release running it (prom-client's
+    // default metrics): the one under test, not whatever runs vitest.
+    const nodeVersion = execFileSync(NODE, ["-p", "process.version"], { encoding: "utf8" }).trim();
+    const metrics = await (await fetch(`http://127.0.0.1:${ports.http_port}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^nodejs_version_info\\{version="${nodeVersion}"`, "m"));
     // The image listens on 0.0.0.0: the check goes to the loopback.
     expect(await healthcheck(`0.0.0.0:${ports.http_port}`)).toBe(0);
 
