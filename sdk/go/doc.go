@@ -16,11 +16,15 @@
 // package baton.v1:
 //
 //   - broker.pb.go, broker_grpc.pb.go: BrokerService (Issue, Delegate,
-//     Validate, Revoke, GetKeySet, StreamRevocations), its requests and
-//     responses, TokenClaims, Revocation, and the TokenStatus and
-//     RevocationTarget enums; NewBrokerServiceClient for a raw client.
+//     Validate, Revoke, RevokeMany, GetKeySet, StreamRevocations, Renew,
+//     ReportAccess), its requests and responses, TokenClaims, Revocation,
+//     and the TokenStatus and RevocationTarget enums; NewBrokerServiceClient
+//     for a raw client.
 //   - admin.pb.go, admin_grpc.pb.go: AdminService, the operator's API (apps
-//     and their secrets, signing keys, the audit log's verification).
+//     and their secrets, resource servers, approvers, signing keys, the
+//     audit trail).
+//   - approvals.pb.go, approvals_grpc.pb.go: ApprovalService, human approval
+//     of the scopes an app's policy classes as needing it.
 //   - errors.pb.go: ErrorReason, the reasons the broker puts in the
 //     google.rpc.ErrorInfo of a failed call (package baton's Error.Reason is
 //     the name without the ERROR_REASON_ prefix).
