@@ -6,7 +6,8 @@ import type { TokenClaims as DomainClaims, TokenStatus as DomainStatus } from ".
 import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
-import { type App, type ResourceServer, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
+import type { ApprovalRule as DomainRule, ScopeClass as DomainClass } from "../domain/approvals.js";
+import { type App, type ApprovalRule, type ResourceServer, ScopeClass, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
 import type { DelegateInput } from "../service/delegate.js";
@@ -158,8 +159,24 @@ export function appToProto(a: AppRecord): App {
     updateTime: a.updateTime,
     rateLimitPerSecond: a.ratePerSecond,
     rateLimitBurst: a.rateBurst,
-    approvalPolicy: [], maxTaskLifetime: undefined,
+    approvalPolicy: a.approvalPolicy.map(ruleToProto), maxTaskLifetime: undefined,
   };
+}
+
+const CLASSES: Record<DomainClass, ScopeClass> = {
+  read: ScopeClass.SCOPE_CLASS_READ,
+  write: ScopeClass.SCOPE_CLASS_WRITE,
+  dangerous_write: ScopeClass.SCOPE_CLASS_DANGEROUS_WRITE,
+};
+
+export function ruleToProto(r: DomainRule): ApprovalRule {
+  return { pattern: r.pattern, scopeClass: CLASSES[r.scopeClass], approvalsRequired: r.approvalsRequired, approverGroup: r.approverGroup ?? "" };
+}
+
+/** Unchecked (requirePolicy checks it); an unknown class becomes one requirePolicy refuses. */
+export function ruleFromProto(r: ApprovalRule): DomainRule {
+  const scopeClass = (Object.keys(CLASSES) as DomainClass[]).find((k) => CLASSES[k] === r.scopeClass) ?? ("unspecified" as DomainClass);
+  return { pattern: r.pattern, scopeClass, approvalsRequired: r.approvalsRequired, approverGroup: r.approverGroup || null };
 }
 
 export function resourceServerToProto(r: ResourceServerRecord): ResourceServer {

@@ -48,6 +48,7 @@ import {
   keyToProto,
   resourceServerToProto,
   revocationToProto,
+  ruleFromProto,
   statusToProto,
   streamEventToProto,
   targetFromProto,
@@ -503,6 +504,7 @@ export class GrpcServer {
             maxDelegationDepth: req.maxDelegationDepth,
             ratePerSecond: req.rateLimitPerSecond ?? 0,
             rateBurst: req.rateLimitBurst ?? 0,
+            approvalPolicy: req.approvalPolicy.map(ruleFromProto),
           },
           ctx.requestId,
         );
@@ -531,6 +533,7 @@ export class GrpcServer {
             maxDelegationDepth: req.maxDelegationDepth ?? null,
             ratePerSecond: req.rateLimitPerSecond ?? null,
             rateBurst: req.rateLimitBurst ?? null,
+            approvalPolicy: req.updateApprovalPolicy ? req.approvalPolicy.map(ruleFromProto) : null,
           },
           ctx.requestId,
         );
