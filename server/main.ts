@@ -9,6 +9,7 @@ import { MasterKey, MasterKeyMismatchError } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
 import { AppView } from "./service/app-view.js";
+import { ApproverAdmin } from "./service/approvers.js";
 import { Authentication } from "./service/authentication.js";
 import { Delegator } from "./service/delegate.js";
 import { Issuer } from "./service/issue.js";
@@ -169,6 +170,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       await catchUpView();
       if (disabled) streams.closeResourceServer(id);
     });
+    const approvers = new ApproverAdmin(db, now);
     metrics.gauge("baton_live_revocations", "Revocations in force, held in memory for checks.", () => revocations.size);
     metrics.gauge("baton_db_pool_total", "Database connections open in the request pool.", () => db.totalCount);
     metrics.gauge("baton_db_pool_idle", "Database connections open and idle in the request pool.", () => db.idleCount);
@@ -205,7 +207,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, keys, streams, db, logger, metrics });
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, approvers, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their

@@ -151,3 +151,6 @@ export function bindingMismatch(approved: ApprovalBinding, request: ApprovalBind
   ];
   return fields.find(([, ok]) => !ok)?.[0] ?? null;
 }
+
+/** Approve, Deny and DisableApprover reasons: 1 to 512 characters (proto). */
+export const MAX_DECISION_REASON = 512;

@@ -6,8 +6,9 @@ import type { TokenClaims as DomainClaims, TokenStatus as DomainStatus } from ".
 import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
+import type { ApproverRecord } from "../storage/approvers.js";
 import type { ApprovalRule as DomainRule, ScopeClass as DomainClass } from "../domain/approvals.js";
-import { type App, type ApprovalRule, type ResourceServer, ScopeClass, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
+import { type App, type ApprovalRule, type Approver, type ResourceServer, ScopeClass, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
 import type { DelegateInput } from "../service/delegate.js";
@@ -206,4 +207,8 @@ export function keyToProto(k: LoadedKey): SigningKey {
     activateTime: k.stored.activateTime ?? undefined,
     retireTime: k.stored.retireTime ?? undefined,
   };
+}
+
+export function approverToProto(a: ApproverRecord): Approver {
+  return { approverId: a.approverId, name: a.name, groups: [...a.groups], disabled: a.disabled, createTime: a.createTime, updateTime: a.updateTime };
 }

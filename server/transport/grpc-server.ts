@@ -16,6 +16,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asParentRefusal, InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
+import type { ApproverAdmin } from "../service/approvers.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
 import type { Issuer } from "../service/issue.js";
@@ -40,6 +41,7 @@ import type { RevocationStreams, StreamEvent, StreamSink } from "../service/revo
 import { credentialsFrom } from "./auth.js";
 import {
   appToProto,
+  approverToProto,
   claimsToProto,
   durationSeconds,
   fieldWithNul,
@@ -90,6 +92,8 @@ function callerFields(p: Principal | null): Record<string, string> {
       return { principal: "resource_server", resource_server_id: p.resourceServer.resourceServerId };
     case "agent":
       return { principal: "agent", app_id: p.claims.appId, agent_id: p.claims.agentId };
+    case "approver":
+      return { principal: "approver", approver_id: p.approver.approverId };
   }
 }
 
@@ -228,6 +232,7 @@ export interface GrpcDeps {
   readonly revoker: Revoker;
   readonly apps: AppAdmin;
   readonly resourceServers: ResourceServerAdmin;
+  readonly approvers: ApproverAdmin;
   readonly keys: KeyManager;
   readonly streams: RevocationStreams;
   readonly db: Db;
@@ -486,7 +491,7 @@ export class GrpcServer {
   }
 
   private adminHandlers(): AdminServiceServer {
-    const { apps, resourceServers, keys, db } = this.deps;
+    const { apps, resourceServers, keys, db, approvers } = this.deps;
     const operator = (ctx: CallContext) => ctx.caller(["operator"]);
     // What an operator changed, at info; the audit log holds the details.
     const acted = (ctx: CallContext, action: string, target: Record<string, string>): void =>
@@ -589,14 +594,22 @@ export class GrpcServer {
       listAuditEvents: this.unary("AdminService", "ListAuditEvents", async () => {
         throw new NotImplementedError("ListAuditEvents");
       }),
-      createApprover: this.unary("AdminService", "CreateApprover", async () => {
-        throw new NotImplementedError("CreateApprover");
+      createApprover: this.unary("AdminService", "CreateApprover", async (req, ctx) => {
+        await operator(ctx);
+        const r = await approvers.create({ name: req.name, groups: req.groups }, ctx.requestId);
+        acted(ctx, "CreateApprover", { approver_id: r.approver.approverId });
+        return { approver: approverToProto(r.approver), clientSecret: r.clientSecret };
       }),
-      listApprovers: this.unary("AdminService", "ListApprovers", async () => {
-        throw new NotImplementedError("ListApprovers");
+      listApprovers: this.unary("AdminService", "ListApprovers", async (req, ctx) => {
+        await operator(ctx);
+        const r = await approvers.list(req.pageSize, req.pageToken);
+        return { approvers: r.approvers.map(approverToProto), nextPageToken: r.nextPageToken };
       }),
-      disableApprover: this.unary("AdminService", "DisableApprover", async () => {
-        throw new NotImplementedError("DisableApprover");
+      disableApprover: this.unary("AdminService", "DisableApprover", async (req, ctx) => {
+        await operator(ctx);
+        const a = await approvers.disable(req.approverId, req.reason, ctx.requestId);
+        acted(ctx, "DisableApprover", { approver_id: a.approverId });
+        return { approver: approverToProto(a) };
       }),
     };
   }
