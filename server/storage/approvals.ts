@@ -44,7 +44,7 @@ interface Row {
   scopes: string[];
   scopes_needing_approval: string[];
   audiences: string[];
-  ttl_seconds: number | null;
+  ttl_seconds: string | null;
   key_thumbprint: string | null;
   approvals_required: number;
   approver_group: string;
@@ -76,7 +76,7 @@ const fromRow = (r: Row): ApprovalRecord => ({
   scopes: r.scopes,
   scopesNeedingApproval: r.scopes_needing_approval,
   audiences: r.audiences,
-  ttlSeconds: r.ttl_seconds,
+  ttlSeconds: r.ttl_seconds === null ? null : Number(r.ttl_seconds),
   keyThumbprint: r.key_thumbprint,
   approvalsRequired: r.approvals_required,
   approverGroup: r.approver_group,

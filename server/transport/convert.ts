@@ -7,6 +7,9 @@ import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
 import type { ApproverRecord } from "../storage/approvers.js";
+import type { ApprovalRecord } from "../storage/approvals.js";
+import type { ApprovalState as DomainApprovalState } from "../domain/approvals.js";
+import { type Approval, ApprovalRequestKind, ApprovalState } from "../gen/baton/v1/approvals.js";
 import type { ApprovalRule as DomainRule, ScopeClass as DomainClass } from "../domain/approvals.js";
 import { type App, type ApprovalRule, type Approver, type ResourceServer, ScopeClass, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
@@ -65,7 +68,7 @@ export function claimsToProto(c: DomainClaims): TokenClaims {
     lineage: c.lineage.map((e) => ({ tokenId: e.tokenId, agentId: e.agentId })),
     depth: c.lineage.length,
     keyThumbprint: c.keyThumbprint ?? "",
-    approval: undefined,
+    approval: c.approval ? { approvalId: c.approval.approvalId, approverIds: [...c.approval.approverIds] } : undefined,
     renewedFromTokenId: "",
   };
 }
@@ -120,6 +123,7 @@ export function grantFromProto(req: {
   ttl?: Duration | undefined;
   allowTtlClamp: boolean;
   agentPublicKeyJwk: string;
+  approvalId: string;
 }): DelegateInput {
   return {
     scopes: req.scopes,
@@ -127,6 +131,7 @@ export function grantFromProto(req: {
     ttlSeconds: durationSeconds("ttl", req.ttl),
     allowTtlClamp: req.allowTtlClamp,
     agentPublicKeyJwk: req.agentPublicKeyJwk,
+    approvalId: req.approvalId,
   };
 }
 
@@ -211,4 +216,45 @@ export function keyToProto(k: LoadedKey): SigningKey {
 
 export function approverToProto(a: ApproverRecord): Approver {
   return { approverId: a.approverId, name: a.name, groups: [...a.groups], disabled: a.disabled, createTime: a.createTime, updateTime: a.updateTime };
+}
+
+const APPROVAL_STATES: Record<DomainApprovalState, ApprovalState> = {
+  PENDING: ApprovalState.APPROVAL_STATE_PENDING,
+  APPROVED: ApprovalState.APPROVAL_STATE_APPROVED,
+  DENIED: ApprovalState.APPROVAL_STATE_DENIED,
+  EXPIRED: ApprovalState.APPROVAL_STATE_EXPIRED,
+  USED: ApprovalState.APPROVAL_STATE_USED,
+};
+
+/** null for UNSPECIFIED (no filter); an unknown value is refused. */
+export function approvalStateFromProto(s: ApprovalState): DomainApprovalState | null {
+  if (s === ApprovalState.APPROVAL_STATE_UNSPECIFIED) return null;
+  for (const [k, v] of Object.entries(APPROVAL_STATES)) if (v === s) return k as DomainApprovalState;
+  throw new InvalidRequestError("state", "is not an approval state");
+}
+
+export function approvalToProto(a: ApprovalRecord): Approval {
+  return {
+    approvalId: a.approvalId,
+    state: APPROVAL_STATES[a.state],
+    requestKind: a.requestKind === "issue" ? ApprovalRequestKind.APPROVAL_REQUEST_KIND_ISSUE : ApprovalRequestKind.APPROVAL_REQUEST_KIND_DELEGATE,
+    appId: a.appId,
+    requester: a.requester,
+    parentTokenId: a.parentTokenId ?? "",
+    taskId: a.taskId,
+    orchestrationId: a.orchestrationId ?? "",
+    humanPrincipal: a.humanPrincipal ?? "",
+    scopes: [...a.scopes],
+    scopesNeedingApproval: [...a.scopesNeedingApproval],
+    audiences: [...a.audiences],
+    ttl: a.ttlSeconds === null ? undefined : seconds(a.ttlSeconds),
+    keyThumbprint: a.keyThumbprint ?? "",
+    approvalsRequired: a.approvalsRequired,
+    approverGroup: a.approverGroup,
+    decisions: a.decisions.map((d) => ({ approverId: d.approverId, approverName: d.approverName, approved: d.approved, reason: d.reason, decideTime: d.decideTime })),
+    createTime: a.createTime,
+    expireTime: a.expireTime,
+    useTime: a.useTime ?? undefined,
+    tokenId: a.tokenId ?? "",
+  };
 }

@@ -33,7 +33,7 @@ CREATE TABLE approvals (
   scopes             text[] NOT NULL,
   scopes_needing_approval text[] NOT NULL,
   audiences          text[] NOT NULL,
-  ttl_seconds        integer,
+  ttl_seconds        bigint,
   key_thumbprint     text,
   approvals_required integer NOT NULL,
   approver_group     text NOT NULL,
