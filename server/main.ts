@@ -182,6 +182,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     metrics.gauge("baton_db_pool_waiting", "Requests waiting for a database connection.", () => db.waitingCount);
     metrics.gauge("baton_app_view_entries", "Apps and resource servers held in memory for authentication.", () => appView.size);
     metrics.gauge("baton_revocation_streams", "Open StreamRevocations calls.", () => streams.count);
+    metrics.gauge("baton_approval_watches", "Open WatchApproval calls.", () => approvalWatches.count);
     metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
     metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
 

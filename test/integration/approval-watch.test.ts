@@ -40,6 +40,8 @@ it("a watch on one replica sees each decision made through another", async () =>
   const second = await createApprover(a, ["pharmacists"]);
   const w = watch(onA, approvalId, app.md);
   await w.waitFor(1);
+  const gauge = async (): Promise<number> => Number(/^baton_approval_watches (\d+)$/m.exec(await (await fetch(`${a.httpUrl}/metrics`)).text())?.[1]);
+  expect(await gauge()).toBe(1);
   await call(onB.approve, onB, { approvalId, reason: "first" }, approver.md);
   // Still pending, one decision more: sent, and the watch stays open.
   await w.waitFor(2);
@@ -50,6 +52,7 @@ it("a watch on one replica sees each decision made through another", async () =>
   await w.waitEnd();
   expect(w.ended).toBe("end");
   expect(w.states.map((s) => s.state)).toEqual([ApprovalState.APPROVAL_STATE_PENDING, ApprovalState.APPROVAL_STATE_PENDING, ApprovalState.APPROVAL_STATE_APPROVED]);
+  expect(await gauge()).toBe(0);
   onA.close();
   onB.close();
 });
