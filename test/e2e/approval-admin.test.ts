@@ -42,6 +42,19 @@ describe("App.approval_policy", () => {
     expect(cleared.app!.approvalPolicy).toEqual([]);
   });
 
+  it("takes effect on the next Issue (the app view holds the policy): set, then cleared", async () => {
+    const app = await createApp(b);
+    const rx = issueRequest({ scopes: ["write:prescriptions:P-1042"] });
+    expect((await call(b.client.issue, b.client, rx, app.md)).claims!.approval).toBeUndefined();
+    const base = { appId: app.appId, name: undefined, updateScopeCeiling: false, scopeCeiling: [], updateAudiences: false, audiences: [], maxTtl: undefined, maxDelegationDepth: undefined, rateLimitPerSecond: undefined, rateLimitBurst: undefined, maxTaskLifetime: undefined };
+    await call(b.admin.updateApp, b.admin, { ...base, updateApprovalPolicy: true, approvalPolicy: [dangerous] }, operatorMd());
+    const held = await refusal(call(b.client.issue, b.client, rx, app.md));
+    expect(held.reason).toBe("APPROVAL_REQUIRED");
+    expect(held.metadata.approvals_required).toBe("2");
+    await call(b.admin.updateApp, b.admin, { ...base, updateApprovalPolicy: true, approvalPolicy: [] }, operatorMd());
+    await call(b.client.issue, b.client, rx, app.md);
+  });
+
   it("refuses invalid rules with the field named, and stores no app", async () => {
     const before = await count("apps");
     const cases: [ApprovalRule, string][] = [
