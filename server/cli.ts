@@ -7,7 +7,9 @@
 // use BATON_OPERATOR_TOKEN (or the file BATON_OPERATOR_TOKEN_FILE names) or
 // <BATON_DATA_DIR>/operator-token; token commands act as an app with
 // BATON_CLIENT_ID and BATON_CLIENT_SECRET (validate and revoke also as the
-// operator). `audit export` reads the database itself: DATABASE_URL, or the
+// operator). Approval commands act as the approver --approver-id
+// (BATON_APPROVER_ID) with BATON_APPROVER_SECRET (or BATON_APPROVER_SECRET_FILE);
+// `approvals list|get` without one act as the operator. `audit export` reads the database itself: DATABASE_URL, or the
 // embedded cluster of a broker running in BATON_DATA_DIR.
 //
 // Exit codes: 0 done; 1 refused or failed (a gRPC error, an invalid token,
@@ -16,6 +18,7 @@
 import type { ServiceError } from "@grpc/grpc-js";
 import { Command, CommanderError, Option } from "commander";
 import { addAdminCommands } from "./cli/admin.js";
+import { addApprovalCommands } from "./cli/approvals.js";
 import { addAuditCommands } from "./cli/audit.js";
 import { checkGlobals, errorReason, VERSION } from "./cli/common.js";
 import { serve } from "./cli/serve.js";
@@ -23,10 +26,10 @@ import { addTokenCommands } from "./cli/token.js";
 
 const USAGE = `usage:
   baton serve
-  baton app create --name NAME --scope SCOPE... --audience AUD... [--max-ttl SECONDS] [--max-depth N] [--rate-limit N] [--burst N]
+  baton app create --name NAME --scope SCOPE... --audience AUD... [--max-ttl SECONDS] [--max-depth N] [--rate-limit N] [--burst N] [--approval-rule PATTERN=CLASS[:N[:GROUP]]...]
   baton app get APP_ID
   baton app list
-  baton app update APP_ID [--name NAME] [--scope SCOPE...] [--audience AUD...] [--max-ttl SECONDS] [--max-depth N] [--rate-limit N] [--burst N]
+  baton app update APP_ID [--name NAME] [--scope SCOPE...] [--audience AUD...] [--max-ttl SECONDS] [--max-depth N] [--rate-limit N] [--burst N] [--approval-rule RULE... | --clear-approval-policy]
   baton app disable APP_ID [--reason TEXT]
   baton app rotate-secret APP_ID
   baton rs create --name NAME --audience AUD...
@@ -36,9 +39,15 @@ const USAGE = `usage:
   baton key rotate
   baton audit verify [EXPORT_FILE...]
   baton audit export [--out FILE] [--after SEQ]
-  baton token issue --task TASK --scope SCOPE... --audience AUD... [--ttl SECONDS] [--human ID]
+  baton token issue --task TASK --scope SCOPE... --audience AUD... [--ttl SECONDS] [--human ID] [--approval-id ID]
   baton token validate TOKEN --audience AUD
   baton token revoke ID [--target token|agent|task|chain|app] [--app APP_ID] [--reason TEXT]
+  baton approvers create --name NAME --group GROUP...
+  baton approvers list
+  baton approvers disable APPROVER_ID [--reason TEXT]
+  baton approvals list [--state pending|approved|denied|expired|used] [--app APP_ID] [--approver-id ID]
+  baton approvals get APPROVAL_ID [--approver-id ID]
+  baton approvals approve|deny APPROVAL_ID --reason TEXT --approver-id ID
 global flags: --addr HOST:PORT --tls --ca FILE --cert FILE --key FILE --output json|table
 (baton COMMAND --help for each command's flags)`;
 
@@ -67,6 +76,7 @@ function program(): Command {
   addAdminCommands(p);
   addTokenCommands(p);
   addAuditCommands(p);
+  addApprovalCommands(p);
   return p;
 }
 

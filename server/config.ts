@@ -60,13 +60,15 @@ export interface Config {
     readonly intervalSeconds: number;
     readonly batchSize: number;
   };
+  /** How long an approval waits for its decision and then its use (BATON_APPROVAL_WINDOW_SECONDS). */
+  readonly approvalWindowSeconds: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
   /** Unknown BATON_* variables, each naming the closest known one: not errors, the caller logs them. */
   readonly warnings: readonly string[];
 }
 
 /** Secrets that may be given as NAME or as NAME_FILE (a file holding the value). */
-const SECRETS = ["DATABASE_URL", "BATON_MASTER_KEY", "BATON_OPERATOR_TOKEN"] as const;
+const SECRETS = ["DATABASE_URL", "BATON_MASTER_KEY", "BATON_OPERATOR_TOKEN", "BATON_APPROVER_SECRET"] as const;
 
 /** Every BATON_* variable Baton reads: the broker's (below) and the `baton` command's (cli.ts). */
 export const KNOWN_VARIABLES: readonly string[] = [
@@ -102,10 +104,14 @@ export const KNOWN_VARIABLES: readonly string[] = [
   "BATON_TLS_CERT_FILE",
   "BATON_TLS_KEY_FILE",
   "BATON_TLS_CLIENT_CA_FILE",
+  "BATON_APPROVAL_WINDOW_SECONDS",
   // The `baton` operator and token commands.
   "BATON_ADDR",
   "BATON_CLIENT_ID",
   "BATON_CLIENT_SECRET",
+  "BATON_APPROVER_ID",
+  "BATON_APPROVER_SECRET",
+  "BATON_APPROVER_SECRET_FILE",
 ];
 
 /**
@@ -284,6 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       authFailureWindowSeconds: int("BATON_AUTH_FAILURE_WINDOW_SECONDS", 10, 1, 3600),
     }),
     retention,
+    approvalWindowSeconds: int("BATON_APPROVAL_WINDOW_SECONDS", 900, 1, 86_400),
     tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
     warnings: Object.freeze(unknownVariables(env)),
   });

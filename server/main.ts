@@ -9,6 +9,10 @@ import { MasterKey, MasterKeyMismatchError } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
 import { AppView } from "./service/app-view.js";
+import { Approvals } from "./service/approvals.js";
+import { ApproverAdmin } from "./service/approvers.js";
+import { ApprovalWatches } from "./service/approval-watches.js";
+import { APPROVALS_CHANNEL } from "./storage/approvals.js";
 import { Authentication } from "./service/authentication.js";
 import { Delegator } from "./service/delegate.js";
 import { Issuer } from "./service/issue.js";
@@ -158,8 +162,9 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       defaultTtlSeconds: config.defaultTtlSeconds,
       now,
     });
-    const issuer = new Issuer(minter);
-    const delegator = new Delegator(minter, (id) => auth.findApp(id));
+    const approvals = new Approvals(db, { windowSeconds: config.approvalWindowSeconds, now });
+    const issuer = new Issuer(minter, approvals);
+    const delegator = new Delegator(minter, (id) => auth.findApp(id), approvals);
     const validator = new Validator(checker);
     const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
     // The change is committed: a failed read here is retried by the periodic catch-up, the RPC still succeeds.
@@ -169,12 +174,15 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       await catchUpView();
       if (disabled) streams.closeResourceServer(id);
     });
+    const approvers = new ApproverAdmin(db, now);
+    const approvalWatches = new ApprovalWatches(approvals, now, (err) => logger.warn("approval watch read failed", { error: err }));
     metrics.gauge("baton_live_revocations", "Revocations in force, held in memory for checks.", () => revocations.size);
     metrics.gauge("baton_db_pool_total", "Database connections open in the request pool.", () => db.totalCount);
     metrics.gauge("baton_db_pool_idle", "Database connections open and idle in the request pool.", () => db.idleCount);
     metrics.gauge("baton_db_pool_waiting", "Requests waiting for a database connection.", () => db.waitingCount);
     metrics.gauge("baton_app_view_entries", "Apps and resource servers held in memory for authentication.", () => appView.size);
     metrics.gauge("baton_revocation_streams", "Open StreamRevocations calls.", () => streams.count);
+    metrics.gauge("baton_approval_watches", "Open WatchApproval calls.", () => approvalWatches.count);
     metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
     metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
 
@@ -189,15 +197,17 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const reloadKeys = (): void => {
       keys.reload().catch((err: unknown) => logger.warn("key reload failed", { error: err }));
     };
-    const listener = new Listener(databaseUrl, [REVOCATIONS_CHANNEL, KEYS_CHANNEL, PRINCIPALS_CHANNEL], {
-      onNotify: (channel) => {
+    const listener = new Listener(databaseUrl, [REVOCATIONS_CHANNEL, KEYS_CHANNEL, PRINCIPALS_CHANNEL, APPROVALS_CHANNEL], {
+      onNotify: (channel, payload) => {
         if (channel === KEYS_CHANNEL) reloadKeys();
+        else if (channel === APPROVALS_CHANNEL) approvalWatches.changed(payload);
         else if (channel === PRINCIPALS_CHANNEL) void catchUpView();
         else catchUpRevocations();
       },
       // Whatever was notified while nobody listened is in the tables.
       onConnected: () => {
         catchUp();
+        approvalWatches.refreshAll();
         reloadKeys();
       },
       onError: (err) => logger.warn("LISTEN connection lost; reconnecting", { error: err }),
@@ -205,12 +215,13 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, keys, streams, db, logger, metrics });
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, approvers, approvals, approvalWatches, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their
       // clients resume on another replica.
       streams.closeAll();
+      approvalWatches.closeAll();
       await grpcServer.shutdown(5_000);
     });
 

@@ -1,7 +1,8 @@
 // Operator commands on the AdminService: apps, resource servers, signing keys.
 
 import type { Command } from "commander";
-import { type App, type SigningKey, signingKeyStateToJSON } from "../gen/baton/v1/admin.js";
+import { type App, type ApprovalRule, type SigningKey, signingKeyStateToJSON } from "../gen/baton/v1/admin.js";
+import { APPROVAL_RULE_HELP, approvalRule, formatRule } from "./approvals.js";
 import { adminClient, call, integer, printList, printOne, repeated, type Row } from "./common.js";
 
 const U32 = 4_294_967_295;
@@ -21,6 +22,7 @@ const appDetail = (a: App | undefined): Row => ({
   max_delegation_depth: a?.maxDelegationDepth,
   rate_limit_per_second: a?.rateLimitPerSecond,
   rate_limit_burst: a?.rateLimitBurst,
+  approval_policy: a?.approvalPolicy.map(formatRule),
   create_time: a?.createTime?.toISOString(),
   update_time: a?.updateTime?.toISOString(),
 });
@@ -40,6 +42,7 @@ interface LimitFlags {
   maxDepth?: number;
   rateLimit?: number;
   burst?: number;
+  approvalRule?: ApprovalRule[];
 }
 
 const withLimitOptions = (cmd: Command): Command =>
@@ -47,7 +50,8 @@ const withLimitOptions = (cmd: Command): Command =>
     .option("--max-ttl <seconds>", "longest token lifetime", integer(1))
     .option("--max-depth <n>", "deepest delegation", integer(0, U32))
     .option("--rate-limit <per-second>", "requests per second per replica (0: the broker's default)", integer(0, U32))
-    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32));
+    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32))
+    .option("--approval-rule <rule>", APPROVAL_RULE_HELP, approvalRule);
 
 export function addAdminCommands(program: Command): void {
   const app = program.command("app").description("manage apps (the operator credential)");
@@ -69,7 +73,7 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth ?? 0,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
-        approvalPolicy: [], maxTaskLifetime: undefined,
+        approvalPolicy: o.approvalRule ?? [], maxTaskLifetime: undefined,
       }, md);
       printOne(cmd, { app_id: res.app?.appId, client_secret: res.clientSecret, note: "the client secret is shown only now" });
     });
@@ -106,8 +110,12 @@ export function addAdminCommands(program: Command): void {
     .option("--name <name>", "new name")
     .option("--scope <scope>", "replace the scope ceiling (repeat)", repeated)
     .option("--audience <audience>", "replace the audiences (repeat)", repeated)
+    .option("--clear-approval-policy", "remove every approval rule (--approval-rule replaces them)")
   )
-    .action(async (appId: string, o: { name?: string; scope?: string[]; audience?: string[] } & LimitFlags, cmd: Command) => {
+    .action(async (appId: string, o: { name?: string; scope?: string[]; audience?: string[]; clearApprovalPolicy?: boolean } & LimitFlags, cmd: Command) => {
+      if (o.clearApprovalPolicy && o.approvalRule) {
+        cmd.error("error: option '--clear-approval-policy' cannot be used with '--approval-rule'", { exitCode: 2, code: "baton.policyConflict" });
+      }
       const { client, md } = adminClient(cmd);
       const res = await call(client.updateApp.bind(client), {
         appId,
@@ -120,7 +128,7 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
-        approvalPolicy: [], maxTaskLifetime: undefined, updateApprovalPolicy: false,
+        approvalPolicy: o.approvalRule ?? [], maxTaskLifetime: undefined, updateApprovalPolicy: o.approvalRule !== undefined || o.clearApprovalPolicy === true,
       }, md);
       printOne(cmd, { ...appDetail(res.app), revoked_token_count: res.revokedTokenCount });
     });

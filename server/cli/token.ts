@@ -32,7 +32,8 @@ export function addTokenCommands(program: Command): void {
     .option("--audience <audience>", "audience (repeat)", repeated)
     .option("--ttl <seconds>", "lifetime", integer(1))
     .option("--human <id>", "the human the agent acts for")
-    .action(async (o: { task: string; scope?: string[]; audience?: string[]; ttl?: number; human?: string }, cmd: Command) => {
+    .option("--approval-id <id>", "the approval this request was granted (after APPROVAL_REQUIRED; see `baton approvals`)")
+    .action(async (o: { task: string; scope?: string[]; audience?: string[]; ttl?: number; human?: string; approvalId?: string }, cmd: Command) => {
       const { client, md } = brokerClient(cmd, "app");
       const res = await call(client.issue.bind(client), {
         taskId: o.task,
@@ -43,9 +44,9 @@ export function addTokenCommands(program: Command): void {
         ttl: o.ttl !== undefined ? { seconds: o.ttl, nanos: 0 } : undefined,
         allowTtlClamp: false,
         agentPublicKeyJwk: "",
-        approvalId: "",
+        approvalId: o.approvalId ?? "",
       }, md);
-      printOne(cmd, { access_token: res.accessToken, token_id: res.claims?.tokenId, agent_id: res.claims?.agentId, expire_time: res.claims?.expireTime });
+      printOne(cmd, { access_token: res.accessToken, token_id: res.claims?.tokenId, agent_id: res.claims?.agentId, expire_time: res.claims?.expireTime, approval_id: res.claims?.approval?.approvalId });
     });
 
   token

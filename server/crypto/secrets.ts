@@ -25,6 +25,11 @@ export function randomId(): string {
 /** What newAppId makes, and what a resource server id looks like: anything else names nothing. */
 export const APP_ID = /^app_[0-9A-Za-z]{22}$/;
 export const RESOURCE_SERVER_ID = /^rs_[0-9A-Za-z]{22}$/;
+export const APPROVER_ID = /^apv_[0-9A-Za-z]{22}$/;
+export const APPROVAL_ID = /^apr_[0-9A-Za-z]{22}$/;
+
+export const newApproverId = (): string => `apv_${randomBase62(22)}`;
+export const newApprovalId = (): string => `apr_${randomBase62(22)}`;
 
 export function newAppId(): string {
   return `app_${randomBase62(22)}`;

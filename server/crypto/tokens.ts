@@ -2,7 +2,7 @@
 // pinned algorithm. Verification never throws on a bad token: every failure
 // is a TokenStatus, so hostile input is an ordinary "invalid" answer.
 
-import type { LineageEntry, TokenClaims, TokenStatus } from "../domain/tokens.js";
+import type { LineageEntry, TokenApproval, TokenClaims, TokenStatus } from "../domain/tokens.js";
 import { signCompact, verifyCompact } from "./jws.js";
 import { ALLOWED_ALGORITHMS, type KeyRing, type LoadedKey, type SigningAlgorithm } from "./keyring.js";
 
@@ -29,6 +29,8 @@ interface JwtPayload {
   /** Issue time of the chain's root (delegated tokens only). */
   root_iat?: number;
   cnf?: { jkt: string };
+  /** The approval it was minted under: its id and the approvers who approved. */
+  apr?: { id: string; by: string[] };
 }
 
 const decoder = new TextDecoder();
@@ -72,6 +74,7 @@ export async function signToken(claims: TokenClaims, key: LoadedKey): Promise<st
     payload.root_iat = claims.rootIssuedAtMs / 1000;
   }
   if (claims.keyThumbprint) payload.cnf = { jkt: claims.keyThumbprint };
+  if (claims.approval) payload.apr = { id: claims.approval.approvalId, by: [...claims.approval.approverIds] };
   return signCompact({ alg: key.stored.algorithm, typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify(payload), key.privateKey, key.stored.algorithm);
 }
 
@@ -149,6 +152,12 @@ function parseClaims(bytes: Uint8Array): TokenClaims | null {
     if (!isString(jkt)) return null;
     keyThumbprint = jkt;
   }
+  let approval: TokenApproval | null = null;
+  if (p.apr !== undefined) {
+    const { id, by } = (p.apr ?? {}) as { id?: unknown; by?: unknown };
+    if (!isString(id) || !Array.isArray(by) || !by.every(isString)) return null;
+    approval = { approvalId: id, approverIds: by };
+  }
   const issuedAtMs = Math.round(p.iat * 1000);
   return {
     tokenId: p.jti,
@@ -166,5 +175,7 @@ function parseClaims(bytes: Uint8Array): TokenClaims | null {
     lineage,
     rootIssuedAtMs: lineage.length > 0 ? Math.round((p.root_iat as number) * 1000) : issuedAtMs,
     keyThumbprint,
+    // Only when present: a token without `apr` decodes as it always did.
+    ...(approval ? { approval } : {}),
   };
 }

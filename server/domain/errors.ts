@@ -287,3 +287,50 @@ export function asParentRefusal(err: unknown): unknown {
   if (err instanceof TokenInvalidError && err.status === "EXPIRED") return new ParentExpiredError();
   return err;
 }
+
+/** Issue or Delegate for a scope the app's policy holds for approval: a pending approval was created, nothing minted. */
+export class ApprovalRequiredError extends BatonError {
+  constructor(approvalId: string, approvalsRequired: number, approverGroup: string, expireTime: Date) {
+    super(
+      "APPROVAL_REQUIRED",
+      `a requested scope needs ${approvalsRequired} approval(s) from group "${approverGroup}"; send the request again with approval_id ${approvalId} once it is approved`,
+      { approval_id: approvalId, approvals_required: String(approvalsRequired), approver_group: approverGroup, expire_time: expireTime.toISOString() },
+    );
+  }
+}
+
+/** The approval named in a request cannot be used: still pending, denied, expired, used, or for another request. */
+export class ApprovalUnusableError extends BatonError {
+  constructor(reason: "APPROVAL_PENDING" | "APPROVAL_DENIED" | "APPROVAL_EXPIRED" | "APPROVAL_USED" | "APPROVAL_MISMATCH", approvalId: string, field?: string) {
+    const what = {
+      APPROVAL_PENDING: "is still waiting for approvers",
+      APPROVAL_DENIED: "was denied",
+      APPROVAL_EXPIRED: "expired; ask again",
+      APPROVAL_USED: "was already used; ask again",
+      APPROVAL_MISMATCH: `was granted for a different request (${field ?? "?"} differs)`,
+    }[reason];
+    super(reason, `approval ${approvalId} ${what}`, field ? { approval_id: approvalId, field } : { approval_id: approvalId });
+  }
+}
+
+export class ApprovalNotPendingError extends BatonError {
+  constructor(approvalId: string, state: string, alreadyDecided = false) {
+    super(
+      "APPROVAL_NOT_PENDING",
+      alreadyDecided ? `this approver already decided approval ${approvalId}` : `approval ${approvalId} is ${state}, no longer pending`,
+      { approval_id: approvalId, state },
+    );
+  }
+}
+
+export class ApproverNotEligibleError extends BatonError {
+  constructor() {
+    super("APPROVER_NOT_ELIGIBLE", "this approver is not in the group that may decide this approval");
+  }
+}
+
+export class ApproverDisabledError extends BatonError {
+  constructor() {
+    super("APPROVER_DISABLED", "the approver is disabled");
+  }
+}

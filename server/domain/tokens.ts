@@ -7,6 +7,13 @@ export interface LineageEntry {
   readonly agentId: string;
 }
 
+/** The human approval a token was minted under (claim `apr`). */
+export interface TokenApproval {
+  readonly approvalId: string;
+  /** In the order they approved. */
+  readonly approverIds: readonly string[];
+}
+
 export interface TokenClaims {
   readonly tokenId: string;
   readonly agentId: string;
@@ -29,6 +36,8 @@ export interface TokenClaims {
   readonly rootIssuedAtMs: number;
   /** RFC 7638 thumbprint of the bound key, or null. */
   readonly keyThumbprint: string | null;
+  /** Set only on a token minted under an approval; never inherited by delegation. */
+  readonly approval?: TokenApproval | null;
 }
 
 /** The id of the root token of the chain a token belongs to. */

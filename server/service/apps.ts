@@ -2,6 +2,7 @@
 // transaction. Narrowing an app revokes what no longer fits; disabling it
 // revokes everything it issued.
 
+import { type ApprovalRule, requirePolicy } from "../domain/approvals.js";
 import { AlreadyExistsError, InvalidRequestError, NotFoundError } from "../domain/errors.js";
 import { excessAudiences, requireAppName, requireAudiences, requireScopes } from "../domain/limits.js";
 import type { Revocation } from "../domain/revocations.js";
@@ -33,6 +34,8 @@ export interface CreateAppInput {
   readonly ratePerSecond: number;
   /** 0: the broker's default burst. */
   readonly rateBurst: number;
+  /** Unchecked rules; empty: nothing needs approval. */
+  readonly approvalPolicy: readonly ApprovalRule[];
 }
 
 export interface UpdateAppInput {
@@ -45,6 +48,8 @@ export interface UpdateAppInput {
   /** 0: back to the broker's default. */
   readonly ratePerSecond: number | null;
   readonly rateBurst: number | null;
+  /** null: unchanged; empty: no approvals. Pending approvals keep the rule they were created under. */
+  readonly approvalPolicy: readonly ApprovalRule[] | null;
 }
 
 function checkTtl(seconds: number): number {
@@ -68,6 +73,10 @@ function checkRate(field: string, n: number): number {
   return n;
 }
 
+/** A policy as audit data. */
+const policyData = (p: readonly ApprovalRule[]): unknown[] =>
+  p.map((r) => ({ pattern: r.pattern, scope_class: r.scopeClass, approvals_required: r.approvalsRequired, approver_group: r.approverGroup }));
+
 export class AppAdmin {
   constructor(
     private readonly db: Db,
@@ -87,6 +96,7 @@ export class AppAdmin {
     const maxDelegationDepth = input.maxDelegationDepth === 0 ? DEFAULT_DELEGATION_DEPTH : checkDepth(input.maxDelegationDepth);
     const ratePerSecond = checkRate("rate_limit_per_second", input.ratePerSecond);
     const rateBurst = checkRate("rate_limit_burst", input.rateBurst);
+    const approvalPolicy = requirePolicy(input.approvalPolicy);
     const clientSecret = newClientSecret();
     const t = new Date(this.now());
     const app: AppRecord = {
@@ -102,10 +112,11 @@ export class AppAdmin {
       updateTime: t,
       ratePerSecond,
       rateBurst,
+      approvalPolicy,
     };
     await withTransaction(this.db, async (tx) => {
       if (!(await insertApp(tx, app))) throw new AlreadyExistsError("app", "name");
-      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst });
+      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst, approval_policy: policyData(approvalPolicy) });
     });
     await this.onChange(app.appId);
     return { app, clientSecret };
@@ -132,6 +143,7 @@ export class AppAdmin {
     const depth = input.maxDelegationDepth === null ? null : checkDepth(input.maxDelegationDepth);
     const ratePerSecond = input.ratePerSecond === null ? null : checkRate("rate_limit_per_second", input.ratePerSecond);
     const rateBurst = input.rateBurst === null ? null : checkRate("rate_limit_burst", input.rateBurst);
+    const approvalPolicy = input.approvalPolicy === null ? null : requirePolicy(input.approvalPolicy);
     if (!APP_ID.test(input.appId)) throw new NotFoundError("app");
     const nowMs = this.now();
     const { app, revoked } = await withTransaction(this.db, async (tx) => {
@@ -146,6 +158,7 @@ export class AppAdmin {
         maxDelegationDepth: depth ?? old.maxDelegationDepth,
         ratePerSecond: ratePerSecond ?? old.ratePerSecond,
         rateBurst: rateBurst ?? old.rateBurst,
+        approvalPolicy: approvalPolicy ?? old.approvalPolicy,
         updateTime: new Date(nowMs),
       };
       if (!(await updateApp(tx, app))) throw new AlreadyExistsError("app", "name");
@@ -173,6 +186,7 @@ export class AppAdmin {
         max_delegation_depth: app.maxDelegationDepth,
         rate_per_second: app.ratePerSecond,
         rate_burst: app.rateBurst,
+        approval_policy: policyData(app.approvalPolicy),
         revoked_token_ids: revoked.map((r) => r.id),
       });
       return { app, revoked };

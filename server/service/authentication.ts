@@ -8,6 +8,7 @@ import { CredentialsInvalidError, ProofReplayedError, ProofRequiredError, TokenI
 import type { TokenClaims } from "../domain/tokens.js";
 import { verifyProof } from "../crypto/proofs.js";
 import type { AppRecord } from "../storage/apps.js";
+import { type ApproverRecord, getApprover } from "../storage/approvers.js";
 import type { Db } from "../storage/db.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
 import { type ProofUse, useProofs } from "../storage/proofs.js";
@@ -44,7 +45,7 @@ export class Authentication implements Authenticator {
   readonly operatorTokenHash: Buffer;
 
   constructor(
-    db: Db,
+    private readonly db: Db,
     private readonly checker: TokenChecker,
     private readonly view: AppView,
     private readonly settings: AuthenticationSettings,
@@ -92,6 +93,14 @@ export class Authentication implements Authenticator {
   /** Resource servers, from the view like apps (a stream and a Validate authenticate with them). */
   async findResourceServer(id: string): Promise<ResourceServerRecord | null> {
     return this.view.resourceServer(id);
+  }
+
+  /**
+   * Approvers are read from the database on each call: they act at human
+   * pace, and a disable takes effect on every replica at once.
+   */
+  async findApprover(id: string): Promise<ApproverRecord | null> {
+    return getApprover(this.db, id);
   }
 
   /**

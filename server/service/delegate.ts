@@ -17,6 +17,7 @@ import { agentIdFor, type TokenClaims } from "../domain/tokens.js";
 import { parseAgentKey } from "../crypto/agent-keys.js";
 import { randomId } from "../crypto/secrets.js";
 import type { AppRecord } from "../storage/apps.js";
+import type { Approvals } from "./approvals.js";
 import type { IssuedToken, Minter, RequestContext } from "./minter.js";
 import type { Principal } from "./principals.js";
 
@@ -27,22 +28,26 @@ export interface DelegateInput {
   readonly ttlSeconds: number | null;
   readonly allowTtlClamp: boolean;
   readonly agentPublicKeyJwk: string;
+  /** Empty: none named. */
+  readonly approvalId: string;
 }
 
 export class Delegator {
   constructor(
     private readonly minter: Minter,
     private readonly findApp: (appId: string) => Promise<AppRecord | null>,
+    private readonly approvals: Approvals,
   ) {}
 
   async delegate(caller: Principal, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
     if (caller.kind !== "agent") throw new NotPermittedError("only an agent may delegate, with its own token");
     const parent = caller.claims;
     try {
-      return await this.delegateFrom(parent, input, ctx);
+      return await this.delegateFrom(caller, parent, input, ctx);
     } catch (err) {
-      // UNAVAILABLE is no decision to record, and its audit row would wait on the failing database.
-      if (err instanceof BatonError && err.reason !== "UNAVAILABLE") {
+      // UNAVAILABLE is no decision to record, and its audit row would wait on
+      // the failing database; APPROVAL_REQUIRED has its approval.requested.
+      if (err instanceof BatonError && err.reason !== "UNAVAILABLE" && err.reason !== "APPROVAL_REQUIRED") {
         const lineage = [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }];
         await this.minter.refused("delegation.refused", parent.appId, caller, err, ctx, {
           lineage: lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
@@ -52,7 +57,7 @@ export class Delegator {
     }
   }
 
-  private async delegateFrom(parent: TokenClaims, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
+  private async delegateFrom(caller: Principal, parent: TokenClaims, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
     const settings = this.minter.settings;
     const scopes = requireScopes("scopes", input.scopes);
     const audiences = input.audiences.length === 0 ? [...parent.audiences] : requireAudiences("audiences", input.audiences);
@@ -79,10 +84,35 @@ export class Delegator {
       maximumSeconds: remaining,
       rule: "parent_remaining",
     });
+    const lineage = [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }];
+    // The root app's policy, whatever the parent was approved for: a
+    // delegated token never inherits an approval.
+    const approval = await this.approvals.gate(
+      app.approvalPolicy,
+      {
+        requestKind: "delegate",
+        appId: parent.appId,
+        requester: `agent:${parent.agentId}`,
+        parentTokenId: parent.tokenId,
+        taskId: parent.taskId,
+        orchestrationId: parent.orchestrationId,
+        humanPrincipal: parent.humanPrincipal,
+        scopes,
+        audiences: [...audiences].sort(),
+        ttlSeconds: input.ttlSeconds === null ? null : Math.floor(input.ttlSeconds),
+        keyThumbprint: agentKey?.thumbprint ?? null,
+      },
+      input.approvalId,
+      lineage,
+      caller,
+      ctx,
+    );
+    const tokenId = randomId();
+    const agentId = agentIdFor(settings.trustDomain, parent.appId, parent.taskId, randomId());
     return this.minter.mint(
       {
-        tokenId: randomId(),
-        agentId: agentIdFor(settings.trustDomain, parent.appId, parent.taskId, randomId()),
+        tokenId,
+        agentId,
         appId: parent.appId,
         taskId: parent.taskId,
         orchestrationId: parent.orchestrationId,
@@ -93,11 +123,18 @@ export class Delegator {
         issuedAtMs: nowMs,
         notBeforeMs: start,
         expiresAtMs: start + ttl.seconds * 1000,
-        lineage: [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }],
+        lineage,
         rootIssuedAtMs: parent.rootIssuedAtMs,
         keyThumbprint: agentKey?.thumbprint ?? null,
+        approval,
       },
-      { kind: "token.delegated", actor: `agent:${parent.agentId}`, ttlClamped: ttl.clamped, appVersion: null },
+      {
+        kind: "token.delegated",
+        actor: `agent:${parent.agentId}`,
+        ttlClamped: ttl.clamped,
+        appVersion: null,
+        useApproval: approval ? (tx) => this.approvals.use(tx, approval.approvalId, tokenId, agentId, caller, ctx) : undefined,
+      },
       ctx,
     );
   }

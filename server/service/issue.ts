@@ -17,6 +17,7 @@ import { agentIdFor } from "../domain/tokens.js";
 import { parseAgentKey } from "../crypto/agent-keys.js";
 import { randomId } from "../crypto/secrets.js";
 import type { AppRecord } from "../storage/apps.js";
+import type { Approvals } from "./approvals.js";
 import type { IssuedToken, Minter, RequestContext } from "./minter.js";
 import type { Principal } from "./principals.js";
 
@@ -30,24 +31,30 @@ export interface IssueInput {
   readonly ttlSeconds: number | null;
   readonly allowTtlClamp: boolean;
   readonly agentPublicKeyJwk: string;
+  /** Empty: none named. */
+  readonly approvalId: string;
 }
 
 export class Issuer {
-  constructor(private readonly minter: Minter) {}
+  constructor(
+    private readonly minter: Minter,
+    private readonly approvals: Approvals,
+  ) {}
 
   async issue(caller: Principal, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
     if (caller.kind !== "app") throw new NotPermittedError("only an app may issue tokens");
     const app = caller.app;
     try {
-      return await this.issueFor(app, input, ctx);
+      return await this.issueFor(caller, app, input, ctx);
     } catch (err) {
-      // UNAVAILABLE is no decision to record, and its audit row would wait on the failing database.
-      if (err instanceof BatonError && err.reason !== "UNAVAILABLE") await this.minter.refused("issue.refused", app.appId, caller, err, ctx);
+      // UNAVAILABLE is no decision to record, and its audit row would wait on
+      // the failing database; APPROVAL_REQUIRED has its approval.requested.
+      if (err instanceof BatonError && err.reason !== "UNAVAILABLE" && err.reason !== "APPROVAL_REQUIRED") await this.minter.refused("issue.refused", app.appId, caller, err, ctx);
       throw err;
     }
   }
 
-  private async issueFor(app: AppRecord, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
+  private async issueFor(caller: Principal, app: AppRecord, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
     const settings = this.minter.settings;
     const taskId = requireTaskId("task_id", input.taskId);
     const orchestrationId = optionalTaskId("orchestration_id", input.orchestrationId);
@@ -68,11 +75,34 @@ export class Issuer {
       rule: "app_maximum",
     });
 
+    const approval = await this.approvals.gate(
+      app.approvalPolicy,
+      {
+        requestKind: "issue",
+        appId: app.appId,
+        requester: `app:${app.appId}`,
+        parentTokenId: null,
+        taskId,
+        orchestrationId,
+        humanPrincipal,
+        scopes,
+        audiences,
+        ttlSeconds: input.ttlSeconds === null ? null : Math.floor(input.ttlSeconds),
+        keyThumbprint: agentKey?.thumbprint ?? null,
+      },
+      input.approvalId,
+      [],
+      caller,
+      ctx,
+    );
+
     const nowMs = settings.now();
+    const tokenId = randomId();
+    const agentId = agentIdFor(settings.trustDomain, app.appId, taskId, randomId());
     return this.minter.mint(
       {
-        tokenId: randomId(),
-        agentId: agentIdFor(settings.trustDomain, app.appId, taskId, randomId()),
+        tokenId,
+        agentId,
         appId: app.appId,
         taskId,
         orchestrationId,
@@ -86,8 +116,15 @@ export class Issuer {
         lineage: [],
         rootIssuedAtMs: nowMs,
         keyThumbprint: agentKey?.thumbprint ?? null,
+        approval,
       },
-      { kind: "token.issued", actor: `app:${app.appId}`, ttlClamped: ttl.clamped, appVersion: app.updateTime },
+      {
+        kind: "token.issued",
+        actor: `app:${app.appId}`,
+        ttlClamped: ttl.clamped,
+        appVersion: app.updateTime,
+        useApproval: approval ? (tx) => this.approvals.use(tx, approval.approvalId, tokenId, agentId, caller, ctx) : undefined,
+      },
       ctx,
     );
   }

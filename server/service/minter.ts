@@ -13,7 +13,8 @@ import { type BatonError, UnavailableError } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
 import { signToken } from "../crypto/tokens.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
-import { type Db, withTransaction } from "../storage/db.js";
+import { type Db, type Tx, withTransaction } from "../storage/db.js";
+import { insertGrants, type GrantRecord } from "../storage/grants.js";
 import { Batcher } from "./batcher.js";
 import { GrantWriter } from "./grant-writer.js";
 import type { KeyManager } from "./keys.js";
@@ -42,6 +43,11 @@ export interface HowMinted {
   readonly ttlClamped: boolean;
   /** The app's update_time the request was checked against (Issue), or null. */
   readonly appVersion: Date | null;
+  /**
+   * For a token minted under an approval: locks and uses the approval in the
+   * grant's transaction, returning its audit event (see Approvals.use).
+   */
+  readonly useApproval?: (tx: Tx) => Promise<AuditEvent>;
 }
 
 export class Minter {
@@ -49,7 +55,7 @@ export class Minter {
   private readonly refusals: Batcher<AuditEvent, null>;
 
   constructor(
-    db: Db,
+    private readonly db: Db,
     private readonly keys: KeyManager,
     readonly settings: MintSettings,
   ) {
@@ -65,49 +71,66 @@ export class Minter {
     const key = this.keys.ring.active;
     const token = await signToken(claims, key);
     const parent = claims.lineage.at(-1);
-    const stored = await this.writer.write(
-      {
-        tokenId: claims.tokenId,
-        appId: claims.appId,
-        agentId: claims.agentId,
-        taskId: claims.taskId,
-        orchestrationId: claims.orchestrationId,
-        humanPrincipal: claims.humanPrincipal,
-        parentTokenId: parent?.tokenId ?? null,
-        rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
-        depth: claims.lineage.length,
+    const grant: GrantRecord = {
+      tokenId: claims.tokenId,
+      appId: claims.appId,
+      agentId: claims.agentId,
+      taskId: claims.taskId,
+      orchestrationId: claims.orchestrationId,
+      humanPrincipal: claims.humanPrincipal,
+      parentTokenId: parent?.tokenId ?? null,
+      rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
+      depth: claims.lineage.length,
+      scopes: claims.scopes,
+      audiences: claims.audiences,
+      keyThumbprint: claims.keyThumbprint,
+      keyId: key.stored.keyId,
+      issueTime: new Date(claims.issuedAtMs),
+      expireTime: new Date(claims.expiresAtMs),
+    };
+    const event: AuditEvent = {
+      kind: how.kind,
+      time: new Date(claims.issuedAtMs),
+      appId: claims.appId,
+      requestId: ctx.requestId,
+      actor: how.actor,
+      data: {
+        token_id: claims.tokenId,
+        agent_id: claims.agentId,
+        task_id: claims.taskId,
+        orchestration_id: claims.orchestrationId,
+        human: claims.humanPrincipal,
+        lineage: claims.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
         scopes: claims.scopes,
         audiences: claims.audiences,
-        keyThumbprint: claims.keyThumbprint,
-        keyId: key.stored.keyId,
-        issueTime: new Date(claims.issuedAtMs),
-        expireTime: new Date(claims.expiresAtMs),
+        expire_time: new Date(claims.expiresAtMs).toISOString(),
+        key_bound: claims.keyThumbprint !== null,
+        ttl_clamped: how.ttlClamped,
+        ...(claims.approval ? { approval_id: claims.approval.approvalId } : {}),
       },
-      {
-        kind: how.kind,
-        time: new Date(claims.issuedAtMs),
-        appId: claims.appId,
-        requestId: ctx.requestId,
-        actor: how.actor,
-        data: {
-          token_id: claims.tokenId,
-          agent_id: claims.agentId,
-          task_id: claims.taskId,
-          orchestration_id: claims.orchestrationId,
-          human: claims.humanPrincipal,
-          lineage: claims.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
-          scopes: claims.scopes,
-          audiences: claims.audiences,
-          expire_time: new Date(claims.expiresAtMs).toISOString(),
-          key_bound: claims.keyThumbprint !== null,
-          ttl_clamped: how.ttlClamped,
-        },
-      },
-      how.appVersion,
-    );
+    };
+    const stored = how.useApproval
+      ? await this.writeApproved(grant, event, how.appVersion, how.useApproval)
+      : await this.writer.write(grant, event, how.appVersion);
     // The app was disabled, narrowed or its secret rotated while this request ran.
     if (!stored) throw new UnavailableError("the app's settings changed during this request; retry");
     return { token, claims, ttlClamped: how.ttlClamped };
+  }
+
+  /**
+   * A grant under an approval, in its own transaction (approvals come at
+   * human pace, no batching): the approval is locked and used first, so of
+   * two requests under one approval only one commits a grant.
+   */
+  private writeApproved(grant: GrantRecord, event: AuditEvent, appVersion: Date | null, useApproval: (tx: Tx) => Promise<AuditEvent>): Promise<boolean> {
+    return withTransaction(this.db, async (tx) => {
+      const used = await useApproval(tx);
+      const ids = await insertGrants(tx, [grant], [appVersion]);
+      // Rolled back: the approval stays APPROVED for a retry.
+      if (!ids.has(grant.tokenId)) throw new UnavailableError("the app's settings changed during this request; retry");
+      await appendAudit(tx, [event, used]);
+      return true;
+    });
   }
 
   /** Records a refused Issue or Delegate: only the refusal's own details, never the request's free text. */

@@ -4,14 +4,16 @@
 import { timingSafeEqual, createHash } from "node:crypto";
 import {
   AppDisabledError,
+  ApproverDisabledError,
   CredentialsInvalidError,
   CredentialsMissingError,
   NotPermittedError,
   ResourceServerDisabledError,
 } from "../domain/errors.js";
 import type { TokenClaims } from "../domain/tokens.js";
-import { APP_ID, RESOURCE_SERVER_ID, secretMatches } from "../crypto/secrets.js";
+import { APP_ID, APPROVER_ID, RESOURCE_SERVER_ID, secretMatches } from "../crypto/secrets.js";
 import type { AppRecord } from "../storage/apps.js";
+import type { ApproverRecord } from "../storage/approvers.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
 
 /** Credentials as they arrived, not yet checked. */
@@ -25,7 +27,8 @@ export type Principal =
   | { readonly kind: "operator" }
   | { readonly kind: "app"; readonly app: AppRecord }
   | { readonly kind: "resourceServer"; readonly resourceServer: ResourceServerRecord }
-  | { readonly kind: "agent"; readonly claims: TokenClaims; readonly token: string };
+  | { readonly kind: "agent"; readonly claims: TokenClaims; readonly token: string }
+  | { readonly kind: "approver"; readonly approver: ApproverRecord };
 
 export function actorOf(p: Principal): string {
   switch (p.kind) {
@@ -37,6 +40,8 @@ export function actorOf(p: Principal): string {
       return `resource_server:${p.resourceServer.resourceServerId}`;
     case "agent":
       return `agent:${p.claims.agentId}`;
+    case "approver":
+      return `approver:${p.approver.approverId}`;
   }
 }
 
@@ -45,6 +50,8 @@ export interface Authenticator {
   findApp(appId: string): Promise<AppRecord | null>;
   /** Looks up a resource server by client id. */
   findResourceServer(id: string): Promise<ResourceServerRecord | null>;
+  /** Looks up an approver by client id. */
+  findApprover(id: string): Promise<ApproverRecord | null>;
   /**
    * Verifies an agent token (signature, lifetime, revocation) and, when it is
    * key-bound, the proof of possession for `method`; returns its claims or
@@ -60,13 +67,14 @@ export function isOperatorToken(token: string, operatorTokenHash: Buffer): boole
   return timingSafeEqual(sha256(token), operatorTokenHash);
 }
 
-export type Allowed = "operator" | "app" | "resourceServer" | "agent";
+export type Allowed = "operator" | "app" | "resourceServer" | "agent" | "approver";
 
 const EXPECTED: Record<Allowed, string> = {
   operator: "the operator Bearer credential",
   app: "Basic client credentials of an app",
   resourceServer: "Basic client credentials of a resource server",
   agent: "an agent Bearer token",
+  approver: "Basic client credentials of an approver",
 };
 
 /** Authenticates `creds` as one of the allowed kinds of principal. */
@@ -92,6 +100,15 @@ export async function authenticate(
         if (!rs || !ok) throw new CredentialsInvalidError();
         if (rs.disabled) throw new ResourceServerDisabledError();
         return { kind: "resourceServer", resourceServer: rs };
+      }
+      if (creds.clientId.startsWith("apv_")) {
+        if (!allowed.includes("approver")) throw new NotPermittedError(`this method needs ${expected}`);
+        const a = APPROVER_ID.test(creds.clientId) ? await auth.findApprover(creds.clientId) : null;
+        // Hash the secret even for an unknown id, so timing does not tell which ids exist.
+        const ok = secretMatches(creds.clientSecret, a?.secretHash ?? Buffer.alloc(32));
+        if (!a || !ok) throw new CredentialsInvalidError();
+        if (a.disabled) throw new ApproverDisabledError();
+        return { kind: "approver", approver: a };
       }
       if (!allowed.includes("app")) throw new NotPermittedError(`this method needs ${expected}`);
       const app = APP_ID.test(creds.clientId) ? await auth.findApp(creds.clientId) : null;

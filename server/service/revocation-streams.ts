@@ -76,7 +76,8 @@ export function visibleTo(p: Principal): Visibility {
       return (r) => r.audiences.some((a) => served.has(a));
     }
     case "agent":
-      throw new NotPermittedError("agents may not stream revocations");
+    case "approver":
+      throw new NotPermittedError(`${p.kind}s may not stream revocations`);
   }
 }
 

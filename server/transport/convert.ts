@@ -6,7 +6,12 @@ import type { TokenClaims as DomainClaims, TokenStatus as DomainStatus } from ".
 import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
-import { type App, type ResourceServer, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
+import type { ApproverRecord } from "../storage/approvers.js";
+import type { ApprovalRecord } from "../storage/approvals.js";
+import type { ApprovalState as DomainApprovalState } from "../domain/approvals.js";
+import { type Approval, ApprovalRequestKind, ApprovalState } from "../gen/baton/v1/approvals.js";
+import type { ApprovalRule as DomainRule, ScopeClass as DomainClass } from "../domain/approvals.js";
+import { type App, type ApprovalRule, type Approver, type ResourceServer, ScopeClass, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
 import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
 import type { DelegateInput } from "../service/delegate.js";
@@ -63,7 +68,7 @@ export function claimsToProto(c: DomainClaims): TokenClaims {
     lineage: c.lineage.map((e) => ({ tokenId: e.tokenId, agentId: e.agentId })),
     depth: c.lineage.length,
     keyThumbprint: c.keyThumbprint ?? "",
-    approval: undefined,
+    approval: c.approval ? { approvalId: c.approval.approvalId, approverIds: [...c.approval.approverIds] } : undefined,
     renewedFromTokenId: "",
   };
 }
@@ -118,6 +123,7 @@ export function grantFromProto(req: {
   ttl?: Duration | undefined;
   allowTtlClamp: boolean;
   agentPublicKeyJwk: string;
+  approvalId: string;
 }): DelegateInput {
   return {
     scopes: req.scopes,
@@ -125,6 +131,7 @@ export function grantFromProto(req: {
     ttlSeconds: durationSeconds("ttl", req.ttl),
     allowTtlClamp: req.allowTtlClamp,
     agentPublicKeyJwk: req.agentPublicKeyJwk,
+    approvalId: req.approvalId,
   };
 }
 
@@ -158,8 +165,24 @@ export function appToProto(a: AppRecord): App {
     updateTime: a.updateTime,
     rateLimitPerSecond: a.ratePerSecond,
     rateLimitBurst: a.rateBurst,
-    approvalPolicy: [], maxTaskLifetime: undefined,
+    approvalPolicy: a.approvalPolicy.map(ruleToProto), maxTaskLifetime: undefined,
   };
+}
+
+const CLASSES: Record<DomainClass, ScopeClass> = {
+  read: ScopeClass.SCOPE_CLASS_READ,
+  write: ScopeClass.SCOPE_CLASS_WRITE,
+  dangerous_write: ScopeClass.SCOPE_CLASS_DANGEROUS_WRITE,
+};
+
+export function ruleToProto(r: DomainRule): ApprovalRule {
+  return { pattern: r.pattern, scopeClass: CLASSES[r.scopeClass], approvalsRequired: r.approvalsRequired, approverGroup: r.approverGroup ?? "" };
+}
+
+/** Unchecked (requirePolicy checks it); an unknown class becomes one requirePolicy refuses. */
+export function ruleFromProto(r: ApprovalRule): DomainRule {
+  const scopeClass = (Object.keys(CLASSES) as DomainClass[]).find((k) => CLASSES[k] === r.scopeClass) ?? ("unspecified" as DomainClass);
+  return { pattern: r.pattern, scopeClass, approvalsRequired: r.approvalsRequired, approverGroup: r.approverGroup || null };
 }
 
 export function resourceServerToProto(r: ResourceServerRecord): ResourceServer {
@@ -188,5 +211,50 @@ export function keyToProto(k: LoadedKey): SigningKey {
     createTime: k.stored.createTime,
     activateTime: k.stored.activateTime ?? undefined,
     retireTime: k.stored.retireTime ?? undefined,
+  };
+}
+
+export function approverToProto(a: ApproverRecord): Approver {
+  return { approverId: a.approverId, name: a.name, groups: [...a.groups], disabled: a.disabled, createTime: a.createTime, updateTime: a.updateTime };
+}
+
+const APPROVAL_STATES: Record<DomainApprovalState, ApprovalState> = {
+  PENDING: ApprovalState.APPROVAL_STATE_PENDING,
+  APPROVED: ApprovalState.APPROVAL_STATE_APPROVED,
+  DENIED: ApprovalState.APPROVAL_STATE_DENIED,
+  EXPIRED: ApprovalState.APPROVAL_STATE_EXPIRED,
+  USED: ApprovalState.APPROVAL_STATE_USED,
+};
+
+/** null for UNSPECIFIED (no filter); an unknown value is refused. */
+export function approvalStateFromProto(s: ApprovalState): DomainApprovalState | null {
+  if (s === ApprovalState.APPROVAL_STATE_UNSPECIFIED) return null;
+  for (const [k, v] of Object.entries(APPROVAL_STATES)) if (v === s) return k as DomainApprovalState;
+  throw new InvalidRequestError("state", "is not an approval state");
+}
+
+export function approvalToProto(a: ApprovalRecord): Approval {
+  return {
+    approvalId: a.approvalId,
+    state: APPROVAL_STATES[a.state],
+    requestKind: a.requestKind === "issue" ? ApprovalRequestKind.APPROVAL_REQUEST_KIND_ISSUE : ApprovalRequestKind.APPROVAL_REQUEST_KIND_DELEGATE,
+    appId: a.appId,
+    requester: a.requester,
+    parentTokenId: a.parentTokenId ?? "",
+    taskId: a.taskId,
+    orchestrationId: a.orchestrationId ?? "",
+    humanPrincipal: a.humanPrincipal ?? "",
+    scopes: [...a.scopes],
+    scopesNeedingApproval: [...a.scopesNeedingApproval],
+    audiences: [...a.audiences],
+    ttl: a.ttlSeconds === null ? undefined : seconds(a.ttlSeconds),
+    keyThumbprint: a.keyThumbprint ?? "",
+    approvalsRequired: a.approvalsRequired,
+    approverGroup: a.approverGroup,
+    decisions: a.decisions.map((d) => ({ approverId: d.approverId, approverName: d.approverName, approved: d.approved, reason: d.reason, decideTime: d.decideTime })),
+    createTime: a.createTime,
+    expireTime: a.expireTime,
+    useTime: a.useTime ?? undefined,
+    tokenId: a.tokenId ?? "",
   };
 }

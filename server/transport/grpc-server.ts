@@ -16,6 +16,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asParentRefusal, InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
 import type { AppAdmin } from "../service/apps.js";
+import type { ApproverAdmin } from "../service/approvers.js";
+import type { Approvals } from "../service/approvals.js";
+import type { ApprovalWatches, WatchSink } from "../service/approval-watches.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
 import type { Issuer } from "../service/issue.js";
@@ -31,6 +34,12 @@ import { verifyAudit } from "../storage/audit.js";
 import type { Db } from "../storage/db.js";
 import { AdminServiceService, type AdminServiceServer } from "../gen/baton/v1/admin.js";
 import {
+  ApprovalServiceService,
+  type ApprovalServiceServer,
+  type WatchApprovalRequest,
+  type WatchApprovalResponse,
+} from "../gen/baton/v1/approvals.js";
+import {
   BrokerServiceService,
   type BrokerServiceServer,
   type StreamRevocationsRequest,
@@ -40,6 +49,9 @@ import type { RevocationStreams, StreamEvent, StreamSink } from "../service/revo
 import { credentialsFrom } from "./auth.js";
 import {
   appToProto,
+  approvalStateFromProto,
+  approvalToProto,
+  approverToProto,
   claimsToProto,
   durationSeconds,
   fieldWithNul,
@@ -48,6 +60,7 @@ import {
   keyToProto,
   resourceServerToProto,
   revocationToProto,
+  ruleFromProto,
   statusToProto,
   streamEventToProto,
   targetFromProto,
@@ -89,6 +102,8 @@ function callerFields(p: Principal | null): Record<string, string> {
       return { principal: "resource_server", resource_server_id: p.resourceServer.resourceServerId };
     case "agent":
       return { principal: "agent", app_id: p.claims.appId, agent_id: p.claims.agentId };
+    case "approver":
+      return { principal: "approver", approver_id: p.approver.approverId };
   }
 }
 
@@ -110,6 +125,9 @@ function encodeStreamEvent(e: StreamEvent): Buffer {
   if (e.kind === "revocation") encodedRevocations.set(e.revocation, bytes);
   return bytes;
 }
+/** The names health checking answers for ("" is the whole server). */
+const SERVICES = ["", "baton.v1.BrokerService", "baton.v1.AdminService", "baton.v1.ApprovalService"];
+
 /** Requests above this are refused by grpc-js before any handler runs. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Server pings: how often, and how long an answer may take before the connection is closed. */
@@ -227,6 +245,9 @@ export interface GrpcDeps {
   readonly revoker: Revoker;
   readonly apps: AppAdmin;
   readonly resourceServers: ResourceServerAdmin;
+  readonly approvers: ApproverAdmin;
+  readonly approvals: Approvals;
+  readonly approvalWatches: ApprovalWatches;
   readonly keys: KeyManager;
   readonly streams: RevocationStreams;
   readonly db: Db;
@@ -275,7 +296,8 @@ export class GrpcServer {
     });
     this.server.addService(tolerant(BrokerServiceService), this.brokerHandlers());
     this.server.addService(tolerant(AdminServiceService), this.adminHandlers());
-    this.health = new HealthImplementation({ "": "NOT_SERVING", "baton.v1.BrokerService": "NOT_SERVING", "baton.v1.AdminService": "NOT_SERVING" });
+    this.server.addService(tolerant(ApprovalServiceService), this.approvalHandlers());
+    this.health = new HealthImplementation(Object.fromEntries(SERVICES.map((name) => [name, "NOT_SERVING"])));
     // Library services get the same decode guard as ours.
     const guarded = { addService: (s: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => this.server.addService(tolerant(s), refuseUndecodable(s, impl)) };
     this.health.addToServer(guarded as unknown as grpc.Server);
@@ -302,7 +324,7 @@ export class GrpcServer {
 
   setServing(serving: boolean): void {
     const s = serving ? "SERVING" : "NOT_SERVING";
-    for (const name of ["", "baton.v1.BrokerService", "baton.v1.AdminService"]) this.health.setStatus(name, s);
+    for (const name of SERVICES) this.health.setStatus(name, s);
   }
 
   /** Stops taking calls; waits up to `graceMs` for running ones, then cancels them. */
@@ -323,7 +345,7 @@ export class GrpcServer {
 
   /** Wraps a unary handler: request id, authentication helper, access log, metrics, the error table. */
   private unary<Req, Res>(
-    service: "BrokerService" | "AdminService",
+    service: "BrokerService" | "AdminService" | "ApprovalService",
     method: string,
     fn: (req: Req, ctx: CallContext) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
@@ -485,7 +507,7 @@ export class GrpcServer {
   }
 
   private adminHandlers(): AdminServiceServer {
-    const { apps, resourceServers, keys, db } = this.deps;
+    const { apps, resourceServers, keys, db, approvers } = this.deps;
     const operator = (ctx: CallContext) => ctx.caller(["operator"]);
     // What an operator changed, at info; the audit log holds the details.
     const acted = (ctx: CallContext, action: string, target: Record<string, string>): void =>
@@ -503,6 +525,7 @@ export class GrpcServer {
             maxDelegationDepth: req.maxDelegationDepth,
             ratePerSecond: req.rateLimitPerSecond ?? 0,
             rateBurst: req.rateLimitBurst ?? 0,
+            approvalPolicy: req.approvalPolicy.map(ruleFromProto),
           },
           ctx.requestId,
         );
@@ -531,6 +554,7 @@ export class GrpcServer {
             maxDelegationDepth: req.maxDelegationDepth ?? null,
             ratePerSecond: req.rateLimitPerSecond ?? null,
             rateBurst: req.rateLimitBurst ?? null,
+            approvalPolicy: req.updateApprovalPolicy ? req.approvalPolicy.map(ruleFromProto) : null,
           },
           ctx.requestId,
         );
@@ -586,15 +610,102 @@ export class GrpcServer {
       listAuditEvents: this.unary("AdminService", "ListAuditEvents", async () => {
         throw new NotImplementedError("ListAuditEvents");
       }),
-      createApprover: this.unary("AdminService", "CreateApprover", async () => {
-        throw new NotImplementedError("CreateApprover");
+      createApprover: this.unary("AdminService", "CreateApprover", async (req, ctx) => {
+        await operator(ctx);
+        const r = await approvers.create({ name: req.name, groups: req.groups }, ctx.requestId);
+        acted(ctx, "CreateApprover", { approver_id: r.approver.approverId });
+        return { approver: approverToProto(r.approver), clientSecret: r.clientSecret };
       }),
-      listApprovers: this.unary("AdminService", "ListApprovers", async () => {
-        throw new NotImplementedError("ListApprovers");
+      listApprovers: this.unary("AdminService", "ListApprovers", async (req, ctx) => {
+        await operator(ctx);
+        const r = await approvers.list(req.pageSize, req.pageToken);
+        return { approvers: r.approvers.map(approverToProto), nextPageToken: r.nextPageToken };
       }),
-      disableApprover: this.unary("AdminService", "DisableApprover", async () => {
-        throw new NotImplementedError("DisableApprover");
+      disableApprover: this.unary("AdminService", "DisableApprover", async (req, ctx) => {
+        await operator(ctx);
+        const a = await approvers.disable(req.approverId, req.reason, ctx.requestId);
+        acted(ctx, "DisableApprover", { approver_id: a.approverId });
+        return { approver: approverToProto(a) };
       }),
     };
+  }
+
+  private approvalHandlers(): ApprovalServiceServer {
+    const { approvals } = this.deps;
+    return {
+      listApprovals: this.unary("ApprovalService", "ListApprovals", async (req, ctx) => {
+        const caller = await ctx.caller(["approver", "operator"]);
+        const r = await approvals.list(caller, { state: approvalStateFromProto(req.state), appId: req.appId, pageSize: req.pageSize, pageToken: req.pageToken });
+        return { approvals: r.approvals.map(approvalToProto), nextPageToken: r.nextPageToken };
+      }),
+      getApproval: this.unary("ApprovalService", "GetApproval", async (req, ctx) => {
+        const caller = await ctx.caller(["approver", "app", "agent", "operator"]);
+        return { approval: approvalToProto(await approvals.get(caller, req.approvalId)) };
+      }),
+      watchApproval: (call) => this.watchApproval(call),
+      approve: this.unary("ApprovalService", "Approve", async (req, ctx) => {
+        // Apps and the operator authenticate, then are refused NOT_PERMITTED by the service.
+        const caller = await ctx.caller(["approver", "app", "operator"]);
+        const a = await approvals.approve(caller, req.approvalId, req.reason, ctx);
+        ctx.log.info("approval decided", { approval_id: a.approvalId, decision: "approve", state: a.state });
+        return { approval: approvalToProto(a) };
+      }),
+      deny: this.unary("ApprovalService", "Deny", async (req, ctx) => {
+        const caller = await ctx.caller(["approver", "app", "operator"]);
+        const a = await approvals.deny(caller, req.approvalId, req.reason, ctx);
+        ctx.log.info("approval decided", { approval_id: a.approvalId, decision: "deny", state: a.state });
+        return { approval: approvalToProto(a) };
+      }),
+    };
+  }
+
+  /** A server stream: authenticate, then follow the approval until it is no longer pending. */
+  private watchApproval(call: grpc.ServerWritableStream<WatchApprovalRequest, WatchApprovalResponse>): void {
+    const { auth, approvalWatches, logger, metrics } = this.deps;
+    const method = "/baton.v1.ApprovalService/WatchApproval";
+    const requestId = requestIdOf(call.metadata);
+    const log = logger.child({ request_id: requestId });
+    const started = process.hrtime.bigint();
+    let who: Principal | null = null;
+    let stop: (() => void) | null = null;
+    let ended = false;
+    const finish = (code: grpc.status): void => {
+      if (ended) return;
+      ended = true;
+      observeCall(metrics, log, "WatchApproval", "ApprovalService/WatchApproval", started, call.getPeer(), who, code);
+    };
+    const fail = (err: unknown): void => {
+      if (ended) return;
+      const m = mapError(err, requestId);
+      if (m.unexpected) log.error("stream failed", { method: "WatchApproval", error: err });
+      finish(m.code);
+      const e = toServiceError(m);
+      requestIdTrailer(requestId, e.metadata);
+      call.emit("error", e);
+    };
+    call.on("cancelled", () => {
+      finish(grpc.status.CANCELLED);
+      stop?.();
+    });
+    const sink: WatchSink = {
+      write: (a) => {
+        if (!ended) call.write({ approval: approvalToProto(a) });
+      },
+      end: (err) => {
+        if (err) return fail(err);
+        if (ended) return;
+        finish(grpc.status.OK);
+        call.end(requestIdTrailer(requestId));
+      },
+    };
+    (async () => {
+      if (this.shuttingDown) throw new ShuttingDownError();
+      const caller = await auth.authenticate(credentialsFrom(call.metadata), ["approver", "app", "agent", "operator"], method, sourceKey(call.getPeer()));
+      who = caller;
+      const req = checkedRequest(call.request);
+      const s = await approvalWatches.open(caller, req.approvalId, sink);
+      if (ended) s();
+      else stop = s;
+    })().catch(fail);
   }
 }
