@@ -92,7 +92,7 @@ class AdminClient:
         max_delegation_depth: int = 0,
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
-        approval_policy: Sequence[ApprovalRuleLike] = (),
+        approval_policy: Sequence[admin_pb2.ApprovalRule] = (),
         timeout: float | None = None,
     ) -> admin_pb2.CreateAppResponse:
         """Register an app; the response holds its client secret, shown only here.
@@ -168,7 +168,7 @@ class AdminClient:
         max_delegation_depth: int | None = None,
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
-        approval_policy: Sequence[ApprovalRuleLike] | None = None,
+        approval_policy: Sequence[admin_pb2.ApprovalRule] | None = None,
         timeout: float | None = None,
     ) -> admin_pb2.UpdateAppResponse:
         """Change an app; what is ``None`` is left as it is.
@@ -374,11 +374,6 @@ def _pages(
 
 # ---- Approval policy (issue 8) ----
 
-#: One rule of an approval policy: an ``admin_pb2.ApprovalRule``, as
-#: :func:`approval_rule` makes.
-ApprovalRuleLike = admin_pb2.ApprovalRule
-
-
 def approval_rule(
     pattern: str,
     scope_class: admin_pb2.ScopeClass | str,
@@ -427,7 +422,7 @@ def _scope_class(value: admin_pb2.ScopeClass | str) -> admin_pb2.ScopeClass:
     return value
 
 
-def _policy(rules: Sequence[ApprovalRuleLike]) -> list[admin_pb2.ApprovalRule]:
+def _policy(rules: Sequence[admin_pb2.ApprovalRule]) -> list[admin_pb2.ApprovalRule]:
     """The rules as a list, each an ``ApprovalRule`` (anything else is a TypeError; nothing is sent)."""
     if isinstance(rules, (str, bytes, admin_pb2.ApprovalRule)):
         raise TypeError(f"approval_policy takes a list of rules, not a single {type(rules).__name__}")
