@@ -24,10 +24,10 @@ import {
 import { ApprovalError, BatonError, fromServiceError } from "./errors.js";
 
 /** How long a wait for a decision lasts when the call does not say: the broker's default approval window, 15 minutes. */
-export const DEFAULT_APPROVAL_WAIT_MS = 15 * 60_000;
+export const DEFAULT_APPROVAL_WAIT_MS: number = 15 * 60_000;
 
 /** The longest approve or deny reason the broker accepts, in characters. */
-export const MAX_DECISION_REASON_LENGTH = 512;
+export const MAX_DECISION_REASON_LENGTH: number = 512;
 
 /** The first and the longest pause before following an approval again after its stream broke, in ms. */
 const RESUBSCRIBE_BASE_MS = 200;
@@ -60,9 +60,9 @@ export interface ApproverCredentials {
 /** Options of a wait for an approval's decision. */
 export interface WaitOptions {
   /** How long to wait in all, in ms; default {@link DEFAULT_APPROVAL_WAIT_MS}. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /** Stops the wait; it then fails with CANCELLED. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** The approval states by name, for {@link ListApprovalsRequest.state}. */
