@@ -3,6 +3,7 @@ package baton
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,4 +164,74 @@ func checkCredentials(c credentials.PerRPCCredentials) error {
 // comparing with [Error.Reason].
 func ReasonOf(r batonv1.ErrorReason) string {
 	return strings.TrimPrefix(r.String(), reasonPrefix)
+}
+
+// ---- Approvals (issue 8) ----
+
+// approvalReasons are the ErrorInfo reasons about one approval.
+var approvalReasons = map[string]bool{
+	"APPROVAL_REQUIRED":    true,
+	"APPROVAL_PENDING":     true,
+	"APPROVAL_DENIED":      true,
+	"APPROVAL_EXPIRED":     true,
+	"APPROVAL_USED":        true,
+	"APPROVAL_MISMATCH":    true,
+	"APPROVAL_NOT_PENDING": true,
+}
+
+// ApprovalRequired reports whether err is an APPROVAL_REQUIRED refusal: a
+// requested scope needs human approval under the app's policy, nothing was
+// minted and a pending approval was created. It returns that approval's id;
+// wait for it ([Client.WaitForApproval]) and send the same request again
+// with ApprovalId set (or use [Client.IssueWithApproval]). The [*Error]
+// (errors.As) has the rest: [Error.ApprovalsRequired], [Error.ApproverGroup],
+// [Error.ApprovalExpireTime].
+func ApprovalRequired(err error) (approvalID string, ok bool) {
+	var e *Error
+	if !errors.As(err, &e) || e.Reason != "APPROVAL_REQUIRED" {
+		return "", false
+	}
+	return e.ApprovalID(), true
+}
+
+// AsApprovalError returns the [*Error] in err when its reason concerns one
+// approval: APPROVAL_REQUIRED, APPROVAL_PENDING, APPROVAL_DENIED,
+// APPROVAL_EXPIRED, APPROVAL_USED, APPROVAL_MISMATCH or APPROVAL_NOT_PENDING
+// ([Error.ApprovalID] names it). [Client.WaitForApproval] times out with
+// APPROVAL_PENDING and codes.DeadlineExceeded.
+func AsApprovalError(err error) (*Error, bool) {
+	var e *Error
+	if !errors.As(err, &e) || !approvalReasons[e.Reason] {
+		return nil, false
+	}
+	return e, true
+}
+
+// ApprovalID is the approval the error concerns (metadata `approval_id`);
+// "" when none.
+func (e *Error) ApprovalID() string { return e.Metadata["approval_id"] }
+
+// ApprovalsRequired is how many distinct approvers must approve (metadata
+// `approvals_required` of APPROVAL_REQUIRED); 0 when absent or unreadable.
+func (e *Error) ApprovalsRequired() int {
+	n, err := strconv.Atoi(e.Metadata["approvals_required"])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// ApproverGroup is the group whose members may decide (metadata
+// `approver_group` of APPROVAL_REQUIRED).
+func (e *Error) ApproverGroup() string { return e.Metadata["approver_group"] }
+
+// ApprovalExpireTime is when the approval expires if not decided and used
+// (metadata `expire_time` of APPROVAL_REQUIRED); the zero time when absent
+// or unreadable.
+func (e *Error) ApprovalExpireTime() time.Time {
+	t, err := time.Parse(time.RFC3339Nano, e.Metadata["expire_time"])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

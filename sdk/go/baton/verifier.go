@@ -91,6 +91,17 @@ type Claims struct {
 	// KeyThumbprint is `cnf.jkt`, the thumbprint of the key the token is
 	// bound to; "" when not bound.
 	KeyThumbprint string
+	// Approval is `apr`, the human approval the token was minted under; nil
+	// when none was needed.
+	Approval *TokenApproval
+}
+
+// TokenApproval is claim `apr`: the approval a token was minted under.
+type TokenApproval struct {
+	// ApprovalID is `apr.id`, the approval's id (`apr_...`).
+	ApprovalID string
+	// ApproverIDs is `apr.by`, the approvers who approved it, in order.
+	ApproverIDs []string
 }
 
 // Result is a [Verifier]'s verdict on a token.
@@ -833,6 +844,28 @@ func parseClaims(p map[string]any) *Claims {
 		if c.KeyThumbprint, ok = nonEmptyString(m["jkt"]); !ok {
 			return nil
 		}
+	}
+	if apr, present := p["apr"]; present {
+		m, ok := apr.(map[string]any)
+		if !ok {
+			return nil
+		}
+		a := &TokenApproval{}
+		if a.ApprovalID, ok = nonEmptyString(m["id"]); !ok {
+			return nil
+		}
+		by, ok := m["by"].([]any)
+		if !ok {
+			return nil
+		}
+		for _, v := range by {
+			id, ok := nonEmptyString(v)
+			if !ok {
+				return nil
+			}
+			a.ApproverIDs = append(a.ApproverIDs, id)
+		}
+		c.Approval = a
 	}
 	return c
 }

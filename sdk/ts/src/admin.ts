@@ -7,7 +7,10 @@
 import { status } from "@grpc/grpc-js";
 import {
   AdminServiceClient,
+  ScopeClass,
   type App,
+  type ApprovalRule,
+  type Approver,
   type ResourceServer,
   type SigningKey,
   type VerifyAuditLogResponse,
@@ -43,6 +46,8 @@ export interface CreateAppRequest {
   readonly rateLimitPerSecond?: number;
   /** Its rate-limit burst; the broker default when unset. */
   readonly rateLimitBurst?: number;
+  /** Its approval policy: which scopes need human approval, and whose. None when unset. */
+  readonly approvalPolicy?: readonly ApprovalRuleInput[];
 }
 
 /** An UpdateApp request: only what is set changes. */
@@ -63,6 +68,8 @@ export interface UpdateAppRequest {
   readonly rateLimitPerSecond?: number;
   /** Its new rate-limit burst. */
   readonly rateLimitBurst?: number;
+  /** Its new approval policy, replacing the old one (`[]` removes it); unchanged when unset. */
+  readonly approvalPolicy?: readonly ApprovalRuleInput[];
 }
 
 /** A CreateResourceServer request. */
@@ -125,7 +132,7 @@ function durationOf(value: number | undefined, name: string): Duration | undefin
 }
 
 /** A uint32 or undefined; anything else (a fraction, a negative, a string) is a TypeError naming `name`. */
-function optionalUint32(value: unknown, name: string): number | undefined {
+export function optionalUint32(value: unknown, name: string): number | undefined {
   const n = optionalNumber(value, name);
   if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 0xffffffff)) throw new TypeError(`${name} must be an integer from 0 to 4294967295, not ${n}`);
   return n;
@@ -182,7 +189,7 @@ export class AdminClient {
       maxDelegationDepth: optionalUint32(request.maxDelegationDepth, "request.maxDelegationDepth") ?? 0,
       rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
-      approvalPolicy: [],
+      approvalPolicy: policyOf(request.approvalPolicy ?? [], "request.approvalPolicy"),
       maxTaskLifetime: undefined,
     };
     const res = await this.#unary(this.#client.createApp, req, operatorMetadata(operator), options);
@@ -223,8 +230,8 @@ export class AdminClient {
       maxDelegationDepth: optionalUint32(request.maxDelegationDepth, "request.maxDelegationDepth"),
       rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
-      updateApprovalPolicy: false,
-      approvalPolicy: [],
+      updateApprovalPolicy: request.approvalPolicy !== undefined,
+      approvalPolicy: policyOf(request.approvalPolicy ?? [], "request.approvalPolicy"),
       maxTaskLifetime: undefined,
     };
     const res = await this.#unary(this.#client.updateApp, req, operatorMetadata(operator), options);
@@ -295,6 +302,35 @@ export class AdminClient {
     return this.#unary(this.#client.verifyAuditLog, {}, operatorMetadata(operator), options);
   }
 
+  // ---- Approvers (issue 8) ----
+
+  /** Registers a named human approver in 1 to 16 groups; resolves with it and its credentials (the secret is shown only here). */
+  async createApprover(operator: OperatorCredentials, request: CreateApproverRequest, options?: CallOptions): Promise<CreatedApprover> {
+    requiredObject(request, "request");
+    const req = { name: requiredString(request.name, "request.name"), groups: stringList(request.groups, "request.groups") };
+    const res = await this.#unary(this.#client.createApprover, req, operatorMetadata(operator), options);
+    const approver = present(res.approver, "approver");
+    return { approver, credentials: { clientId: approver.approverId, clientSecret: res.clientSecret } };
+  }
+
+  /** One page of approvers, by id; `nextPageToken` is empty on the last. See {@link allApprovers}. */
+  async listApprovers(operator: OperatorCredentials, page: PageRequest = {}, options?: CallOptions): Promise<{ approvers: Approver[]; nextPageToken: string }> {
+    const res = await this.#unary(this.#client.listApprovers, pageOf(page), operatorMetadata(operator), options);
+    return { approvers: res.approvers, nextPageToken: res.nextPageToken };
+  }
+
+  /** Every approver, page after page. */
+  async *allApprovers(operator: OperatorCredentials, page: Omit<PageRequest, "pageToken"> = {}, options?: CallOptions): AsyncGenerator<Approver> {
+    yield* paginate((pageToken) => this.listApprovers(operator, { ...page, pageToken }, options).then((r) => ({ items: r.approvers, next: r.nextPageToken })));
+  }
+
+  /** Disables an approver: it can no longer authenticate, and its decisions on approvals still pending are withdrawn. */
+  async disableApprover(operator: OperatorCredentials, approverId: string, options?: CallOptions & { readonly reason?: string }): Promise<Approver> {
+    const req = { approverId: requiredString(approverId, "approverId"), reason: optionalString(options?.reason, "options.reason") };
+    const res = await this.#unary(this.#client.disableApprover, req, operatorMetadata(operator), options);
+    return present(res.approver, "approver");
+  }
+
   /** Closes the channel; calls in flight fail with CANCELLED. */
   close(): void {
     this.#client.close();
@@ -305,6 +341,68 @@ export class AdminClient {
   }
 }
 
+// ---- Approval policy and approvers (issue 8) ----
+
+/** The scope classes by name, for {@link ApprovalRuleInput.scopeClass}. */
+export type ScopeClassName = "read" | "write" | "dangerous_write";
+
+const SCOPE_CLASSES: Record<ScopeClassName, ScopeClass> = {
+  read: ScopeClass.SCOPE_CLASS_READ,
+  write: ScopeClass.SCOPE_CLASS_WRITE,
+  dangerous_write: ScopeClass.SCOPE_CLASS_DANGEROUS_WRITE,
+};
+
+/** One rule of an app's approval policy (the broker checks the rules as a whole). */
+export interface ApprovalRuleInput {
+  /** A scope pattern, for example `write:prescriptions:*`. */
+  readonly pattern: string;
+  /** The class of the scopes it covers: a ScopeClass or its name. */
+  readonly scopeClass: ScopeClass | ScopeClassName;
+  /** How many distinct approvers must approve: 0 for read; 0 or 1 for write; 1 or 2 for dangerous write. */
+  readonly approvalsRequired?: number;
+  /** The approver group whose members may decide; required when `approvalsRequired` is above 0. */
+  readonly approverGroup?: string;
+}
+
+/** A CreateApprover request. */
+export interface CreateApproverRequest {
+  /** A unique name, for example `dr-smith`. */
+  readonly name: string;
+  /** Its approver groups (1 to 16), for example `["clinical-leads"]`. */
+  readonly groups: readonly string[];
+}
+
+/** A new approver and its secret (shown once). */
+export interface CreatedApprover {
+  /** The approver as stored. */
+  readonly approver: Approver;
+  /** Its credentials (`apv_...` id and secret), for ApprovalClient calls. Treat the secret as a secret. */
+  readonly credentials: { readonly clientId: string; readonly clientSecret: string };
+}
+
+function policyOf(value: unknown, name: string): ApprovalRule[] {
+  if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of rules, not ${value === null ? "null" : typeof value}`);
+  return value.map((rule: unknown, i) => {
+    const at = `${name}[${i}]`;
+    requiredObject(rule, at);
+    const r = rule as ApprovalRuleInput;
+    const named = r.scopeClass;
+    const scopeClass =
+      typeof named === "string" && Object.hasOwn(SCOPE_CLASSES, named)
+        ? SCOPE_CLASSES[named]
+        : typeof named === "number" && Object.values(SCOPE_CLASSES).includes(named)
+          ? named
+          : undefined;
+    if (scopeClass === undefined) throw new TypeError(`${at}.scopeClass: unknown scope class: ${typeof named === "string" ? named.slice(0, 32) : typeof named}`);
+    return {
+      pattern: requiredString(r.pattern, `${at}.pattern`),
+      scopeClass,
+      approvalsRequired: optionalUint32(r.approvalsRequired, `${at}.approvalsRequired`) ?? 0,
+      approverGroup: optionalString(r.approverGroup, `${at}.approverGroup`),
+    };
+  });
+}
+
 function pageOf(page: PageRequest): { pageSize: number; pageToken: string } {
   requiredObject(page, "page");
   return { pageSize: optionalUint32(page.pageSize, "page.pageSize") ?? 0, pageToken: optionalString(page.pageToken, "page.pageToken") };
@@ -313,7 +411,7 @@ function pageOf(page: PageRequest): { pageSize: number; pageToken: string } {
 /** The most pages a walk follows: a broker handing back its own token forever must not loop the caller forever. */
 const MAX_PAGES = 100_000;
 
-async function* paginate<T>(fetch: (pageToken: string) => Promise<{ items: T[]; next: string }>): AsyncGenerator<T> {
+export async function* paginate<T>(fetch: (pageToken: string) => Promise<{ items: T[]; next: string }>): AsyncGenerator<T> {
   let token = "";
   for (let pages = 0; pages < MAX_PAGES; pages++) {
     const { items, next } = await fetch(token);

@@ -21,7 +21,9 @@ import {
 } from "./gen/baton/v1/broker.js";
 import type { Duration } from "./gen/google/protobuf/duration.js";
 import { optionalBoolean, optionalNumber, optionalString, optionalStringList, requiredObject, requiredString, stringList } from "./args.js";
-import { BatonError, fromServiceError } from "./errors.js";
+import { ApprovalRequiredError, BatonError, fromServiceError } from "./errors.js";
+import { ApprovalServiceClient, ApprovalServiceService, type Approval } from "./gen/baton/v1/approvals.js";
+import { waitForDecision, type WaitOptions } from "./approvals.js";
 import { PROOF_METADATA_KEY, type AgentKey } from "./proof.js";
 
 /** The deadline of a call when neither the client nor the call sets one, in milliseconds. */
@@ -67,6 +69,17 @@ export interface AgentCredential {
 
 /** Who may validate or revoke: an app or an operator. */
 export type AppOrOperator = AppCredentials | OperatorCredentials;
+
+/** Who may follow an approval: the app or agent that asked for it, or an operator. */
+export type Requester = AppOrOperator | AgentCredential;
+
+/** Options of {@link BrokerClient.issueWithApproval}. */
+export interface IssueWithApprovalOptions extends CallOptions {
+  /** How long to wait for the approvers, in ms; default 15 minutes. Each Issue call keeps `timeoutMs`. */
+  readonly approvalTimeoutMs?: number;
+  /** Told the pending approval (its id, group, expiry) before the wait starts: to tell the humans, say. */
+  readonly onApprovalRequired?: (err: ApprovalRequiredError) => void;
+}
 
 /** Options of {@link BrokerClient}. */
 export interface BrokerClientOptions {
@@ -119,6 +132,8 @@ export interface IssueRequest extends KeyBinding {
   readonly orchestrationId?: string;
   /** The human the work is done for (a user id). */
   readonly humanPrincipal?: string;
+  /** The approved approval this same request was granted (after an {@link ApprovalRequiredError}). */
+  readonly approvalId?: string;
 }
 
 /** A Delegate request: what the sub-agent's token may do. */
@@ -131,6 +146,8 @@ export interface DelegateRequest extends KeyBinding {
   readonly ttlSeconds?: number;
   /** Shorten a TTL beyond the parent's remaining life instead of failing. */
   readonly allowTtlClamp?: boolean;
+  /** The approved approval this same request was granted (after an {@link ApprovalRequiredError}). */
+  readonly approvalId?: string;
 }
 
 /** A Validate request. */
@@ -349,6 +366,7 @@ export function present<T>(value: T | undefined, what: string): T {
  */
 export class BrokerClient {
   readonly #client: BrokerServiceClient;
+  readonly #approvals: ApprovalServiceClient;
   readonly #timeoutMs: number;
 
   /**
@@ -361,6 +379,8 @@ export class BrokerClient {
     const { creds, timeoutMs } = channelSettings(address, options);
     this.#timeoutMs = timeoutMs;
     this.#client = new BrokerServiceClient(address, creds, options.channelOptions);
+    // The requester's approval calls share the broker channel.
+    this.#approvals = new ApprovalServiceClient(address, creds, { ...options.channelOptions, channelOverride: this.#client.getChannel() });
   }
 
   /**
@@ -386,7 +406,7 @@ export class BrokerClient {
         ttl: ttlOf(request.ttlSeconds),
         allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
         agentPublicKeyJwk: publicKeyOf(request),
-        approvalId: "",
+        approvalId: optionalString(request.approvalId, "request.approvalId"),
       },
       callerMetadata(app, "app"),
       options,
@@ -408,7 +428,7 @@ export class BrokerClient {
       ttl: ttlOf(request.ttlSeconds),
       allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
       agentPublicKeyJwk: publicKeyOf(request),
-      approvalId: "",
+      approvalId: optionalString(request.approvalId, "request.approvalId"),
     };
     const md = await this.#agentMetadata(agent, BrokerServiceService.delegate.path);
     const res = await this.#unary(this.#client.delegate, req, md, options);
@@ -476,6 +496,53 @@ export class BrokerClient {
   async getKeySet(options?: CallOptions): Promise<JSONWebKeySet> {
     const res = await this.#unary(this.#client.getKeySet, {}, new Metadata(), options);
     return JSON.parse(res.jwksJson) as JSONWebKeySet;
+  }
+
+  // ---- Approvals, the requester's side (issue 8) ----
+
+  /**
+   * One approval the caller asked for (an app, or the agent that asked to
+   * delegate; an operator may read any).
+   */
+  async getApproval(caller: Requester, approvalId: string, options?: CallOptions): Promise<Approval> {
+    const req = { approvalId: requiredString(approvalId, "approvalId") };
+    const md = await this.#requesterMetadata(caller, ApprovalServiceService.getApproval.path);
+    const res = await unaryCall(this.#approvals, this.#timeoutMs, this.#approvals.getApproval, req, md, options);
+    return present(res.approval, "approval");
+  }
+
+  /**
+   * Waits, through WatchApproval, until the approval is decided for good, and
+   * resolves with it: APPROVED (send the same request again with
+   * `approvalId`), DENIED, EXPIRED or USED. A broken stream is followed
+   * again. Called by the requester, like {@link getApproval}.
+   *
+   * @throws ApprovalError (reason APPROVAL_PENDING, code DEADLINE_EXCEEDED) when still undecided after `options.timeoutMs` (default 15 minutes)
+   */
+  async waitForApproval(caller: Requester, approvalId: string, options?: WaitOptions): Promise<Approval> {
+    return waitForDecision(this.#approvals, () => this.#requesterMetadata(caller, ApprovalServiceService.watchApproval.path), approvalId, options);
+  }
+
+  /**
+   * {@link issue}, and when the app's policy says the request needs human
+   * approval: waits for the decision ({@link waitForApproval}) and issues
+   * again with the approval. A denied, expired or used approval fails as the
+   * broker says (an ApprovalError: APPROVAL_DENIED, ...).
+   */
+  async issueWithApproval(app: AppCredentials, request: IssueRequest, options?: IssueWithApprovalOptions): Promise<IssuedToken> {
+    try {
+      return await this.issue(app, request, options);
+    } catch (err) {
+      if (!(err instanceof ApprovalRequiredError) || err.approvalId === "") throw err;
+      options?.onApprovalRequired?.(err);
+      await this.waitForApproval(app, err.approvalId, { timeoutMs: options?.approvalTimeoutMs, signal: options?.signal });
+      return this.issue(app, { ...request, approvalId: err.approvalId }, options);
+    }
+  }
+
+  async #requesterMetadata(caller: Requester, method: string): Promise<Metadata> {
+    requiredObject(caller, "caller");
+    return "token" in caller ? this.#agentMetadata(caller, method) : callerMetadata(caller);
   }
 
   /** Closes the channel; calls in flight fail with CANCELLED. */

@@ -132,5 +132,63 @@ export function fromServiceError(err: unknown): BatonError {
   }
   const { info, retryAfterMs } = detailsOf(err.metadata);
   const message = err.details || (status[err.code] ?? "error");
-  return new BatonError(err.code, message, info?.reason ?? "", info?.metadata ?? {}, retryAfterMs);
+  const reason = info?.reason ?? "";
+  const metadata = info?.metadata ?? {};
+  if (reason === "APPROVAL_REQUIRED") return new ApprovalRequiredError(err.code, message, metadata);
+  if (APPROVAL_REASONS.has(reason)) return new ApprovalError(err.code, message, reason, metadata);
+  return new BatonError(err.code, message, reason, metadata, retryAfterMs);
+}
+
+// ---- Approvals (issue 8) ----
+
+/** The reasons, besides APPROVAL_REQUIRED, that concern one approval; each becomes an {@link ApprovalError}. */
+const APPROVAL_REASONS: ReadonlySet<string> = new Set([
+  "APPROVAL_PENDING",
+  "APPROVAL_DENIED",
+  "APPROVAL_EXPIRED",
+  "APPROVAL_USED",
+  "APPROVAL_MISMATCH",
+  "APPROVAL_NOT_PENDING",
+]);
+
+/**
+ * A refusal about one approval: APPROVAL_PENDING, APPROVAL_DENIED,
+ * APPROVAL_EXPIRED, APPROVAL_USED, APPROVAL_MISMATCH or APPROVAL_NOT_PENDING
+ * (see `reason`), and APPROVAL_REQUIRED as its subclass
+ * {@link ApprovalRequiredError}.
+ */
+export class ApprovalError extends BatonError {
+  /** The approval concerned (`apr_...`, ErrorInfo metadata `approval_id`); empty when the broker did not name one. */
+  readonly approvalId: string;
+
+  constructor(code: status, message: string, reason: string, metadata: Record<string, string> = {}) {
+    super(code, message, reason, metadata);
+    this.name = "ApprovalError";
+    this.approvalId = metadata.approval_id ?? "";
+  }
+}
+
+/**
+ * APPROVAL_REQUIRED: a requested scope needs human approval under the app's
+ * policy. Nothing was minted; a pending approval was created. Wait for it
+ * (BrokerClient.waitForApproval), then send the same request again with
+ * `approvalId` (or use BrokerClient.issueWithApproval, which does both).
+ */
+export class ApprovalRequiredError extends ApprovalError {
+  /** How many distinct approvers must approve (metadata `approvals_required`); 0 when absent. */
+  readonly approvalsRequired: number;
+  /** The group whose members may decide (metadata `approver_group`). */
+  readonly approverGroup: string;
+  /** When the approval expires if not decided and used (metadata `expire_time`); undefined when absent or unreadable. */
+  readonly expireTime: Date | undefined;
+
+  constructor(code: status, message: string, metadata: Record<string, string> = {}) {
+    super(code, message, "APPROVAL_REQUIRED", metadata);
+    this.name = "ApprovalRequiredError";
+    const n = Number(metadata.approvals_required ?? "");
+    this.approvalsRequired = Number.isInteger(n) && n >= 0 ? n : 0;
+    this.approverGroup = metadata.approver_group ?? "";
+    const t = metadata.expire_time === undefined ? NaN : Date.parse(metadata.expire_time);
+    this.expireTime = Number.isNaN(t) ? undefined : new Date(t);
+  }
 }

@@ -18,6 +18,8 @@ export {
   type DelegateRequest,
   type IssueRequest,
   type IssuedToken,
+  type IssueWithApprovalOptions,
+  type Requester,
   type OperatorCredentials,
   type RevocationTargetName,
   type RevokeRequest,
@@ -25,6 +27,10 @@ export {
 } from "./client.js";
 export {
   AdminClient,
+  type ApprovalRuleInput,
+  type CreateApproverRequest,
+  type CreatedApprover,
+  type ScopeClassName,
   type CreateAppRequest,
   type CreateResourceServerRequest,
   type CreatedApp,
@@ -34,7 +40,18 @@ export {
   type UpdateAppRequest,
   type UpdatedApp,
 } from "./admin.js";
-export { BatonError, ERROR_DOMAIN, fromServiceError, reasonOf } from "./errors.js";
+export { ApprovalError, ApprovalRequiredError, BatonError, ERROR_DOMAIN, fromServiceError, reasonOf } from "./errors.js";
+export {
+  ApprovalClient,
+  DEFAULT_APPROVAL_WAIT_MS,
+  isTerminal,
+  MAX_DECISION_REASON_LENGTH,
+  type ApprovalStateName,
+  type ApproverCredentials,
+  type ListApprovalsRequest,
+  type WaitOptions,
+} from "./approvals.js";
+export { ApprovalRequestKind, ApprovalState, ApprovalServiceClient, type Approval, type ApprovalDecision } from "./gen/baton/v1/approvals.js";
 export { AgentKey, PROOF_METADATA_KEY, PROOF_TYPE, tokenHash, type AgentKeyAlgorithm } from "./proof.js";
 export {
   RevocationSet,
@@ -47,6 +64,7 @@ export {
 } from "./subscriber.js";
 export {
   TokenVerifier,
+  type ApprovalFacts,
   type RevocationView,
   type TokenVerifierOptions,
   type VerifiedClaims,
@@ -65,13 +83,14 @@ export {
   type HttpAuthOptions,
 } from "./middleware.js";
 export { ErrorReason } from "./gen/baton/v1/errors.js";
-export { SigningKeyState, type App, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
+export { ScopeClass, SigningKeyState, type ApprovalRule, type Approver, type App, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
 export {
   BrokerServiceClient,
   RevocationTarget,
   TokenStatus,
   type LineageEntry,
   type Revocation,
+  type TokenApproval,
   type TokenClaims,
   type ValidateResponse,
 } from "./gen/baton/v1/broker.js";

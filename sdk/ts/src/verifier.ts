@@ -86,6 +86,16 @@ export interface VerifiedClaims extends RevocationFacts {
   readonly rootIssuedAtMs: number;
   /** `cnf.jkt`: the thumbprint of the key the token is bound to; null when not bound. */
   readonly keyThumbprint: string | null;
+  /** `apr`: the human approval the token was minted under; null when none was needed. */
+  readonly approval: ApprovalFacts | null;
+}
+
+/** Claim `apr`: the approval a token was minted under. */
+export interface ApprovalFacts {
+  /** `apr.id`: the approval's id (`apr_...`). */
+  readonly approvalId: string;
+  /** `apr.by`: the approvers who approved it, in the order they approved. */
+  readonly approverIds: readonly string[];
 }
 
 /** The verdict on a token. */
@@ -446,6 +456,12 @@ function parseClaims(p: Record<string, unknown> | null): VerifiedClaims | null {
     if (!isString(jkt)) return null;
     keyThumbprint = jkt;
   }
+  let approval: ApprovalFacts | null = null;
+  if (p.apr !== undefined) {
+    const { id, by } = (typeof p.apr === "object" && p.apr !== null ? p.apr : {}) as { id?: unknown; by?: unknown };
+    if (!isString(id) || !Array.isArray(by) || !by.every(isString)) return null;
+    approval = { approvalId: id, approverIds: by as string[] };
+  }
   const issuedAtMs = Math.round(p.iat * 1000);
   return {
     tokenId: p.jti,
@@ -464,6 +480,7 @@ function parseClaims(p: Record<string, unknown> | null): VerifiedClaims | null {
     depth: lineage.length,
     rootIssuedAtMs: lineage.length > 0 ? Math.round((p.root_iat as number) * 1000) : issuedAtMs,
     keyThumbprint,
+    approval,
   };
 }
 

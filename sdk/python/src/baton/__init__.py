@@ -18,11 +18,21 @@ Installed as the distribution ``baton-broker-sdk``; imported as ``baton``.
 #: The version of this SDK (the distribution's, read by the build from here).
 __version__ = "0.1.0"
 
-from baton.admin import AdminClient
-from baton.client import DEFAULT_TIMEOUT, BrokerClient, RevokeTarget
+from baton.admin import AdminClient, approval_rule
+from baton.approvals import MAX_DECISION_REASON_LENGTH, ApprovalClient, approval_state
+from baton.client import (
+    DEFAULT_APPROVAL_WAIT,
+    DEFAULT_TIMEOUT,
+    GET_APPROVAL_METHOD,
+    WATCH_APPROVAL_METHOD,
+    BrokerClient,
+    RevokeTarget,
+)
 from baton.errors import (
     ERROR_DOMAIN,
     MAX_TOKEN_LENGTH,
+    ApprovalError,
+    ApprovalRequiredError,
     BatonError,
     InvalidArgumentError,
     NotFoundError,
@@ -63,6 +73,7 @@ from baton.subscriber import (
 )
 from baton.verifier import (
     TOKEN_TYPE,
+    ApprovalFacts,
     RevocationView,
     Scope,
     TokenVerifier,
@@ -88,6 +99,16 @@ __all__ = [
     "REVOKE_METHOD",
     "TOKEN_TYPE",
     "AdminClient",
+    "ApprovalClient",
+    "ApprovalError",
+    "ApprovalFacts",
+    "ApprovalRequiredError",
+    "DEFAULT_APPROVAL_WAIT",
+    "GET_APPROVAL_METHOD",
+    "MAX_DECISION_REASON_LENGTH",
+    "WATCH_APPROVAL_METHOD",
+    "approval_rule",
+    "approval_state",
     "AgentKey",
     "AgentKeyAlgorithm",
     "BatonASGIMiddleware",

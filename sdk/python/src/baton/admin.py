@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -92,6 +92,7 @@ class AdminClient:
         max_delegation_depth: int = 0,
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
+        approval_policy: Sequence[admin_pb2.ApprovalRule] = (),
         timeout: float | None = None,
     ) -> admin_pb2.CreateAppResponse:
         """Register an app; the response holds its client secret, shown only here.
@@ -105,6 +106,9 @@ class AdminClient:
             rate_limit_per_second: Its rate limit per replica; ``None`` or 0
                 for the broker's default.
             rate_limit_burst: Its burst; ``None`` or 0 for the default.
+            approval_policy: Which scopes need human approval, and whose:
+                rules as :func:`approval_rule` makes them (or
+                ``admin_pb2.ApprovalRule``). None by default.
             timeout: This call's deadline in seconds; the client's by default.
 
         Raises:
@@ -120,6 +124,7 @@ class AdminClient:
             max_delegation_depth=max_delegation_depth,
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            approval_policy=_policy(approval_policy),
         )
         return self._call(self._stub.CreateApp, request, timeout)
 
@@ -163,6 +168,7 @@ class AdminClient:
         max_delegation_depth: int | None = None,
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
+        approval_policy: Sequence[admin_pb2.ApprovalRule] | None = None,
         timeout: float | None = None,
     ) -> admin_pb2.UpdateAppResponse:
         """Change an app; what is ``None`` is left as it is.
@@ -170,6 +176,7 @@ class AdminClient:
         Narrowing the ceiling, the audiences or the maximum TTL revokes the
         app's live tokens that no longer fit (``revoked_token_count``).
         A rate limit or burst of 0 returns it to the broker's default.
+        ``approval_policy`` replaces the policy (``[]`` removes it).
 
         Raises:
             BatonError: For example :class:`baton.NotFoundError`.
@@ -192,6 +199,9 @@ class AdminClient:
         if audiences is not None:
             request.update_audiences = True
             request.audiences.extend(string_list(audiences, "audiences"))
+        if approval_policy is not None:
+            request.update_approval_policy = True
+            request.approval_policy.extend(_policy(approval_policy))
         return self._call(self._stub.UpdateApp, request, timeout)
 
     def disable_app(
@@ -276,6 +286,50 @@ class AdminClient:
         """Re-compute the audit hash chain: ``intact``, or the first broken event."""
         return self._call(self._stub.VerifyAuditLog, admin_pb2.VerifyAuditLogRequest(), timeout)
 
+    # Approvers (issue 8).
+
+    def create_approver(
+        self, name: str, groups: Sequence[str], *, timeout: float | None = None
+    ) -> admin_pb2.CreateApproverResponse:
+        """Register a named human approver; the response holds its secret, shown only here.
+
+        Its id (``apv_...``) and secret are the credentials of
+        :class:`baton.ApprovalClient`.
+
+        Args:
+            name: Unique, 1 to 64 characters from ``A-Z a-z 0-9 . _ -``.
+            groups: 1 to 16 approver groups (``["clinical-leads"]``).
+
+        Raises:
+            TypeError: When ``groups`` is a single string (nothing is sent).
+        """
+        request = admin_pb2.CreateApproverRequest(name=name, groups=string_list(groups, "groups"))
+        return self._call(self._stub.CreateApprover, request, timeout)
+
+    def list_approvers(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> admin_pb2.ListApproversResponse:
+        """One page of approvers ordered by id (see :meth:`iter_approvers`)."""
+        request = admin_pb2.ListApproversRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._stub.ListApprovers, request, timeout)
+
+    def iter_approvers(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> Iterator[admin_pb2.Approver]:
+        """Every approver, ordered by id, a page at a time."""
+        return _pages(
+            lambda token: self.list_approvers(page_size=page_size, page_token=token, timeout=timeout),
+            lambda page: page.approvers,
+        )
+
+    def disable_approver(
+        self, approver_id: str, *, reason: str = "", timeout: float | None = None
+    ) -> admin_pb2.DisableApproverResponse:
+        """Disable an approver: it can no longer authenticate, and its
+        decisions on approvals still pending are withdrawn."""
+        request = admin_pb2.DisableApproverRequest(approver_id=approver_id, reason=reason)
+        return self._call(self._stub.DisableApprover, request, timeout)
+
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         self._channel.close()
@@ -316,3 +370,66 @@ def _pages(
         token = page.next_page_token  # type: ignore[attr-defined]
         if not token:
             return
+
+
+# ---- Approval policy (issue 8) ----
+
+def approval_rule(
+    pattern: str,
+    scope_class: admin_pb2.ScopeClass | str,
+    approvals_required: int = 0,
+    approver_group: str = "",
+) -> admin_pb2.ApprovalRule:
+    """One rule of an app's approval policy.
+
+    Args:
+        pattern: A scope pattern, ``"write:prescriptions:*"``.
+        scope_class: A ``ScopeClass`` or its name, with or without the
+            ``SCOPE_CLASS_`` prefix: ``"read"``, ``"write"``,
+            ``"dangerous_write"``.
+        approvals_required: Distinct approvals needed: 0 for read; 0 or 1
+            for write; 1 or 2 (dual control) for dangerous write.
+        approver_group: The group whose members may decide; required when
+            ``approvals_required`` is above 0.
+
+    Raises:
+        ValueError: For an unknown class name or a negative count.
+        TypeError: For arguments of the wrong type.
+    """
+    if not isinstance(pattern, str) or not isinstance(approver_group, str):
+        raise TypeError("pattern and approver_group are strings")
+    if isinstance(approvals_required, bool) or not isinstance(approvals_required, int):
+        raise TypeError(f"approvals_required is an int, not {type(approvals_required).__name__}")
+    if approvals_required < 0:
+        raise ValueError("approvals_required is 0 or more")
+    return admin_pb2.ApprovalRule(
+        pattern=pattern,
+        scope_class=_scope_class(scope_class),
+        approvals_required=approvals_required,
+        approver_group=approver_group,
+    )
+
+
+def _scope_class(value: admin_pb2.ScopeClass | str) -> admin_pb2.ScopeClass:
+    if isinstance(value, str):
+        name = value.upper()
+        if not name.startswith("SCOPE_CLASS_"):
+            name = "SCOPE_CLASS_" + name
+        # Value raises ValueError for an unknown name.
+        return cast(admin_pb2.ScopeClass, admin_pb2.ScopeClass.Value(name))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"scope_class is a ScopeClass or its name, not {type(value).__name__}")
+    return value
+
+
+def _policy(rules: Sequence[admin_pb2.ApprovalRule]) -> list[admin_pb2.ApprovalRule]:
+    """The rules as a list, each an ``ApprovalRule`` (anything else is a TypeError; nothing is sent)."""
+    if isinstance(rules, (str, bytes, admin_pb2.ApprovalRule)):
+        raise TypeError(f"approval_policy takes a list of rules, not a single {type(rules).__name__}")
+    items = list(rules)
+    for i, rule in enumerate(items):
+        if not isinstance(rule, admin_pb2.ApprovalRule):
+            raise TypeError(
+                f"approval_policy[{i}] is a {type(rule).__name__}; make rules with baton.approval_rule"
+            )
+    return items

@@ -11,16 +11,32 @@ from typing import Any, TypeVar, Union, cast
 import grpc
 
 from baton._args import string_list
-from baton._rpc import call
-from baton.errors import bearer_metadata
+from baton._rpc import call, wait_for_decision
+from baton.errors import ApprovalRequiredError, bearer_metadata
 from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, REVOKE_METHOD, AgentKey
-from baton.v1 import broker_pb2, broker_pb2_grpc
+from baton.v1 import approvals_pb2, approvals_pb2_grpc, broker_pb2, broker_pb2_grpc
 
 _Response = TypeVar("_Response")
 
 #: The deadline, in seconds, of a call when neither the client nor the call
 #: sets one.
 DEFAULT_TIMEOUT = 5.0
+
+#: How long, in seconds, a wait for an approval's decision lasts unless told:
+#: the broker's default approval window, 15 minutes.
+DEFAULT_APPROVAL_WAIT = 15 * 60.0
+
+
+def _approval_method(name: str) -> str:
+    service = approvals_pb2.DESCRIPTOR.services_by_name["ApprovalService"]
+    return f"/{service.full_name}/{service.methods_by_name[name].name}"
+
+
+#: The full gRPC method of GetApproval, the ``htm`` of an agent's proof for it.
+GET_APPROVAL_METHOD = _approval_method("GetApproval")
+
+#: The full gRPC method of WatchApproval, the ``htm`` of an agent's proof for it.
+WATCH_APPROVAL_METHOD = _approval_method("WatchApproval")
 
 
 class BrokerClient:
@@ -86,6 +102,7 @@ class BrokerClient:
         else:
             self._channel = grpc.secure_channel(target, channel_credentials, options=options)
         self._stub = broker_pb2_grpc.BrokerServiceStub(self._channel)
+        self._approvals = approvals_pb2_grpc.ApprovalServiceStub(self._channel)
 
     @property
     def stub(self) -> broker_pb2_grpc.BrokerServiceStub:
@@ -116,6 +133,7 @@ class BrokerClient:
         orchestration_id: str = "",
         human_principal: str = "",
         agent_public_key_jwk: str | AgentKey = "",
+        approval_id: str = "",
         timeout: float | None = None,
     ) -> broker_pb2.IssueResponse:
         """Issue a token for one new agent of one task (as an app).
@@ -132,6 +150,8 @@ class BrokerClient:
             agent_public_key_jwk: A public JWK (JSON) to bind the token to,
                 or the agent's :class:`baton.AgentKey` (its public part is
                 sent). The agent then proves possession on every call.
+            approval_id: The approved approval this same request was
+                granted, after an :class:`baton.ApprovalRequiredError`.
             timeout: This call's deadline in seconds; the client's by default.
 
         Returns:
@@ -152,6 +172,7 @@ class BrokerClient:
             orchestration_id=orchestration_id,
             human_principal=human_principal,
             agent_public_key_jwk=_jwk_text(agent_public_key_jwk),
+            approval_id=approval_id,
         )
         response: broker_pb2.IssueResponse = self._call(self._stub.Issue, request, timeout)
         return response
@@ -166,6 +187,7 @@ class BrokerClient:
         ttl: datetime.timedelta | None = None,
         allow_ttl_clamp: bool = False,
         agent_public_key_jwk: str | AgentKey = "",
+        approval_id: str = "",
         timeout: float | None = None,
     ) -> broker_pb2.DelegateResponse:
         """Ask for a token for a sub-agent (as an agent, with its own token).
@@ -187,6 +209,8 @@ class BrokerClient:
                 instead of failing.
             agent_public_key_jwk: The sub-agent's public JWK (JSON) or
                 :class:`baton.AgentKey`, to bind the child token to.
+            approval_id: The approved approval this same delegation was
+                granted, after an :class:`baton.ApprovalRequiredError`.
             timeout: This call's deadline in seconds; the client's by default.
 
         Returns:
@@ -208,6 +232,7 @@ class BrokerClient:
             ttl=ttl,
             allow_ttl_clamp=allow_ttl_clamp,
             agent_public_key_jwk=_jwk_text(agent_public_key_jwk),
+            approval_id=approval_id,
         )
         metadata = _agent_metadata(token, key, DELEGATE_METHOD)
         response: broker_pb2.DelegateResponse = self._call(
@@ -398,6 +423,102 @@ class BrokerClient:
             self._stub.GetKeySet, broker_pb2.GetKeySetRequest(), timeout
         )
         return response
+
+    # ---- Approvals, the requester's side (issue 8) ----
+
+    def get_approval(
+        self,
+        approval_id: str,
+        *,
+        token: str | None = None,
+        key: AgentKey | None = None,
+        timeout: float | None = None,
+    ) -> approvals_pb2.Approval:
+        """Return one approval the caller asked for.
+
+        With the client's credentials (the app, or an operator), or as the
+        agent that asked to delegate: ``token`` (and ``key`` when it is
+        key-bound; a proof for ``GetApproval`` is attached).
+
+        Raises:
+            BatonError: For example :class:`baton.NotFoundError`.
+        """
+        metadata = None if token is None else _agent_metadata(token, key, GET_APPROVAL_METHOD)
+        request = approvals_pb2.GetApprovalRequest(approval_id=approval_id)
+        response: approvals_pb2.GetApprovalResponse = self._call(
+            self._approvals.GetApproval, request, timeout, metadata
+        )
+        return response.approval
+
+    def wait_for_approval(
+        self,
+        approval_id: str,
+        timeout: float = DEFAULT_APPROVAL_WAIT,
+        *,
+        token: str | None = None,
+        key: AgentKey | None = None,
+    ) -> approvals_pb2.Approval:
+        """Wait until the approval is decided for good, through ``WatchApproval``.
+
+        A stream that breaks is followed again. Called as :meth:`get_approval`
+        is (the client's credentials, or an agent's ``token`` and ``key``;
+        each stream gets a fresh proof).
+
+        Args:
+            approval_id: The approval, from :attr:`baton.ApprovalRequiredError.approval_id`.
+            timeout: How long to wait in all, in seconds (default 15 minutes,
+                the broker's default approval window).
+            token: An agent's token, to wait as that agent.
+            key: The key ``token`` is bound to, if any.
+
+        Returns:
+            The approval: ``APPROVED`` (send the same request again with
+            ``approval_id``), ``DENIED``, ``EXPIRED`` or ``USED``.
+
+        Raises:
+            ApprovalError: Reason ``APPROVAL_PENDING``, code
+                ``DEADLINE_EXCEEDED``, when still undecided after ``timeout``.
+            BatonError: For a refusal (unknown approval, not the caller's).
+        """
+        if token is not None:
+            _agent_metadata(token, key, WATCH_APPROVAL_METHOD)  # a bad token fails before any wait
+
+        def metadata() -> tuple[tuple[str, str], ...]:
+            if token is None:
+                return self._metadata
+            return _agent_metadata(token, key, WATCH_APPROVAL_METHOD)
+
+        return wait_for_decision(self._approvals.WatchApproval, metadata, approval_id, timeout)
+
+    def issue_with_approval(
+        self,
+        task_id: str,
+        scopes: Sequence[str],
+        audiences: Sequence[str],
+        *,
+        approval_timeout: float = DEFAULT_APPROVAL_WAIT,
+        on_approval_required: Callable[[ApprovalRequiredError], None] | None = None,
+        **issue_args: Any,
+    ) -> broker_pb2.IssueResponse:
+        """:meth:`issue`, waiting for human approval when the app's policy needs it.
+
+        On :class:`baton.ApprovalRequiredError`, calls
+        ``on_approval_required`` with it (to tell the humans, say), waits
+        (:meth:`wait_for_approval`, at most ``approval_timeout`` seconds) and
+        issues again with the approval. A denied, expired or used approval
+        raises what the broker says (an :class:`baton.ApprovalError`,
+        ``APPROVAL_DENIED``...). ``issue_args`` are :meth:`issue`'s.
+        """
+        try:
+            return self.issue(task_id, scopes, audiences, **issue_args)
+        except ApprovalRequiredError as required:
+            if not required.approval_id:
+                raise
+            if on_approval_required is not None:
+                on_approval_required(required)
+            self.wait_for_approval(required.approval_id, approval_timeout)
+            issue_args["approval_id"] = required.approval_id
+            return self.issue(task_id, scopes, audiences, **issue_args)
 
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""

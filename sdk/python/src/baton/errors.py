@@ -10,6 +10,7 @@ exposes them.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import cast
 
@@ -197,7 +198,86 @@ def from_rpc_error(error: grpc.RpcError) -> BatonError:
                 reason = info.reason
                 metadata = dict(info.metadata)
                 found_info = True
+    if reason == "APPROVAL_REQUIRED":
+        return ApprovalRequiredError(code, message, reason, metadata, retry_after)
+    if reason in _APPROVAL_REASONS:
+        cls = _ApprovalPermissionDeniedError if code == grpc.StatusCode.PERMISSION_DENIED else ApprovalError
+        return cls(code, message, reason, metadata, retry_after)
     return _BY_CODE.get(code, BatonError)(code, message, reason, metadata, retry_after)
+
+
+# ---- Approvals (issue 8) ----
+
+
+class ApprovalError(BatonError):
+    """A refusal about one approval.
+
+    Reason ``APPROVAL_PENDING``, ``APPROVAL_DENIED``, ``APPROVAL_EXPIRED``,
+    ``APPROVAL_USED``, ``APPROVAL_MISMATCH`` or ``APPROVAL_NOT_PENDING``
+    (see :attr:`reason`); ``APPROVAL_REQUIRED`` is the subclass
+    :class:`ApprovalRequiredError`. One with status ``PERMISSION_DENIED``
+    (``APPROVAL_DENIED``, ``APPROVAL_MISMATCH``) is also a
+    :class:`PermissionDeniedError`. :meth:`baton.BrokerClient.wait_for_approval`
+    raises one with reason ``APPROVAL_PENDING`` and code
+    ``DEADLINE_EXCEEDED`` when its wait times out.
+
+    Attributes:
+        approval_id: The approval concerned (metadata ``approval_id``);
+            empty when the broker named none.
+    """
+
+    @property
+    def approval_id(self) -> str:
+        """The approval concerned, ``apr_...``; empty when not named."""
+        return self.metadata.get("approval_id", "")
+
+
+class _ApprovalPermissionDeniedError(ApprovalError, PermissionDeniedError):
+    """An :class:`ApprovalError` with status ``PERMISSION_DENIED``."""
+
+
+class ApprovalRequiredError(ApprovalError):
+    """``APPROVAL_REQUIRED``: a requested scope needs human approval under the app's policy.
+
+    Nothing was minted; a pending approval was created. Wait for it
+    (:meth:`baton.BrokerClient.wait_for_approval`), then send the same request
+    again with ``approval_id`` (:meth:`baton.BrokerClient.issue_with_approval`
+    does both).
+    """
+
+    @property
+    def approvals_required(self) -> int:
+        """How many distinct approvers must approve; 0 when absent or unreadable."""
+        text = self.metadata.get("approvals_required", "")
+        return int(text) if text.isdigit() else 0
+
+    @property
+    def approver_group(self) -> str:
+        """The group whose members may decide."""
+        return self.metadata.get("approver_group", "")
+
+    @property
+    def expire_time(self) -> datetime.datetime | None:
+        """When the approval expires if not decided and used; ``None`` when absent or unreadable."""
+        text = self.metadata.get("expire_time", "")
+        try:
+            # RFC 3339; fromisoformat before Python 3.11 does not take "Z".
+            when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else None
+
+
+_APPROVAL_REASONS = frozenset(
+    {
+        "APPROVAL_PENDING",
+        "APPROVAL_DENIED",
+        "APPROVAL_EXPIRED",
+        "APPROVAL_USED",
+        "APPROVAL_MISMATCH",
+        "APPROVAL_NOT_PENDING",
+    }
+)
 
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:

@@ -105,6 +105,16 @@ class VerifyFailureReason(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class ApprovalFacts:
+    """Claim ``apr``: the human approval a token was minted under."""
+
+    #: ``apr.id``: the approval's id, ``apr_...``.
+    approval_id: str
+    #: ``apr.by``: the approvers who approved it, in the order they approved.
+    approver_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class VerifiedClaims:
     """The claims of a token whose signature verified, decoded.
 
@@ -141,6 +151,8 @@ class VerifiedClaims:
     root_issued_at_ms: int
     #: ``cnf.jkt``: the thumbprint of the key the token is bound to; ``None`` when not bound.
     key_thumbprint: str | None
+    #: ``apr``: the human approval the token was minted under; ``None`` when none was needed.
+    approval: ApprovalFacts | None = None
 
     @property
     def depth(self) -> int:
@@ -395,6 +407,14 @@ def _parse_claims(p: dict[str, Any] | None) -> VerifiedClaims | None:
         if not _is_string(jkt):
             return None
         thumbprint = jkt
+    approval: ApprovalFacts | None = None
+    if "apr" in p:
+        apr = p["apr"]
+        approval_id = apr.get("id") if isinstance(apr, dict) else None
+        by = apr.get("by") if isinstance(apr, dict) else None
+        if not _is_string(approval_id) or not isinstance(by, list) or not all(map(_is_string, by)):
+            return None
+        approval = ApprovalFacts(approval_id, tuple(by))
     issued_at_ms = round(float(p["iat"]) * 1000)
     root_issued_at_ms = round(float(p["root_iat"]) * 1000) if lineage else issued_at_ms
     return VerifiedClaims(
@@ -413,6 +433,7 @@ def _parse_claims(p: dict[str, Any] | None) -> VerifiedClaims | None:
         lineage=tuple(lineage),
         root_issued_at_ms=root_issued_at_ms,
         key_thumbprint=thumbprint,
+        approval=approval,
     )
 
 
