@@ -120,7 +120,17 @@ export class Revoker {
             appId: r.appId,
             requestId: w.requestId,
             actor: w.actor,
-            data: { target: r.target, id: r.id, reason: w.revocations[j]!.reason, cursor: r.cursor.toString() },
+            data: {
+              target: r.target,
+              id: r.id,
+              // The target again under the keys every event uses, so a query by token, agent or task finds it.
+              token_id: r.target === "token" || r.target === "chain" ? r.id : undefined,
+              agent_id: r.target === "agent" ? r.id : undefined,
+              task_id: r.target === "task" ? r.id : undefined,
+              audiences: r.audiences,
+              reason: w.revocations[j]!.reason,
+              cursor: r.cursor.toString(),
+            },
           })),
         ),
       );
