@@ -25,6 +25,7 @@ export {
 } from "./client.js";
 export {
   AdminClient,
+  type AuditEventFilter,
   type CreateAppRequest,
   type CreateResourceServerRequest,
   type CreatedApp,
@@ -65,7 +66,7 @@ export {
   type HttpAuthOptions,
 } from "./middleware.js";
 export { ErrorReason } from "./gen/baton/v1/errors.js";
-export { SigningKeyState, type App, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
+export { SigningKeyState, type App, type AuditEvent, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
 export {
   BrokerServiceClient,
   RevocationTarget,
