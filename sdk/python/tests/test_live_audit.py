@@ -79,6 +79,8 @@ def test_argument_checks_send_nothing() -> None:
             admin.list_audit_events(start_time="2026-01-01")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="timezone-aware"):
             admin.list_audit_events(end_time=datetime.datetime(2026, 1, 1))
+        with pytest.raises(TypeError, match="human_principal is a string"):
+            admin.iter_audit_events(human_principal=None)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="after_seq must not be negative"):
             admin.iter_audit_events(after_seq=-1)
         with pytest.raises(TypeError, match="page_size is an int"):

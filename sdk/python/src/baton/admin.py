@@ -352,6 +352,14 @@ class AdminClient:
         iteration goes. The filters are those of :meth:`list_audit_events`,
         checked before the first call."""
         # Checked here, not at the first next(): a bad argument fails where it is given.
+        for name, value in (
+            ("app_id", app_id),
+            ("task_id", task_id),
+            ("agent_id", agent_id),
+            ("human_principal", human_principal),
+            ("token_id", token_id),
+        ):
+            _text(value, name)
         self._check_audit_filters(kinds, start_time, end_time, after_seq, page_size)
         return _pages(
             lambda token: self.list_audit_events(
