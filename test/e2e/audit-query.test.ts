@@ -93,10 +93,10 @@ describe("filters", () => {
     expect(kindsOf(all)).toEqual(["token.issued", "token.delegated", "delegation.refused", "token.issued", "issue.refused"]);
     const a = await listAll({ taskId: "task-1", appId: appA.appId });
     expect(kindsOf(a)).toEqual(["token.issued", "token.delegated", "delegation.refused", "issue.refused"]);
-    // A revocation of a task is found by that task.
+    // A revocation of a task, or of one of its tokens, is found by that task.
     const t2s = await listAll({ taskId: "task-2" });
-    expect(kindsOf(t2s)).toEqual(["token.issued", "revocation.created"]);
-    expect(t2s[1]!.tokenId).toBe("");
+    expect(kindsOf(t2s)).toEqual(["token.issued", "revocation.created", "revocation.created"]);
+    expect(t2s.map((e) => e.tokenId)).toEqual([t2.claims!.tokenId, t2.claims!.tokenId, ""]);
   });
 
   it("agent, human and token alone", async () => {
@@ -104,7 +104,8 @@ describe("filters", () => {
     expect(kindsOf(await listAll({ agentId: child.claims!.agentId }))).toEqual(["token.delegated", "delegation.refused"]);
     const alice = await listAll({ humanPrincipal: "user:alice" });
     expect(kindsOf(alice)).toEqual(["token.issued", "token.delegated", "delegation.refused", "token.issued", "issue.refused"]);
-    expect(kindsOf(await listAll({ humanPrincipal: "user:bob" }))).toEqual(["token.issued"]);
+    expect(kindsOf(await listAll({ humanPrincipal: "user:bob" }))).toEqual(["token.issued", "revocation.created"]);
+    expect(kindsOf(await listAll({ agentId: t2.claims!.agentId }))).toEqual(["token.issued", "revocation.created"]);
     expect(kindsOf(await listAll({ tokenId: t2.claims!.tokenId }))).toEqual(["token.issued", "revocation.created"]);
     expect(await listAll({ humanPrincipal: "user:nobody" })).toEqual([]);
   });
@@ -162,8 +163,25 @@ describe("what each event answers", () => {
 
   it("a revocation: its target, audiences and the reason given", async () => {
     const revs = await listAll({ kinds: ["revocation.created"] });
-    expect(revs[0]).toMatchObject({ actor: `app:${appA.appId}`, tokenId: t2.claims!.tokenId, reason: "done with it", outcome: "ok", audiences: ["ehr-api"] });
+    expect(revs[0]).toMatchObject({
+      actor: `app:${appA.appId}`, tokenId: t2.claims!.tokenId, taskId: "task-2", agentId: t2.claims!.agentId, humanPrincipal: "user:bob",
+      reason: "done with it", outcome: "ok", audiences: ["ehr-api"],
+    });
     expect(revs[1]).toMatchObject({ taskId: "task-2", tokenId: "", reason: "", outcome: "ok" });
+  });
+
+  it("an agent releasing its own token: its task, agent, human and lineage", async () => {
+    const app = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
+    const root = await issue(app, "release-1", "user:fay");
+    const kid = await call(b.client.delegate, b.client, {
+      scopes: ["read:records:P-1"], audiences: [], ttl: undefined, allowTtlClamp: false, agentPublicKeyJwk: "", approvalId: "",
+    }, bearer(root.accessToken));
+    await call(b.client.revoke, b.client, { target: RevocationTarget.REVOCATION_TARGET_TOKEN, id: "", appId: "", reason: "finished" }, bearer(kid.accessToken));
+    const [released] = await listAll({ appId: app.appId, kinds: ["revocation.created"] });
+    expect(released).toMatchObject({
+      actor: `agent:${kid.claims!.agentId}`, tokenId: kid.claims!.tokenId, agentId: kid.claims!.agentId, taskId: "release-1", humanPrincipal: "user:fay",
+      lineage: [{ tokenId: root.claims!.tokenId, agentId: root.claims!.agentId }], reason: "finished", outcome: "ok",
+    });
   });
 
   it("operator events: the app's ceiling as its scopes", async () => {
