@@ -3,12 +3,12 @@
 // bound to their query, operator only, hostile filters, and no secret in
 // any event returned.
 
-import { type Metadata, status } from "@grpc/grpc-js";
+import { Client, credentials, type Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEvent, ListAuditEventsRequest } from "../../server/gen/baton/v1/admin.js";
 import { RevocationTarget } from "../../server/gen/baton/v1/broker.js";
 import { agentMd, TestAgentKey } from "../helpers/agent-key.js";
-import { bearer, call, createApp, issueRequest, OPERATOR_TOKEN, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { bearer, call, createApp, decodeError, issueRequest, OPERATOR_TOKEN, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 
 let b: TestBroker;
 let appA: TestApp;
@@ -285,6 +285,31 @@ describe("refusals", () => {
       const e = await refusal(list(over));
       expect(e).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", metadata: { field } });
     }
+    expect((await list({ pageSize: 1 })).events).toHaveLength(1);
+  });
+
+  it("refuses an after_seq or a time beyond what a number holds, and stays up", async () => {
+    const raw = new Client(b.address, credentials.createInsecure());
+    const send = (bytes: Buffer) =>
+      new Promise<unknown>((resolve) =>
+        raw.makeUnaryRequest("/baton.v1.AdminService/ListAuditEvents", (x: Buffer) => x, (x: Buffer) => x, bytes, operatorMd(), (err) => resolve(err)));
+    const max64 = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+    // after_seq (field 8, varint) = 2^63 - 1; start_time (field 6) { seconds (field 1) = 2^63 - 1 }.
+    for (const bytes of [Buffer.from([0x40, ...max64]), Buffer.from([0x32, 10, 0x08, ...max64])]) {
+      const e = decodeError(await send(bytes));
+      expect(e).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST" });
+    }
+    // start_time 10^15 s: a whole number, but no Date holds it.
+    let n = 10n ** 15n;
+    const varint: number[] = [];
+    while (n >= 128n) {
+      varint.push(Number(n % 128n) + 128);
+      n /= 128n;
+    }
+    varint.push(Number(n));
+    const far = decodeError(await send(Buffer.from([0x32, varint.length + 1, 0x08, ...varint])));
+    expect(far).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REQUEST", metadata: { field: "start_time" } });
+    raw.close();
     expect((await list({ pageSize: 1 })).events).toHaveLength(1);
   });
 });
