@@ -4,8 +4,10 @@
 // over gRPC, one call at a time: a page (PAGE events) per filter, first and
 // deep (a deep page is `after_seq` near the end of the trail, the same query
 // a page token resumes). Prints the median and p90 of REPS calls per query.
-// Then, on a second database, the time migration 0009 takes to backfill the
-// query columns of EVENTS events written before it.
+// Then the cost of the trigger that fills the query columns on insert
+// (appending TRIGGER_EVENTS events with it and with it disabled, alternating,
+// ROUNDS times each), and, on a second database, the time migration 0009
+// takes to backfill the query columns of EVENTS events written before it.
 //
 //   npm run bench:audit        (BENCH_EVENTS, BENCH_REPS, BENCH_PAGE to change)
 
@@ -21,6 +23,8 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const REPS = Number(process.env.BENCH_REPS ?? 30);
 const PAGE = Number(process.env.BENCH_PAGE ?? 100);
 const BATCH = 1000;
+const TRIGGER_EVENTS = Number(process.env.BENCH_TRIGGER_EVENTS ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const APPS = 50;
 const HUMANS = 500;
 const TASKS = 5000;
@@ -109,6 +113,27 @@ try {
     console.log(`| ${name} | ${count} | ${median(ms).toFixed(2)} | ${pct(ms, 0.9).toFixed(2)} |`);
   }
   admin.close();
+
+  // The trigger's cost: the same appends with it and without it.
+  const tdb = createPool(bench.pg.url("postgres"), 2, { ...DEFAULT_TIMEOUTS, statementMs: 15 * 60_000 });
+  const rate = { on: [] as number[], off: [] as number[] };
+  let next = EVENTS;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of ["on", "off"] as const) {
+      await tdb.query(`ALTER TABLE audit_events ${mode === "on" ? "ENABLE" : "DISABLE"} TRIGGER audit_events_query_columns`);
+      const t1 = Date.now();
+      for (let i = 0; i < TRIGGER_EVENTS; i += BATCH) {
+        const events = Array.from({ length: BATCH }, (_, j) => event(next + i + j));
+        await withTransaction(tdb, (tx) => appendAudit(tx, events));
+      }
+      next += TRIGGER_EVENTS;
+      rate[mode].push(TRIGGER_EVENTS / ((Date.now() - t1) / 1000));
+    }
+  }
+  await tdb.query("ALTER TABLE audit_events ENABLE TRIGGER audit_events_query_columns");
+  await tdb.end();
+  const fmt = (xs: number[]) => `median ${Math.round(median(xs)).toLocaleString("en")} events/s (${xs.map((x) => Math.round(x)).join(", ")})`;
+  console.log(`appending ${TRIGGER_EVENTS.toLocaleString("en")} events in ${BATCH}-event transactions, ${ROUNDS} rounds: query-column trigger on: ${fmt(rate.on)}; off: ${fmt(rate.off)}`);
 
   // Upgrading a trail written before migration 0009: its backfill.
   const setup = new pg.Client({ connectionString: bench.pg.url("postgres") });

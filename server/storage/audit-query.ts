@@ -4,6 +4,27 @@
 
 import type { Queryable } from "./db.js";
 
+const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
+
+/**
+ * The facts ListAuditEvents filters on, from an event's data: the rules of
+ * the database function that fills the query columns on insert
+ * (baton_audit_facts, migration 0009), for the converter to show what the
+ * filters match. A revocation written before its data named the token, agent
+ * or task directly says it through `target` and `id`.
+ */
+export function auditIndexFacts(kind: string, data: Readonly<Record<string, unknown>>): { taskId: string | null; agentId: string | null; human: string | null; tokenId: string | null } {
+  const revocation = kind === "revocation.created" && text(data.target) !== null && text(data.id) !== null;
+  const target = revocation ? text(data.target) : null;
+  const targetId = revocation ? text(data.id) : null;
+  return {
+    taskId: text(data.task_id) ?? (target === "task" ? targetId : null),
+    agentId: text(data.agent_id) ?? (target === "agent" ? targetId : null),
+    human: text(data.human),
+    tokenId: text(data.token_id) ?? (target === "token" || target === "chain" ? targetId : null),
+  };
+}
+
 export interface AuditFilter {
   readonly appId: string | null;
   readonly taskId: string | null;

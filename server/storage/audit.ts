@@ -32,33 +32,13 @@ export function chainHash(prev: Buffer, payload: string): Buffer {
   return createHash("sha256").update(prev).update(payload, "utf8").digest();
 }
 
-const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
-
-/**
- * The facts ListAuditEvents filters on, copied out of an event's data into
- * their own indexed columns (migration 0009 backfills older rows with the
- * same rules). A revocation written before its data named the token, agent
- * or task directly says it through `target` and `id`.
- */
-export function auditIndexFacts(kind: string, data: Readonly<Record<string, unknown>>): { taskId: string | null; agentId: string | null; human: string | null; tokenId: string | null } {
-  const target = kind === "revocation.created" ? text(data.target) : null;
-  const targetId = text(data.id);
-  return {
-    taskId: text(data.task_id) ?? (target === "task" ? targetId : null),
-    agentId: text(data.agent_id) ?? (target === "agent" ? targetId : null),
-    human: text(data.human),
-    tokenId: text(data.token_id) ?? (target === "token" || target === "chain" ? targetId : null),
-  };
-}
-
 /** Appends events, in order, to the chain. Must run inside a transaction. */
 export async function appendAudit(tx: Tx, events: readonly AuditEvent[]): Promise<void> {
   if (events.length === 0) return;
   const head = await tx.query<{ seq: string; hash: Buffer }>("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE");
   let seq = BigInt(head.rows[0]!.seq);
   let prev = head.rows[0]!.hash;
-  const cols = { seq: [] as string[], time: [] as Date[], kind: [] as string[], app: [] as (string | null)[], req: [] as (string | null)[], payload: [] as string[], prev: [] as Buffer[], hash: [] as Buffer[],
-    task: [] as (string | null)[], agent: [] as (string | null)[], human: [] as (string | null)[], token: [] as (string | null)[] };
+  const cols = { seq: [] as string[], time: [] as Date[], kind: [] as string[], app: [] as (string | null)[], req: [] as (string | null)[], payload: [] as string[], prev: [] as Buffer[], hash: [] as Buffer[] };
   for (const e of events) {
     seq += 1n;
     const payload = canonicalJson({
@@ -79,18 +59,12 @@ export async function appendAudit(tx: Tx, events: readonly AuditEvent[]): Promis
     cols.payload.push(payload);
     cols.prev.push(prev);
     cols.hash.push(hash);
-    const facts = auditIndexFacts(e.kind, e.data);
-    cols.task.push(facts.taskId);
-    cols.agent.push(facts.agentId);
-    cols.human.push(facts.human);
-    cols.token.push(facts.tokenId);
     prev = hash;
   }
   await tx.query(
-    `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash, task_id, agent_id, human_principal, token_id)
-     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[],
-                          $9::text[], $10::text[], $11::text[], $12::text[])`,
-    [cols.seq, cols.time, cols.kind, cols.app, cols.req, cols.payload, cols.prev, cols.hash, cols.task, cols.agent, cols.human, cols.token],
+    `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
+     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])`,
+    [cols.seq, cols.time, cols.kind, cols.app, cols.req, cols.payload, cols.prev, cols.hash],
   );
   await tx.query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", [seq.toString(), prev]);
 }

@@ -5,8 +5,8 @@
 import type { AuditEvent } from "../gen/baton/v1/admin.js";
 import type { LineageEntry } from "../gen/baton/v1/broker.js";
 import type { Duration } from "../gen/google/protobuf/duration.js";
-import { auditIndexFacts, canonicalJson } from "../storage/audit.js";
-import type { ListedAuditEvent } from "../storage/audit-query.js";
+import { canonicalJson } from "../storage/audit.js";
+import { auditIndexFacts, type ListedAuditEvent } from "../storage/audit-query.js";
 
 const text = (v: unknown): string => (typeof v === "string" ? v : "");
 const texts = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);

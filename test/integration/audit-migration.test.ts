@@ -1,12 +1,15 @@
 // Migration 0009 backfills the query columns of events written before it,
-// from their hashed payloads, with the rules appendAudit uses for new ones;
-// the chain verifies afterwards, and the events are found by the new filters.
+// from their hashed payloads, and its trigger fills them for every event
+// inserted after, through appendAudit or any other INSERT; the rules agree
+// with auditIndexFacts (what the converter shows); the chain verifies
+// afterwards, and the events are found by the new filters.
 
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
 import { queryAudit } from "../../server/service/audit-query.js";
-import { appendAudit, type AuditEvent, auditIndexFacts, canonicalJson, chainHash, verifyAudit } from "../../server/storage/audit.js";
+import { appendAudit, type AuditEvent, canonicalJson, chainHash, verifyAudit } from "../../server/storage/audit.js";
+import { auditIndexFacts } from "../../server/storage/audit-query.js";
 import { createPool, type Db, withTransaction } from "../../server/storage/db.js";
 import { loadMigrations, migrate } from "../../server/storage/migrate.js";
 import { pgUrl } from "../helpers/database.js";
@@ -53,6 +56,8 @@ const OLD: AuditEvent[] = [
   ev("revocation.created", { target: "app", id: "app_1", reason: null, cursor: "5" }),
   // Not a revocation: its `id` names nothing the filters know.
   ev("key.rotated", { target: "token", id: "not-a-token", human: 7 }),
+  // Not strings: nothing.
+  ev("revocation.created", { target: "token", id: 42, task_id: ["t"], agent_id: { a: 1 }, token_id: null }),
 ];
 
 it("backfills old events with appendAudit's rules, keeps the chain intact, and new events follow", async () => {
@@ -73,19 +78,32 @@ it("backfills old events with appendAudit's rules, keeps the chain intact, and n
     "SELECT * FROM audit_events ORDER BY seq",
   );
   expect(after.rows.map((r) => r.hash.toString("hex"))).toEqual(before.rows.map((r) => r.hash.toString("hex")));
-  for (const r of after.rows) {
-    const f = auditIndexFacts(r.kind, (JSON.parse(r.payload) as { data: Record<string, unknown> }).data);
-    expect({ task: r.task_id, agent: r.agent_id, human: r.human_principal, token: r.token_id }).toEqual({ task: f.taskId, agent: f.agentId, human: f.human, token: f.tokenId });
-  }
-  expect(after.rows.map((r) => r.token_id)).toEqual([null, "tok-1", null, "tok-1", "tok-root", null, null, null, null]);
-  expect(after.rows.map((r) => r.task_id)).toEqual([null, "task-1", null, null, null, null, "task-9", null, null]);
+  const agree = async () => {
+    const rows = await db!.query<{ kind: string; payload: string; task_id: string | null; agent_id: string | null; human_principal: string | null; token_id: string | null }>(
+      "SELECT * FROM audit_events ORDER BY seq",
+    );
+    for (const r of rows.rows) {
+      const f = auditIndexFacts(r.kind, (JSON.parse(r.payload) as { data: Record<string, unknown> }).data);
+      expect({ task: r.task_id, agent: r.agent_id, human: r.human_principal, token: r.token_id }).toEqual({ task: f.taskId, agent: f.agentId, human: f.human, token: f.tokenId });
+    }
+    return rows.rows;
+  };
+  await agree();
+  expect(after.rows.map((r) => r.token_id)).toEqual([null, "tok-1", null, "tok-1", "tok-root", null, null, null, null, null]);
+  expect(after.rows.map((r) => r.task_id)).toEqual([null, "task-1", null, null, null, null, "task-9", null, null, null]);
 
-  // Written after the migration: same columns from the same rules, one chain.
+  // Written after the migration, through appendAudit and through a plain
+  // INSERT of the chain columns only: the trigger fills the query columns.
   await withTransaction(db, (tx) => appendAudit(tx, [ev("token.issued", { token_id: "tok-2", task_id: "task-1", human: "user:h" })]));
+  await withTransaction(db, (tx) => appendBefore0009(tx as pg.PoolClient, [ev("revocation.created", { target: "agent", id: "spiffe://d/a/t/9", reason: null, cursor: "6" })]));
+  expect((await agree()).slice(-2).map((r) => [r.token_id, r.task_id, r.agent_id, r.human_principal])).toEqual([
+    ["tok-2", "task-1", null, "user:h"],
+    [null, null, "spiffe://d/a/t/9", null],
+  ]);
   expect((await verifyAudit(db)).intact).toBe(true);
   const q = { appId: "", agentId: "", human: "", kinds: [], start: null, end: null, afterSeq: 0n, pageSize: 0, pageToken: "" };
   const byTask = await queryAudit(db, { ...q, taskId: "task-1", tokenId: "" });
-  expect(byTask.events.map((e) => e.seq)).toEqual([2n, 10n]);
+  expect(byTask.events.map((e) => e.seq)).toEqual([2n, 11n]);
   const byToken = await queryAudit(db, { ...q, taskId: "", tokenId: "tok-1" });
   expect(byToken.events.map((e) => e.kind)).toEqual(["token.issued", "revocation.created"]);
 });
