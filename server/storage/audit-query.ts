@@ -9,7 +9,7 @@ const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
 /**
  * The facts ListAuditEvents filters on, from an event's data: the rules of
  * the database function that fills the query columns on insert
- * (baton_audit_facts, migration 0009), for the converter to show what the
+ * (baton_audit_query_columns, migration 0009), for the converter to show what the
  * filters match. A revocation written before its data named the token, agent
  * or task directly says it through `target` and `id`.
  */

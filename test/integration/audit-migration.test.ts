@@ -101,6 +101,9 @@ it("backfills old events with appendAudit's rules, keeps the chain intact, and n
     [null, null, "spiffe://d/a/t/9", null],
   ]);
   expect((await verifyAudit(db)).intact).toBe(true);
+  // A column set by hand is put back to what the payload says.
+  await db.query("UPDATE audit_events SET task_id = 'forged', token_id = NULL WHERE seq = 2");
+  await agree();
   const q = { appId: "", agentId: "", human: "", kinds: [], start: null, end: null, afterSeq: 0n, pageSize: 0, pageToken: "" };
   const byTask = await queryAudit(db, { ...q, taskId: "task-1", tokenId: "" });
   expect(byTask.events.map((e) => e.seq)).toEqual([2n, 11n]);
