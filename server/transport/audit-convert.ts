@@ -35,8 +35,18 @@ function lifetimeOf(kind: string, data: Record<string, unknown>, eventTime: Date
   return undefined;
 }
 
+/** A damaged row (VerifyAuditLog names it) still lists, with what its columns say. */
+function parsed(payload: string): { actor?: unknown; data?: unknown } {
+  try {
+    const p: unknown = JSON.parse(payload);
+    return typeof p === "object" && p !== null ? p : {};
+  } catch {
+    return {};
+  }
+}
+
 export function auditEventToProto(e: ListedAuditEvent): AuditEvent {
-  const payload = JSON.parse(e.payload) as { actor?: unknown; data?: unknown };
+  const payload = parsed(e.payload);
   const data = (typeof payload.data === "object" && payload.data !== null ? payload.data : {}) as Record<string, unknown>;
   // A refusal's `reason` is its ErrorReason: the outcome. Elsewhere `reason` is what a person or resource server gave.
   const refusal = e.kind.endsWith(".refused") && typeof data.outcome !== "string";
@@ -64,6 +74,7 @@ export function auditEventToProto(e: ListedAuditEvent): AuditEvent {
     resourceServerId: text(data.resource_server_id),
     outcome: typeof data.outcome === "string" ? data.outcome : refusal ? text(data.reason) : "ok",
     reason: refusal ? "" : text(data.reason),
-    dataJson: canonicalJson(data),
+    // As stored, whatever its shape.
+    dataJson: canonicalJson(payload.data),
   };
 }
