@@ -37,6 +37,8 @@ const USAGE = `usage:
   baton rs disable RS_ID [--reason TEXT]
   baton key list
   baton key rotate
+  baton audit list [--app ID] [--task ID] [--agent SUB] [--human ID] [--token JTI] [--kind KIND...] [--since TIME] [--until TIME] [--after-seq SEQ] [--limit N]
+  baton audit tail [the same filters] [-n N] [--follow] [--interval MS]
   baton audit verify [EXPORT_FILE...]
   baton audit export [--out FILE] [--after SEQ]
   baton token issue --task TASK --scope SCOPE... --audience AUD... [--ttl SECONDS] [--human ID] [--approval-id ID]

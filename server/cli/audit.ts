@@ -8,6 +8,7 @@ import { envSecret } from "../config.js";
 import { type ChainPoint, exportAudit, verifyAuditExport } from "../storage/audit.js";
 import { createPool } from "../storage/db.js";
 import { runningEmbeddedUrl } from "../storage/embedded.js";
+import { addAuditQueryCommands } from "./audit-query.js";
 import { adminClient, call, integer, printOne } from "./common.js";
 
 /** Writes the stored audit chain (after the anchor, or --after SEQ) as JSON lines: the format of the pruner's export files. */
@@ -48,6 +49,7 @@ async function verifyExportFiles(cmd: Command, files: string[]): Promise<void> {
 
 export function addAuditCommands(program: Command): void {
   const audit = program.command("audit").description("the tamper-evident audit log");
+  addAuditQueryCommands(audit);
 
   audit
     .command("verify")

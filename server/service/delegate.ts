@@ -42,25 +42,33 @@ export class Delegator {
   async delegate(caller: Principal, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
     if (caller.kind !== "agent") throw new NotPermittedError("only an agent may delegate, with its own token");
     const parent = caller.claims;
+    // What was asked, as far as it passed validation: the refusal's event says it.
+    const asked: Record<string, unknown> = {};
     try {
-      return await this.delegateFrom(caller, parent, input, ctx);
+      return await this.delegateFrom(caller, parent, input, ctx, asked);
     } catch (err) {
       // UNAVAILABLE is no decision to record, and its audit row would wait on
       // the failing database; APPROVAL_REQUIRED has its approval.requested.
       if (err instanceof BatonError && err.reason !== "UNAVAILABLE" && err.reason !== "APPROVAL_REQUIRED") {
         const lineage = [...parent.lineage, { tokenId: parent.tokenId, agentId: parent.agentId }];
         await this.minter.refused("delegation.refused", parent.appId, caller, err, ctx, {
+          // The requesting agent; no child was made.
+          agent_id: parent.agentId,
+          task_id: parent.taskId,
+          orchestration_id: parent.orchestrationId,
+          human: parent.humanPrincipal,
           lineage: lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+          ...asked,
         });
       }
       throw err;
     }
   }
 
-  private async delegateFrom(caller: Principal, parent: TokenClaims, input: DelegateInput, ctx: RequestContext): Promise<IssuedToken> {
+  private async delegateFrom(caller: Principal, parent: TokenClaims, input: DelegateInput, ctx: RequestContext, asked: Record<string, unknown>): Promise<IssuedToken> {
     const settings = this.minter.settings;
-    const scopes = requireScopes("scopes", input.scopes);
-    const audiences = input.audiences.length === 0 ? [...parent.audiences] : requireAudiences("audiences", input.audiences);
+    const scopes = (asked.scopes = requireScopes("scopes", input.scopes));
+    const audiences = (asked.audiences = input.audiences.length === 0 ? [...parent.audiences] : requireAudiences("audiences", input.audiences));
     const agentKey = input.agentPublicKeyJwk === "" ? null : await parseAgentKey(input.agentPublicKeyJwk);
     const app = await this.findApp(parent.appId);
     if (!app) throw new NotPermittedError("the token's app no longer exists");

@@ -44,23 +44,25 @@ export class Issuer {
   async issue(caller: Principal, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
     if (caller.kind !== "app") throw new NotPermittedError("only an app may issue tokens");
     const app = caller.app;
+    // What was asked, as far as it passed validation: the refusal's event says it.
+    const asked: Record<string, unknown> = {};
     try {
-      return await this.issueFor(caller, app, input, ctx);
+      return await this.issueFor(caller, app, input, ctx, asked);
     } catch (err) {
       // UNAVAILABLE is no decision to record, and its audit row would wait on
       // the failing database; APPROVAL_REQUIRED has its approval.requested.
-      if (err instanceof BatonError && err.reason !== "UNAVAILABLE" && err.reason !== "APPROVAL_REQUIRED") await this.minter.refused("issue.refused", app.appId, caller, err, ctx);
+      if (err instanceof BatonError && err.reason !== "UNAVAILABLE" && err.reason !== "APPROVAL_REQUIRED") await this.minter.refused("issue.refused", app.appId, caller, err, ctx, asked);
       throw err;
     }
   }
 
-  private async issueFor(caller: Principal, app: AppRecord, input: IssueInput, ctx: RequestContext): Promise<IssuedToken> {
+  private async issueFor(caller: Principal, app: AppRecord, input: IssueInput, ctx: RequestContext, asked: Record<string, unknown>): Promise<IssuedToken> {
     const settings = this.minter.settings;
-    const taskId = requireTaskId("task_id", input.taskId);
-    const orchestrationId = optionalTaskId("orchestration_id", input.orchestrationId);
-    const humanPrincipal = optionalText("human_principal", input.humanPrincipal, MAX_HUMAN_LENGTH);
-    const scopes = requireScopes("scopes", input.scopes);
-    const audiences = requireAudiences("audiences", input.audiences);
+    const taskId = (asked.task_id = requireTaskId("task_id", input.taskId));
+    const orchestrationId = (asked.orchestration_id = optionalTaskId("orchestration_id", input.orchestrationId));
+    const humanPrincipal = (asked.human = optionalText("human_principal", input.humanPrincipal, MAX_HUMAN_LENGTH));
+    const scopes = (asked.scopes = requireScopes("scopes", input.scopes));
+    const audiences = (asked.audiences = requireAudiences("audiences", input.audiences));
     const agentKey = input.agentPublicKeyJwk === "" ? null : await parseAgentKey(input.agentPublicKeyJwk);
 
     const excess = uncoveredScopes(app.scopeCeiling, scopes);

@@ -104,6 +104,7 @@ export class Minter {
         scopes: claims.scopes,
         audiences: claims.audiences,
         expire_time: new Date(claims.expiresAtMs).toISOString(),
+        ttl_seconds: (claims.expiresAtMs - claims.notBeforeMs) / 1000,
         key_bound: claims.keyThumbprint !== null,
         ttl_clamped: how.ttlClamped,
         ...(claims.approval ? { approval_id: claims.approval.approvalId } : {}),

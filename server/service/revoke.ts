@@ -41,9 +41,14 @@ export interface RevokeSettings {
 /** The most targets one revokeMany call may name (documented in broker.proto). */
 export const MAX_BULK_REVOCATIONS = 1000;
 
+/** A revocation to store, and what its audit event says of the token it names (task, agent, human). */
+interface ResolvedRevocation extends NewRevocation {
+  readonly about: Readonly<Record<string, unknown>>;
+}
+
 /** One call's revocations: stored together, in order, in one transaction. */
 interface RevocationWrite {
-  readonly revocations: readonly NewRevocation[];
+  readonly revocations: readonly ResolvedRevocation[];
   readonly actor: string;
   readonly requestId: string;
   readonly nowMs: number;
@@ -77,7 +82,7 @@ export class Revoker {
     if (inputs.length === 0) throw new InvalidRequestError("targets", "at least one target is required");
     if (inputs.length > MAX_BULK_REVOCATIONS) throw new InvalidRequestError("targets", `at most ${MAX_BULK_REVOCATIONS} targets per call`);
     const nowMs = this.settings.now();
-    const resolved: NewRevocation[] = [];
+    const resolved: ResolvedRevocation[] = [];
     for (const [i, input] of inputs.entries()) {
       try {
         resolved.push(await this.resolve(caller, input, nowMs));
@@ -89,13 +94,14 @@ export class Revoker {
     return this.store(caller, resolved, ctx, nowMs);
   }
 
-  private async resolve(caller: Principal, input: RevokeInput, nowMs: number): Promise<NewRevocation> {
+  private async resolve(caller: Principal, input: RevokeInput, nowMs: number): Promise<ResolvedRevocation> {
     if (input.target === null) throw new InvalidRequestError("target", "a revocation target is required");
     const reason = optionalText("reason", input.reason, MAX_REASON_LENGTH);
-    return { revocation: await this.resolveTarget(caller, input, nowMs), reason };
+    const { revocation, about } = await this.resolveTarget(caller, input, nowMs);
+    return { revocation, reason, about };
   }
 
-  private async store(caller: Principal, revocations: readonly NewRevocation[], ctx: RequestContext, nowMs: number): Promise<StoredRevocation[]> {
+  private async store(caller: Principal, revocations: readonly ResolvedRevocation[], ctx: RequestContext, nowMs: number): Promise<StoredRevocation[]> {
     const stored = await this.writer.submit({ revocations, actor: actorOf(caller), requestId: ctx.requestId, nowMs });
     for (const r of stored) this.revocations.add(r);
     return stored;
@@ -120,7 +126,18 @@ export class Revoker {
             appId: r.appId,
             requestId: w.requestId,
             actor: w.actor,
-            data: { target: r.target, id: r.id, reason: w.revocations[j]!.reason, cursor: r.cursor.toString() },
+            data: {
+              target: r.target,
+              id: r.id,
+              // The target again under the keys every event uses, so a query by token, agent or task finds it.
+              token_id: r.target === "token" || r.target === "chain" ? r.id : undefined,
+              agent_id: r.target === "agent" ? r.id : undefined,
+              task_id: r.target === "task" ? r.id : undefined,
+              ...w.revocations[j]!.about,
+              audiences: r.audiences,
+              reason: w.revocations[j]!.reason,
+              cursor: r.cursor.toString(),
+            },
           })),
         ),
       );
@@ -132,7 +149,11 @@ export class Revoker {
    * Checks the caller may revoke the target and works out what it kills,
    * until when, and for which audiences (what the stream filters on).
    */
-  private async resolveTarget(caller: Principal, input: RevokeInput, nowMs: number): Promise<Omit<StoredRevocation, "cursor">> {
+  private async resolveTarget(
+    caller: Principal,
+    input: RevokeInput,
+    nowMs: number,
+  ): Promise<{ revocation: Omit<StoredRevocation, "cursor">; about: Record<string, unknown> }> {
     const margin = this.settings.revocationMarginMs;
     const target = input.target!;
     if (caller.kind === "agent") {
@@ -141,7 +162,15 @@ export class Revoker {
         throw new NotPermittedError("an agent may only release its own token");
       }
       const c = caller.claims;
-      return { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + margin, audiences: c.audiences };
+      return {
+        revocation: { target: "token", id: c.tokenId, appId: c.appId, revokedAtMs: nowMs, expiresAtMs: c.expiresAtMs + margin, audiences: c.audiences },
+        about: {
+          task_id: c.taskId,
+          agent_id: c.agentId,
+          human: c.humanPrincipal,
+          lineage: c.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+        },
+      };
     }
     const ownApp = caller.kind === "app" ? caller.app.appId : null;
     // One refusal, NotFoundError(target), whether the id does not exist or
@@ -157,21 +186,29 @@ export class Revoker {
         const g = await getGrant(this.db, input.id);
         if (!g) throw new NotFoundError(target);
         mayTouch(g.appId);
+        // The task and human are the whole chain's; the agent is the named token's.
+        const about = { task_id: g.taskId, human: g.humanPrincipal, agent_id: target === "token" ? g.agentId : undefined };
         if (target === "token") {
           // Descendants' audiences are within the token's own.
-          return { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + margin, audiences: g.audiences };
+          return {
+            revocation: { target, id: g.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: g.expireTime.getTime() + margin, audiences: g.audiences },
+            about,
+          };
         }
         // A chain is stored as its root; nothing below the root outlives it.
         const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
         if (!root) throw new NotFoundError(target);
-        return { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + margin, audiences: root.audiences };
+        return {
+          revocation: { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + margin, audiences: root.audiences },
+          about,
+        };
       }
       case "agent": {
         const span = await agentGrantSpan(this.db, input.id);
         if (!span) throw new NotFoundError("agent");
         mayTouch(span.appId);
         const audiences = await audiencesOfAgent(this.db, input.id);
-        return { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + margin, audiences };
+        return { revocation: { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + margin, audiences }, about: {} };
       }
       case "task": {
         const appId = input.appId || ownApp;
@@ -180,12 +217,18 @@ export class Revoker {
         const app = await this.appOf(this.db, appId, target);
         mayTouch(app.appId);
         // Every live token of the app fits its audience list (narrowing it revokes what does not).
-        return { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences };
+        return {
+          revocation: { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences },
+          about: {},
+        };
       }
       case "app": {
         const app = await this.appOf(this.db, input.id, target);
         mayTouch(app.appId);
-        return { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences };
+        return {
+          revocation: { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences },
+          about: {},
+        };
       }
     }
   }

@@ -31,6 +31,7 @@ import { sourceKey } from "../service/rate-limits.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { verifyAudit } from "../storage/audit.js";
+import { queryAudit } from "../service/audit-query.js";
 import type { Db } from "../storage/db.js";
 import { AdminServiceService, type AdminServiceServer } from "../gen/baton/v1/admin.js";
 import {
@@ -46,6 +47,7 @@ import {
   StreamRevocationsResponse,
 } from "../gen/baton/v1/broker.js";
 import type { RevocationStreams, StreamEvent, StreamSink } from "../service/revocation-streams.js";
+import { auditEventToProto } from "./audit-convert.js";
 import { credentialsFrom } from "./auth.js";
 import {
   appToProto,
@@ -606,9 +608,22 @@ export class GrpcServer {
         const r = await verifyAudit(db);
         return { intact: r.intact, eventCount: r.eventCount, firstBrokenSeq: Number(r.firstBrokenSeq) };
       }),
-      // ISSUE-8 PLACEHOLDERS: replaced by the audit-query and approvals work (issue 8); none may remain on main.
-      listAuditEvents: this.unary("AdminService", "ListAuditEvents", async () => {
-        throw new NotImplementedError("ListAuditEvents");
+      listAuditEvents: this.unary("AdminService", "ListAuditEvents", async (req, ctx) => {
+        await operator(ctx);
+        const page = await queryAudit(db, {
+          appId: req.appId,
+          taskId: req.taskId,
+          agentId: req.agentId,
+          human: req.humanPrincipal,
+          tokenId: req.tokenId,
+          kinds: req.kinds,
+          start: req.startTime ?? null,
+          end: req.endTime ?? null,
+          afterSeq: BigInt(req.afterSeq),
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        });
+        return { events: page.events.map(auditEventToProto), nextPageToken: page.nextPageToken };
       }),
       createApprover: this.unary("AdminService", "CreateApprover", async (req, ctx) => {
         await operator(ctx);

@@ -5,6 +5,7 @@ import (
 	"iter"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/baton-dev/baton/sdk/go/batonv1"
 )
@@ -13,7 +14,7 @@ import (
 // The embedded AdminServiceClient's methods (CreateApp, GetApp, ListApps,
 // UpdateApp, DisableApp, RotateAppSecret, CreateResourceServer,
 // ListResourceServers, DisableResourceServer, ListSigningKeys,
-// RotateSigningKey, VerifyAuditLog) get the same treatment as a [Client]'s:
+// RotateSigningKey, VerifyAuditLog, ListAuditEvents) get the same treatment as a [Client]'s:
 // the credentials given to [DialAdmin], [DefaultTimeout] (or [WithTimeout])
 // as deadline when the context has none, and errors as [*Error]. Every
 // admin call needs the operator credential; anything else is refused
@@ -80,11 +81,40 @@ func (c *AdminClient) AllResourceServers(ctx context.Context, pageSize uint32) i
 	})
 }
 
+// AllAuditEvents iterates over every audit event matching filter, oldest
+// first, calling ListAuditEvents page by page with filter's fields (its
+// PageSize per call, 0 letting the broker choose; its PageToken, if set,
+// where to resume). filter is not modified; nil matches every event. The
+// iteration stops at the first error, which it yields with a nil event.
+//
+//	filter := &batonv1.ListAuditEventsRequest{TaskId: "visit-77", Kinds: []string{"token.issued"}}
+//	for event, err := range admin.AllAuditEvents(ctx, filter) {
+//		if err != nil { ... }
+//		...
+//	}
+func (c *AdminClient) AllAuditEvents(ctx context.Context, filter *batonv1.ListAuditEventsRequest) iter.Seq2[*batonv1.AuditEvent, error] {
+	req := &batonv1.ListAuditEventsRequest{}
+	if filter != nil {
+		req = proto.Clone(filter).(*batonv1.ListAuditEventsRequest)
+	}
+	first := req.GetPageToken()
+	return paginateFrom(first, func(token string) ([]*batonv1.AuditEvent, string, error) {
+		req.PageToken = token
+		r, err := c.ListAuditEvents(ctx, req)
+		return r.GetEvents(), r.GetNextPageToken(), err
+	})
+}
+
 // paginate yields the items of page after page until a page has no next
 // page token.
 func paginate[T any](page func(token string) ([]T, string, error)) iter.Seq2[T, error] {
+	return paginateFrom("", page)
+}
+
+// paginateFrom is paginate starting at the page of token.
+func paginateFrom[T any](token string, page func(token string) ([]T, string, error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		token := ""
+		token := token
 		for {
 			items, next, err := page(token)
 			if err != nil {

@@ -11,6 +11,7 @@ import {
   type App,
   type ApprovalRule,
   type Approver,
+  type AuditEvent,
   type ResourceServer,
   type SigningKey,
   type VerifyAuditLogResponse,
@@ -86,6 +87,28 @@ export interface PageRequest {
   readonly pageSize?: number;
   /** The `nextPageToken` of the previous page; the first page when unset. */
   readonly pageToken?: string;
+}
+
+/** A ListAuditEvents query: filters combine with AND; an unset filter matches everything. */
+export interface AuditEventFilter {
+  /** Only this app's events. */
+  readonly appId?: string;
+  /** Only this task's events. */
+  readonly taskId?: string;
+  /** Only events about this agent (`sub`). */
+  readonly agentId?: string;
+  /** Only events for this human principal. */
+  readonly humanPrincipal?: string;
+  /** Only events about this token (`jti`). */
+  readonly tokenId?: string;
+  /** Only events of these kinds, e.g. `token.issued`. */
+  readonly kinds?: readonly string[];
+  /** Only events at or after this time. */
+  readonly startTime?: Date;
+  /** Only events before this time. */
+  readonly endTime?: Date;
+  /** Only events with a sequence number above this one (to follow the trail: the last `seq` seen). */
+  readonly afterSeq?: number;
 }
 
 /** A new app and its secret (shown once). */
@@ -331,6 +354,34 @@ export class AdminClient {
     return present(res.approver, "approver");
   }
 
+  /**
+   * One page of audit events, oldest first; `nextPageToken` is empty on the
+   * last. A page token continues only the query it came from (the same
+   * filters). See {@link allAuditEvents} to walk every page.
+   */
+  async listAuditEvents(
+    operator: OperatorCredentials,
+    filter: AuditEventFilter = {},
+    page: PageRequest = {},
+    options?: CallOptions,
+  ): Promise<{ events: AuditEvent[]; nextPageToken: string }> {
+    const req = { ...auditFilterOf(filter), ...pageOf(page) };
+    const res = await this.#unary(this.#client.listAuditEvents, req, operatorMetadata(operator), options);
+    return { events: res.events, nextPageToken: res.nextPageToken };
+  }
+
+  /** Every audit event matching `filter`, oldest first, page after page. */
+  async *allAuditEvents(
+    operator: OperatorCredentials,
+    filter: AuditEventFilter = {},
+    page: Omit<PageRequest, "pageToken"> = {},
+    options?: CallOptions,
+  ): AsyncGenerator<AuditEvent> {
+    yield* paginate((pageToken) =>
+      this.listAuditEvents(operator, filter, { ...page, pageToken }, options).then((r) => ({ items: r.events, next: r.nextPageToken })),
+    );
+  }
+
   /** Closes the channel; calls in flight fail with CANCELLED. */
   close(): void {
     this.#client.close();
@@ -406,6 +457,28 @@ function policyOf(value: unknown, name: string): ApprovalRule[] {
 function pageOf(page: PageRequest): { pageSize: number; pageToken: string } {
   requiredObject(page, "page");
   return { pageSize: optionalUint32(page.pageSize, "page.pageSize") ?? 0, pageToken: optionalString(page.pageToken, "page.pageToken") };
+}
+
+function optionalDate(value: unknown, name: string): Date | undefined {
+  if (value === undefined || (value instanceof Date && !Number.isNaN(value.getTime()))) return value;
+  throw new TypeError(`${name} must be a valid Date`);
+}
+
+function auditFilterOf(filter: AuditEventFilter) {
+  requiredObject(filter, "filter");
+  const afterSeq = optionalNumber(filter.afterSeq, "filter.afterSeq") ?? 0;
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new TypeError(`filter.afterSeq must be a whole number from 0, not ${afterSeq}`);
+  return {
+    appId: optionalString(filter.appId, "filter.appId"),
+    taskId: optionalString(filter.taskId, "filter.taskId"),
+    agentId: optionalString(filter.agentId, "filter.agentId"),
+    humanPrincipal: optionalString(filter.humanPrincipal, "filter.humanPrincipal"),
+    tokenId: optionalString(filter.tokenId, "filter.tokenId"),
+    kinds: optionalStringList(filter.kinds, "filter.kinds"),
+    startTime: optionalDate(filter.startTime, "filter.startTime"),
+    endTime: optionalDate(filter.endTime, "filter.endTime"),
+    afterSeq,
+  };
 }
 
 /** The most pages a walk follows: a broker handing back its own token forever must not loop the caller forever. */

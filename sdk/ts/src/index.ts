@@ -31,6 +31,7 @@ export {
   type CreateApproverRequest,
   type CreatedApprover,
   type ScopeClassName,
+  type AuditEventFilter,
   type CreateAppRequest,
   type CreateResourceServerRequest,
   type CreatedApp,
@@ -83,7 +84,7 @@ export {
   type HttpAuthOptions,
 } from "./middleware.js";
 export { ErrorReason } from "./gen/baton/v1/errors.js";
-export { ScopeClass, SigningKeyState, type ApprovalRule, type Approver, type App, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
+export { ScopeClass, SigningKeyState, type ApprovalRule, type Approver, type App, type AuditEvent, type ResourceServer, type SigningKey, type VerifyAuditLogResponse } from "./gen/baton/v1/admin.js";
 export {
   BrokerServiceClient,
   RevocationTarget,

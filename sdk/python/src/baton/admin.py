@@ -330,6 +330,119 @@ class AdminClient:
         request = admin_pb2.DisableApproverRequest(approver_id=approver_id, reason=reason)
         return self._call(self._stub.DisableApprover, request, timeout)
 
+    def list_audit_events(
+        self,
+        *,
+        app_id: str = "",
+        task_id: str = "",
+        agent_id: str = "",
+        human_principal: str = "",
+        token_id: str = "",
+        kinds: Sequence[str] = (),
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+        after_seq: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> admin_pb2.ListAuditEventsResponse:
+        """One page of audit events, oldest first (see :meth:`iter_audit_events`).
+
+        Filters combine with AND; an unset one matches everything.
+
+        Args:
+            app_id: Only this app's events.
+            task_id: Only this task's events.
+            agent_id: Only events about this agent (``sub``).
+            human_principal: Only events for this human.
+            token_id: Only events about this token (``jti``).
+            kinds: Only events of these kinds, e.g. ``["token.issued"]``.
+            start_time: Only events at or after this (timezone-aware) time.
+            end_time: Only events before this (timezone-aware) time.
+            after_seq: Only events after this sequence number (to follow
+                the trail: the last ``seq`` seen).
+            page_size: At most this many; 0 for the broker's default (100).
+            page_token: The previous page's ``next_page_token``, with the
+                same filters (other filters: ``INVALID_REQUEST``).
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Raises:
+            TypeError: When a filter has the wrong type, ``kinds`` is a single
+                string, or a time is not a ``datetime`` (nothing is sent).
+            ValueError: When a time has no timezone, or ``after_seq`` or
+                ``page_size`` is negative (nothing is sent).
+        """
+        request = admin_pb2.ListAuditEventsRequest(
+            app_id=_text(app_id, "app_id"),
+            task_id=_text(task_id, "task_id"),
+            agent_id=_text(agent_id, "agent_id"),
+            human_principal=_text(human_principal, "human_principal"),
+            token_id=_text(token_id, "token_id"),
+            kinds=string_list(kinds, "kinds"),
+            start_time=_aware(start_time, "start_time"),
+            end_time=_aware(end_time, "end_time"),
+            after_seq=_whole(after_seq, "after_seq"),
+            page_size=_whole(page_size, "page_size"),
+            page_token=_text(page_token, "page_token"),
+        )
+        return self._call(self._stub.ListAuditEvents, request, timeout)
+
+    def iter_audit_events(
+        self,
+        *,
+        app_id: str = "",
+        task_id: str = "",
+        agent_id: str = "",
+        human_principal: str = "",
+        token_id: str = "",
+        kinds: Sequence[str] = (),
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+        after_seq: int = 0,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[admin_pb2.AuditEvent]:
+        """Every matching audit event, oldest first, a page at a time as the
+        iteration goes. The filters are those of :meth:`list_audit_events`,
+        checked before the first call."""
+        # Checked here, not at the first next(): a bad argument fails where it is given.
+        for name, value in (
+            ("app_id", app_id),
+            ("task_id", task_id),
+            ("agent_id", agent_id),
+            ("human_principal", human_principal),
+            ("token_id", token_id),
+        ):
+            _text(value, name)
+        self._check_audit_filters(kinds, start_time, end_time, after_seq, page_size)
+        return _pages(
+            lambda token: self.list_audit_events(
+                app_id=app_id,
+                task_id=task_id,
+                agent_id=agent_id,
+                human_principal=human_principal,
+                token_id=token_id,
+                kinds=kinds,
+                start_time=start_time,
+                end_time=end_time,
+                after_seq=after_seq,
+                page_size=page_size,
+                page_token=token,
+                timeout=timeout,
+            ),
+            lambda page: page.events,
+        )
+
+    @staticmethod
+    def _check_audit_filters(
+        kinds: Any, start_time: Any, end_time: Any, after_seq: Any, page_size: Any
+    ) -> None:
+        string_list(kinds, "kinds")
+        _aware(start_time, "start_time")
+        _aware(end_time, "end_time")
+        _whole(after_seq, "after_seq")
+        _whole(page_size, "page_size")
+
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         self._channel.close()
@@ -353,6 +466,31 @@ class AdminClient:
 
     def _call(self, method: Callable[..., _Response], request: Any, timeout: float | None) -> _Response:
         return call(method, request, self._timeout if timeout is None else timeout, self._metadata)
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} is a string, not {type(value).__name__}")
+    return value
+
+
+def _aware(value: Any, name: str) -> datetime.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"{name} is a datetime.datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        # A naive time would be read as UTC, which is rarely what was meant.
+        raise ValueError(f"{name} must be timezone-aware")
+    return value
+
+
+def _whole(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} is an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
 
 
 _Page = TypeVar("_Page")
