@@ -21,6 +21,8 @@ const appDetail = (a: App | undefined): Row => ({
   max_delegation_depth: a?.maxDelegationDepth,
   rate_limit_per_second: a?.rateLimitPerSecond,
   rate_limit_burst: a?.rateLimitBurst,
+  // null: the broker's default (BATON_MAX_TASK_SECONDS).
+  max_task_seconds: a?.maxTaskLifetime ? Number(a.maxTaskLifetime.seconds) : null,
   create_time: a?.createTime?.toISOString(),
   update_time: a?.updateTime?.toISOString(),
 });
@@ -40,6 +42,7 @@ interface LimitFlags {
   maxDepth?: number;
   rateLimit?: number;
   burst?: number;
+  maxTaskSeconds?: number;
 }
 
 const withLimitOptions = (cmd: Command): Command =>
@@ -47,7 +50,8 @@ const withLimitOptions = (cmd: Command): Command =>
     .option("--max-ttl <seconds>", "longest token lifetime", integer(1))
     .option("--max-depth <n>", "deepest delegation", integer(0, U32))
     .option("--rate-limit <per-second>", "requests per second per replica (0: the broker's default)", integer(0, U32))
-    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32));
+    .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32))
+    .option("--max-task-seconds <seconds>", "how long a task may keep renewing its tokens (up to 30 days)", integer(1, 2_592_000));
 
 export function addAdminCommands(program: Command): void {
   const app = program.command("app").description("manage apps (the operator credential)");
@@ -69,7 +73,8 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth ?? 0,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
-        approvalPolicy: [], maxTaskLifetime: undefined,
+        approvalPolicy: [],
+        maxTaskLifetime: o.maxTaskSeconds !== undefined ? { seconds: o.maxTaskSeconds, nanos: 0 } : undefined,
       }, md);
       printOne(cmd, { app_id: res.app?.appId, client_secret: res.clientSecret, note: "the client secret is shown only now" });
     });
@@ -120,7 +125,8 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
-        approvalPolicy: [], maxTaskLifetime: undefined, updateApprovalPolicy: false,
+        approvalPolicy: [], updateApprovalPolicy: false,
+        maxTaskLifetime: o.maxTaskSeconds !== undefined ? { seconds: o.maxTaskSeconds, nanos: 0 } : undefined,
       }, md);
       printOne(cmd, { ...appDetail(res.app), revoked_token_count: res.revokedTokenCount });
     });

@@ -29,6 +29,8 @@ export interface TokenClaims {
   readonly rootIssuedAtMs: number;
   /** RFC 7638 thumbprint of the bound key, or null. */
   readonly keyThumbprint: string | null;
+  /** The token this one replaced through Renew (`rnw`); absent for an issued or delegated token. */
+  readonly renewedFromTokenId?: string | null;
 }
 
 /** The id of the root token of the chain a token belongs to. */

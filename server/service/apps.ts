@@ -33,6 +33,8 @@ export interface CreateAppInput {
   readonly ratePerSecond: number;
   /** 0: the broker's default burst. */
   readonly rateBurst: number;
+  /** null: the broker's default task lifetime maximum. */
+  readonly maxTaskSeconds?: number | null;
 }
 
 export interface UpdateAppInput {
@@ -45,6 +47,8 @@ export interface UpdateAppInput {
   /** 0: back to the broker's default. */
   readonly ratePerSecond: number | null;
   readonly rateBurst: number | null;
+  /** null: unchanged. */
+  readonly maxTaskSeconds?: number | null;
 }
 
 function checkTtl(seconds: number): number {
@@ -59,6 +63,20 @@ function checkDepth(depth: number): number {
     throw new InvalidRequestError("max_delegation_depth", `must be from 0 to ${MAX_DELEGATION_DEPTH}`);
   }
   return depth;
+}
+
+/** The longest task lifetime maximum an app may set: 30 days. */
+export const MAX_TASK_SECONDS = 30 * 86_400;
+
+/**
+ * Whole seconds from 1 to 30 days. Lowering it revokes nothing: tokens keep
+ * the expiry they were minted with, and the next Renew uses the new value.
+ */
+function checkTaskSeconds(seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_TASK_SECONDS) {
+    throw new InvalidRequestError("max_task_lifetime", `must be a whole number of seconds from 1 to ${MAX_TASK_SECONDS}`);
+  }
+  return seconds;
 }
 
 export const MAX_APP_RATE = 1_000_000;
@@ -87,6 +105,7 @@ export class AppAdmin {
     const maxDelegationDepth = input.maxDelegationDepth === 0 ? DEFAULT_DELEGATION_DEPTH : checkDepth(input.maxDelegationDepth);
     const ratePerSecond = checkRate("rate_limit_per_second", input.ratePerSecond);
     const rateBurst = checkRate("rate_limit_burst", input.rateBurst);
+    const maxTaskSeconds = input.maxTaskSeconds == null ? null : checkTaskSeconds(input.maxTaskSeconds);
     const clientSecret = newClientSecret();
     const t = new Date(this.now());
     const app: AppRecord = {
@@ -102,10 +121,11 @@ export class AppAdmin {
       updateTime: t,
       ratePerSecond,
       rateBurst,
+      maxTaskSeconds,
     };
     await withTransaction(this.db, async (tx) => {
       if (!(await insertApp(tx, app))) throw new AlreadyExistsError("app", "name");
-      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst });
+      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst, max_task_seconds: maxTaskSeconds });
     });
     await this.onChange(app.appId);
     return { app, clientSecret };
@@ -132,6 +152,7 @@ export class AppAdmin {
     const depth = input.maxDelegationDepth === null ? null : checkDepth(input.maxDelegationDepth);
     const ratePerSecond = input.ratePerSecond === null ? null : checkRate("rate_limit_per_second", input.ratePerSecond);
     const rateBurst = input.rateBurst === null ? null : checkRate("rate_limit_burst", input.rateBurst);
+    const maxTaskSeconds = input.maxTaskSeconds == null ? null : checkTaskSeconds(input.maxTaskSeconds);
     if (!APP_ID.test(input.appId)) throw new NotFoundError("app");
     const nowMs = this.now();
     const { app, revoked } = await withTransaction(this.db, async (tx) => {
@@ -146,6 +167,7 @@ export class AppAdmin {
         maxDelegationDepth: depth ?? old.maxDelegationDepth,
         ratePerSecond: ratePerSecond ?? old.ratePerSecond,
         rateBurst: rateBurst ?? old.rateBurst,
+        maxTaskSeconds: maxTaskSeconds ?? old.maxTaskSeconds,
         updateTime: new Date(nowMs),
       };
       if (!(await updateApp(tx, app))) throw new AlreadyExistsError("app", "name");
@@ -173,6 +195,7 @@ export class AppAdmin {
         max_delegation_depth: app.maxDelegationDepth,
         rate_per_second: app.ratePerSecond,
         rate_burst: app.rateBurst,
+        max_task_seconds: app.maxTaskSeconds,
         revoked_token_ids: revoked.map((r) => r.id),
       });
       return { app, revoked };

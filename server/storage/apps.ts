@@ -25,6 +25,8 @@ export interface AppRecord {
   readonly ratePerSecond: number;
   /** The app's own burst; 0: the broker's default. */
   readonly rateBurst: number;
+  /** How long a task may keep renewing its tokens, from its first token; null: the broker's default. */
+  readonly maxTaskSeconds: number | null;
 }
 
 interface Row {
@@ -40,10 +42,11 @@ interface Row {
   update_time: Date;
   rate_per_second: number;
   rate_burst: number;
+  max_task_seconds: number | null;
 }
 
 const COLUMNS =
-  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time, rate_per_second, rate_burst";
+  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time, rate_per_second, rate_burst, max_task_seconds";
 
 function fromRow(r: Row): AppRecord {
   return {
@@ -59,14 +62,15 @@ function fromRow(r: Row): AppRecord {
     updateTime: r.update_time,
     ratePerSecond: r.rate_per_second,
     rateBurst: r.rate_burst,
+    maxTaskSeconds: r.max_task_seconds,
   };
 }
 
 /** Inserts an app; returns false when the name is taken. */
 export async function insertApp(db: Queryable, a: AppRecord): Promise<boolean> {
   const res = await db.query(
-    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (name) DO NOTHING`,
-    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime, a.ratePerSecond, a.rateBurst],
+    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (name) DO NOTHING`,
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime, a.ratePerSecond, a.rateBurst, a.maxTaskSeconds],
   );
   if (res.rowCount !== 1) return false;
   await notifyPrincipalChanged(db, a.appId);
@@ -88,9 +92,10 @@ export async function listApps(db: Queryable, afterId: string, limit: number): P
 export async function updateApp(db: Queryable, a: AppRecord): Promise<boolean> {
   const res = await db.query(
     `UPDATE apps SET name = $2, secret_hash = $3, scope_ceiling = $4, audiences = $5, max_ttl_seconds = $6,
-       max_delegation_depth = $7, disabled = $8, update_time = $9, rate_per_second = $10, rate_burst = $11
+       max_delegation_depth = $7, disabled = $8, update_time = $9, rate_per_second = $10, rate_burst = $11,
+       max_task_seconds = $12
      WHERE app_id = $1 AND NOT EXISTS (SELECT 1 FROM apps o WHERE o.name = $2 AND o.app_id <> $1)`,
-    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime, a.ratePerSecond, a.rateBurst],
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime, a.ratePerSecond, a.rateBurst, a.maxTaskSeconds],
   );
   if (res.rowCount !== 1) return false;
   await notifyPrincipalChanged(db, a.appId);

@@ -64,7 +64,7 @@ export function claimsToProto(c: DomainClaims): TokenClaims {
     depth: c.lineage.length,
     keyThumbprint: c.keyThumbprint ?? "",
     approval: undefined,
-    renewedFromTokenId: "",
+    renewedFromTokenId: c.renewedFromTokenId ?? "",
   };
 }
 
@@ -158,7 +158,8 @@ export function appToProto(a: AppRecord): App {
     updateTime: a.updateTime,
     rateLimitPerSecond: a.ratePerSecond,
     rateLimitBurst: a.rateBurst,
-    approvalPolicy: [], maxTaskLifetime: undefined,
+    approvalPolicy: [],
+    maxTaskLifetime: a.maxTaskSeconds === null ? undefined : seconds(a.maxTaskSeconds),
   };
 }
 

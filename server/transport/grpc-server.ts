@@ -18,6 +18,7 @@ import { asParentRefusal, InvalidRequestError, NotImplementedError, ShuttingDown
 import type { AppAdmin } from "../service/apps.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
+import type { Renewer } from "../service/renew.js";
 import type { Issuer } from "../service/issue.js";
 import type { ResourceServerAdmin } from "../service/resource-servers.js";
 import type { Revoker } from "../service/revoke.js";
@@ -223,6 +224,7 @@ export interface GrpcDeps {
   readonly auth: Authentication;
   readonly issuer: Issuer;
   readonly delegator: Delegator;
+  readonly renewer: Renewer;
   readonly validator: Validator;
   readonly revoker: Revoker;
   readonly apps: AppAdmin;
@@ -367,7 +369,7 @@ export class GrpcServer {
   }
 
   private brokerHandlers(): BrokerServiceServer {
-    const { issuer, delegator, validator, revoker, keys, metrics } = this.deps;
+    const { issuer, delegator, renewer, validator, revoker, keys, metrics } = this.deps;
     return {
       issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
         const caller = await ctx.caller(["app"], true);
@@ -420,10 +422,14 @@ export class GrpcServer {
       }),
       streamRevocations: (call) => this.streamRevocations(call),
       getKeySet: this.unary("BrokerService", "GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
-      // ISSUE-8 PLACEHOLDERS: replaced by the renewal and access-report work (issue 8); none may remain on main.
-      renew: this.unary("BrokerService", "Renew", async () => {
-        throw new NotImplementedError("Renew");
+      renew: this.unary("BrokerService", "Renew", async (req, ctx) => {
+        const caller = await ctx.caller(["agent"], true);
+        const r = await renewer.renew(caller, { ttlSeconds: durationSeconds("ttl", req.ttl), allowTtlClamp: req.allowTtlClamp }, ctx);
+        metrics.tokenIssued("renew");
+        metrics.revoked("token");
+        return issuedToProto(r);
       }),
+      // ISSUE-8 PLACEHOLDERS: replaced by the renewal and access-report work (issue 8); none may remain on main.
       reportAccess: this.unary("BrokerService", "ReportAccess", async () => {
         throw new NotImplementedError("ReportAccess");
       }),
@@ -494,6 +500,7 @@ export class GrpcServer {
       createApp: this.unary("AdminService", "CreateApp", async (req, ctx) => {
         await operator(ctx);
         const maxTtl = durationSeconds("max_ttl", req.maxTtl);
+        const maxTask = durationSeconds("max_task_lifetime", req.maxTaskLifetime);
         const r = await apps.create(
           {
             name: req.name,
@@ -503,6 +510,8 @@ export class GrpcServer {
             maxDelegationDepth: req.maxDelegationDepth,
             ratePerSecond: req.rateLimitPerSecond ?? 0,
             rateBurst: req.rateLimitBurst ?? 0,
+            // A fraction is refused (checkTaskSeconds), not rounded.
+            maxTaskSeconds: maxTask,
           },
           ctx.requestId,
         );
@@ -521,6 +530,7 @@ export class GrpcServer {
       updateApp: this.unary("AdminService", "UpdateApp", async (req, ctx) => {
         await operator(ctx);
         const maxTtl = durationSeconds("max_ttl", req.maxTtl);
+        const maxTask = durationSeconds("max_task_lifetime", req.maxTaskLifetime);
         const r = await apps.update(
           {
             appId: req.appId,
@@ -531,6 +541,7 @@ export class GrpcServer {
             maxDelegationDepth: req.maxDelegationDepth ?? null,
             ratePerSecond: req.rateLimitPerSecond ?? null,
             rateBurst: req.rateLimitBurst ?? null,
+            maxTaskSeconds: maxTask,
           },
           ctx.requestId,
         );
