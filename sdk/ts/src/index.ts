@@ -19,6 +19,7 @@ export {
   type IssueRequest,
   type IssuedToken,
   type OperatorCredentials,
+  type RenewRequest,
   type RevocationTargetName,
   type RevokeRequest,
   type ValidateRequest,
