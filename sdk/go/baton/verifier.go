@@ -91,6 +91,9 @@ type Claims struct {
 	// KeyThumbprint is `cnf.jkt`, the thumbprint of the key the token is
 	// bound to; "" when not bound.
 	KeyThumbprint string
+	// RenewedFromTokenID is `rnw`, the token this one replaced through
+	// Renew; "" for an issued or delegated token.
+	RenewedFromTokenID string
 }
 
 // Result is a [Verifier]'s verdict on a token.
@@ -799,13 +802,25 @@ func parseClaims(p map[string]any) *Claims {
 			}
 		}
 	}
+	if v, present := p["rnw"]; present {
+		if c.RenewedFromTokenID, ok = nonEmptyString(v); !ok {
+			return nil
+		}
+	}
+	// Delegated tokens always carry root_iat; a renewed root token carries
+	// it too (the start of its renewal line).
 	c.RootIssuedAt = c.IssuedAt
+	if v, present := p["root_iat"]; present {
+		if c.RootIssuedAt, ok = numericDate(v); !ok {
+			return nil
+		}
+	}
 	if l, present := p["lineage"]; present {
 		entries, ok := l.([]any)
 		if !ok {
 			return nil
 		}
-		if c.RootIssuedAt, ok = numericDate(p["root_iat"]); !ok {
+		if _, present := p["root_iat"]; !present {
 			return nil
 		}
 		for _, e := range entries {
@@ -819,9 +834,6 @@ func parseClaims(p map[string]any) *Claims {
 				return nil
 			}
 			c.Lineage = append(c.Lineage, Ancestor{TokenID: jti, AgentID: sub})
-		}
-		if len(c.Lineage) == 0 {
-			c.RootIssuedAt = c.IssuedAt
 		}
 	}
 	c.Depth = len(c.Lineage)
