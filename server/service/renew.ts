@@ -70,6 +70,8 @@ export class Renewer {
           token_id: old.tokenId,
           agent_id: old.agentId,
           task_id: old.taskId,
+          orchestration_id: old.orchestrationId,
+          human: old.humanPrincipal,
           lineage: lineageData(old),
         });
       }

@@ -332,7 +332,10 @@ describe("the task lifetime maximum", () => {
     );
     const event = JSON.parse(r.rows[0]!.payload) as { actor: string; data: Record<string, unknown> };
     const data = event.data;
-    expect(data).toMatchObject({ reason: "TASK_LIFETIME_EXCEEDED", token_id: t.claims!.tokenId, agent_id: t.claims!.agentId, task_id: "task-renew" });
+    expect(data).toMatchObject({
+      reason: "TASK_LIFETIME_EXCEEDED", token_id: t.claims!.tokenId, agent_id: t.claims!.agentId, task_id: "task-renew",
+      orchestration_id: "orch-7", human: "user:dr-grey", lineage: [],
+    });
     expect(event.actor).toBe(`agent:${t.claims!.agentId}`);
     expect(r.rows[0]!.payload).not.toContain(t.accessToken.split(".")[2]!);
     // Raising it again lets the line continue.
