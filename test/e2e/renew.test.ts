@@ -249,6 +249,18 @@ describe("Renew", () => {
     expect(after.revocations).toBe(before.revocations + 1);
   });
 
+  it("a hostile TTL is INVALID_ARGUMENT, stores nothing, and the token still renews", async () => {
+    const t = await issue();
+    const before = await stored();
+    for (const ttl of [{ seconds: -5, nanos: 0 }, { seconds: 0, nanos: 0 }, { seconds: 10, nanos: -1 }, { seconds: Number.MAX_SAFE_INTEGER, nanos: 0 }]) {
+      const e = await refusal(call(b.client.renew, b.client, { ttl, allowTtlClamp: false }, agentMd(t.accessToken)));
+      expect(e.code, JSON.stringify(ttl)).toBe(status.INVALID_ARGUMENT);
+      expect(["INVALID_REQUEST", "TTL_EXCEEDS_MAXIMUM"]).toContain(e.reason);
+    }
+    expect(await stored()).toEqual(before);
+    expect((await renew(t.accessToken)).claims!.renewedFromTokenId).toBe(t.claims!.tokenId);
+  });
+
   it("a disabled app's tokens cannot renew", async () => {
     const other = await createApp(b, { ceiling: ["read:records:*"], audiences: ["ehr-api"] });
     const t = await call(b.client.issue, b.client, {
