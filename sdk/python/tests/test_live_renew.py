@@ -14,13 +14,12 @@ import os
 import time
 
 import pytest
-from google.protobuf import duration_pb2
 from test_live_broker import app_client, live_config
 from test_live_verifier import resource_server, until_refused
 
 import baton
 from baton import VerifyFailureReason
-from baton.v1 import admin_pb2, broker_pb2
+from baton.v1 import broker_pb2
 
 
 def _issue(client: baton.BrokerClient, scope: str, audience: str, key: baton.AgentKey | None = None) -> broker_pb2.IssueResponse:
@@ -77,16 +76,16 @@ def test_task_lifetime_ends_the_line() -> None:
     operator = os.environ.get("BATON_OPERATOR_TOKEN")
     assert operator, "needs BATON_OPERATOR_TOKEN (see test/sdk/run-live.ts)"
     with baton.AdminClient(cfg.addr, operator) as admin:
-        created = admin.stub.CreateApp(
-            admin_pb2.CreateAppRequest(
-                name=f"sdk-python-renew-{time.time_ns()}",
-                scope_ceiling=[cfg.scope],
-                audiences=[cfg.audience],
-                max_task_lifetime=duration_pb2.Duration(seconds=1),
-            ),
-            metadata=admin.call_metadata,
-            timeout=10,
+        created = admin.create_app(
+            f"sdk-python-renew-{time.time_ns()}",
+            [cfg.scope],
+            [cfg.audience],
+            max_task_lifetime=datetime.timedelta(seconds=1),
         )
+        raised = admin.update_app(created.app.app_id, max_task_lifetime=datetime.timedelta(hours=2))
+        assert raised.app.max_task_lifetime.seconds == 7200
+        assert raised.revoked_token_count == 0
+        admin.update_app(created.app.app_id, max_task_lifetime=datetime.timedelta(seconds=1))
     assert created.app.max_task_lifetime.seconds == 1
     with baton.BrokerClient(cfg.addr, client_id=created.app.app_id, client_secret=created.client_secret) as client:
         first = _issue(client, cfg.scope, cfg.audience)

@@ -43,6 +43,8 @@ export interface CreateAppRequest {
   readonly rateLimitPerSecond?: number;
   /** Its rate-limit burst; the broker default when unset. */
   readonly rateLimitBurst?: number;
+  /** How long a task may keep renewing its tokens, in seconds (1 to 30 days); the broker default (BATON_MAX_TASK_SECONDS) when unset. */
+  readonly maxTaskSeconds?: number;
 }
 
 /** An UpdateApp request: only what is set changes. */
@@ -63,6 +65,8 @@ export interface UpdateAppRequest {
   readonly rateLimitPerSecond?: number;
   /** Its new rate-limit burst. */
   readonly rateLimitBurst?: number;
+  /** Its new task lifetime maximum, in seconds; lowering it revokes nothing, the next Renew uses it. */
+  readonly maxTaskSeconds?: number;
 }
 
 /** A CreateResourceServer request. */
@@ -183,7 +187,7 @@ export class AdminClient {
       rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
       approvalPolicy: [],
-      maxTaskLifetime: undefined,
+      maxTaskLifetime: durationOf(request.maxTaskSeconds, "request.maxTaskSeconds"),
     };
     const res = await this.#unary(this.#client.createApp, req, operatorMetadata(operator), options);
     const app = present(res.app, "app");
@@ -225,7 +229,7 @@ export class AdminClient {
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
       updateApprovalPolicy: false,
       approvalPolicy: [],
-      maxTaskLifetime: undefined,
+      maxTaskLifetime: durationOf(request.maxTaskSeconds, "request.maxTaskSeconds"),
     };
     const res = await this.#unary(this.#client.updateApp, req, operatorMetadata(operator), options);
     return { app: present(res.app, "app"), revokedTokenCount: res.revokedTokenCount };

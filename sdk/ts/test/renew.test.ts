@@ -6,8 +6,9 @@
 // BatonError, and bad arguments are TypeErrors before any call.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createApp, operatorMd, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
+import { createApp, OPERATOR_TOKEN, startTestBroker, type TestBroker } from "../../../test/helpers/broker.js";
 import {
+  AdminClient,
   AgentKey,
   BatonError,
   BrokerClient,
@@ -24,6 +25,8 @@ let appId: string;
 let client: BrokerClient;
 let subscriber: RevocationSubscriber;
 let verifier: TokenVerifier;
+let admin: AdminClient;
+const operator = { operatorToken: OPERATOR_TOKEN };
 
 async function eventually(fn: () => Promise<boolean>, ms = 10_000, what = "condition"): Promise<void> {
   const deadline = Date.now() + ms;
@@ -41,6 +44,7 @@ beforeAll(async () => {
   appId = a.appId;
   app = { clientId: a.appId, clientSecret: a.secret };
   client = new BrokerClient(b.address);
+  admin = new AdminClient(b.address);
   subscriber = new RevocationSubscriber({ target: b.address, caller: app, backoffBaseMs: 50, backoffMaxMs: 500 });
   subscriber.start();
   await subscriber.ready();
@@ -50,6 +54,7 @@ afterAll(async () => {
   verifier?.close();
   subscriber?.close();
   client?.close();
+  admin?.close();
   await b?.stop();
 });
 
@@ -101,11 +106,10 @@ describe("renew", () => {
     expect(r2.claims.renewedFromTokenId).toBe(r.claims.tokenId);
   });
 
-  it("the task lifetime maximum ends the line with TASK_LIFETIME_EXCEEDED", async () => {
-    await call(b.admin.updateApp, b.admin, {
-      appId, updateScopeCeiling: false, scopeCeiling: [], updateAudiences: false, audiences: [],
-      updateApprovalPolicy: false, approvalPolicy: [], maxTtl: undefined, maxTaskLifetime: { seconds: 1, nanos: 0 },
-    }, operatorMd());
+  it("the task lifetime maximum (set with AdminClient) ends the line with TASK_LIFETIME_EXCEEDED", async () => {
+    const updated = await admin.updateApp(operator, { appId, maxTaskSeconds: 1 });
+    expect(updated.app.maxTaskLifetime).toEqual({ seconds: 1, nanos: 0 });
+    await expect(admin.updateApp(operator, { appId, maxTaskSeconds: "1" as unknown as number })).rejects.toThrow(/request.maxTaskSeconds/);
     try {
       const t = await issue();
       await new Promise((r) => setTimeout(r, 1100));
@@ -113,11 +117,10 @@ describe("renew", () => {
       expect(e.reason).toBe("TASK_LIFETIME_EXCEEDED");
       expect(e.metadata.task_expire_time).toBe(new Date(t.claims.issueTime!.getTime() + 1000).toISOString());
     } finally {
-      await call(b.admin.updateApp, b.admin, {
-        appId, updateScopeCeiling: false, scopeCeiling: [], updateAudiences: false, audiences: [],
-        updateApprovalPolicy: false, approvalPolicy: [], maxTtl: undefined, maxTaskLifetime: { seconds: 3600, nanos: 0 },
-      }, operatorMd());
+      await admin.updateApp(operator, { appId, maxTaskSeconds: 3600 });
     }
+    const created = await admin.createApp(operator, { name: `ts-renew-${Date.now()}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTaskSeconds: 60 });
+    expect(created.app.maxTaskLifetime).toEqual({ seconds: 60, nanos: 0 });
   });
 
   it("bad arguments are TypeErrors, before any call", async () => {

@@ -92,6 +92,7 @@ class AdminClient:
         max_delegation_depth: int = 0,
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
+        max_task_lifetime: datetime.timedelta | None = None,
         timeout: float | None = None,
     ) -> admin_pb2.CreateAppResponse:
         """Register an app; the response holds its client secret, shown only here.
@@ -105,6 +106,9 @@ class AdminClient:
             rate_limit_per_second: Its rate limit per replica; ``None`` or 0
                 for the broker's default.
             rate_limit_burst: Its burst; ``None`` or 0 for the default.
+            max_task_lifetime: How long a task may keep renewing its tokens
+                (whole seconds, 1 second to 30 days); ``None`` for the
+                broker's default (``BATON_MAX_TASK_SECONDS``).
             timeout: This call's deadline in seconds; the client's by default.
 
         Raises:
@@ -120,6 +124,7 @@ class AdminClient:
             max_delegation_depth=max_delegation_depth,
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            max_task_lifetime=max_task_lifetime,
         )
         return self._call(self._stub.CreateApp, request, timeout)
 
@@ -163,6 +168,7 @@ class AdminClient:
         max_delegation_depth: int | None = None,
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
+        max_task_lifetime: datetime.timedelta | None = None,
         timeout: float | None = None,
     ) -> admin_pb2.UpdateAppResponse:
         """Change an app; what is ``None`` is left as it is.
@@ -170,6 +176,7 @@ class AdminClient:
         Narrowing the ceiling, the audiences or the maximum TTL revokes the
         app's live tokens that no longer fit (``revoked_token_count``).
         A rate limit or burst of 0 returns it to the broker's default.
+        Lowering ``max_task_lifetime`` revokes nothing: the next Renew uses it.
 
         Raises:
             BatonError: For example :class:`baton.NotFoundError`.
@@ -183,6 +190,7 @@ class AdminClient:
             max_delegation_depth=max_delegation_depth,
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            max_task_lifetime=max_task_lifetime,
         )
         # Presence is explicit: an empty list would mean "no ceiling", which
         # the broker refuses, not "unchanged".
