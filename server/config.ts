@@ -26,6 +26,8 @@ export interface Config {
   readonly trustDomain: string;
   readonly signingAlgorithm: "ES256" | "EdDSA";
   readonly defaultTtlSeconds: number;
+  /** How long a task may keep renewing its tokens, for apps that set no maximum of their own. */
+  readonly maxTaskSeconds: number;
   /**
    * How far past `exp` (and before `nbf`) the broker's own checks accept a
    * token: Validate, and agent tokens used as credentials. The broker signs
@@ -87,6 +89,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   "BATON_TRUST_DOMAIN",
   "BATON_SIGNING_ALGORITHM",
   "BATON_DEFAULT_TTL_SECONDS",
+  "BATON_MAX_TASK_SECONDS",
   "BATON_VALIDATE_SKEW_SECONDS",
   "BATON_LEEWAY_SECONDS",
   "BATON_LOG_LEVEL",
@@ -278,6 +281,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustDomain,
     signingAlgorithm: oneOf("BATON_SIGNING_ALGORITHM", "ES256", ["ES256", "EdDSA"] as const),
     defaultTtlSeconds: int("BATON_DEFAULT_TTL_SECONDS", 300, 1, 86_400),
+    maxTaskSeconds: int("BATON_MAX_TASK_SECONDS", 28_800, 1, 2_592_000),
     validateSkewSeconds: int("BATON_VALIDATE_SKEW_SECONDS", 2, 0, 30),
     verifierLeewaySeconds: leewaySeconds,
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),

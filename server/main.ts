@@ -18,6 +18,7 @@ import { Delegator } from "./service/delegate.js";
 import { Issuer } from "./service/issue.js";
 import { Minter } from "./service/minter.js";
 import { ResourceServerAdmin } from "./service/resource-servers.js";
+import { Renewer } from "./service/renew.js";
 import { Revoker } from "./service/revoke.js";
 import { TokenChecker } from "./service/token-check.js";
 import { Validator } from "./service/validate.js";
@@ -167,6 +168,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const delegator = new Delegator(minter, (id) => auth.findApp(id), approvals);
     const validator = new Validator(checker);
     const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
+    const renewer = new Renewer(db, keys, minter, revocations, (id) => auth.findApp(id), { maxTaskSeconds: config.maxTaskSeconds, revocationMarginMs: marginMs });
     // The change is committed: a failed read here is retried by the periodic catch-up, the RPC still succeeds.
     const catchUpView = (): Promise<void> => appView.catchUp().catch((err: unknown) => logger.warn("app view catch-up failed", { error: err }));
     const apps = new AppAdmin(db, revocations, now, marginMs, catchUpView);
@@ -215,7 +217,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, approvers, approvals, approvalWatches, keys, streams, db, logger, metrics });
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, renewer, validator, revoker, apps, resourceServers, approvers, approvals, approvalWatches, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their

@@ -23,6 +23,8 @@ const appDetail = (a: App | undefined): Row => ({
   rate_limit_per_second: a?.rateLimitPerSecond,
   rate_limit_burst: a?.rateLimitBurst,
   approval_policy: a?.approvalPolicy.map(formatRule),
+  // null: the broker's default (BATON_MAX_TASK_SECONDS).
+  max_task_seconds: a?.maxTaskLifetime ? Number(a.maxTaskLifetime.seconds) : null,
   create_time: a?.createTime?.toISOString(),
   update_time: a?.updateTime?.toISOString(),
 });
@@ -43,6 +45,7 @@ interface LimitFlags {
   rateLimit?: number;
   burst?: number;
   approvalRule?: ApprovalRule[];
+  maxTaskSeconds?: number;
 }
 
 const withLimitOptions = (cmd: Command): Command =>
@@ -51,7 +54,8 @@ const withLimitOptions = (cmd: Command): Command =>
     .option("--max-depth <n>", "deepest delegation", integer(0, U32))
     .option("--rate-limit <per-second>", "requests per second per replica (0: the broker's default)", integer(0, U32))
     .option("--burst <n>", "rate limit burst (0: the broker's default)", integer(0, U32))
-    .option("--approval-rule <rule>", APPROVAL_RULE_HELP, approvalRule);
+    .option("--approval-rule <rule>", APPROVAL_RULE_HELP, approvalRule)
+    .option("--max-task-seconds <seconds>", "how long a task may keep renewing its tokens (up to 30 days)", integer(1, 2_592_000));
 
 export function addAdminCommands(program: Command): void {
   const app = program.command("app").description("manage apps (the operator credential)");
@@ -73,7 +77,8 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth ?? 0,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
-        approvalPolicy: o.approvalRule ?? [], maxTaskLifetime: undefined,
+        approvalPolicy: o.approvalRule ?? [],
+        maxTaskLifetime: o.maxTaskSeconds !== undefined ? { seconds: o.maxTaskSeconds, nanos: 0 } : undefined,
       }, md);
       printOne(cmd, { app_id: res.app?.appId, client_secret: res.clientSecret, note: "the client secret is shown only now" });
     });
@@ -128,7 +133,8 @@ export function addAdminCommands(program: Command): void {
         maxDelegationDepth: o.maxDepth,
         rateLimitPerSecond: o.rateLimit,
         rateLimitBurst: o.burst,
-        approvalPolicy: o.approvalRule ?? [], maxTaskLifetime: undefined, updateApprovalPolicy: o.approvalRule !== undefined || o.clearApprovalPolicy === true,
+        approvalPolicy: o.approvalRule ?? [], updateApprovalPolicy: o.approvalRule !== undefined || o.clearApprovalPolicy === true,
+        maxTaskLifetime: o.maxTaskSeconds !== undefined ? { seconds: o.maxTaskSeconds, nanos: 0 } : undefined,
       }, md);
       printOne(cmd, { ...appDetail(res.app), revoked_token_count: res.revokedTokenCount });
     });

@@ -26,11 +26,17 @@ interface JwtPayload {
   human?: string;
   /** Root first: each ancestor's token id and agent id. */
   lineage?: { jti: string; sub: string }[];
-  /** Issue time of the chain's root (delegated tokens only). */
+  /**
+   * Issue time of the chain's root: delegated tokens, and renewed tokens,
+   * whose chain began with the first token of their renewal line (so a task
+   * or app revocation covers the whole line).
+   */
   root_iat?: number;
   cnf?: { jkt: string };
   /** The approval it was minted under: its id and the approvers who approved. */
   apr?: { id: string; by: string[] };
+  /** The token this one replaced through Renew. */
+  rnw?: string;
 }
 
 const decoder = new TextDecoder();
@@ -69,12 +75,11 @@ export async function signToken(claims: TokenClaims, key: LoadedKey): Promise<st
   };
   if (claims.orchestrationId) payload.orchestration_id = claims.orchestrationId;
   if (claims.humanPrincipal) payload.human = claims.humanPrincipal;
-  if (claims.lineage.length > 0) {
-    payload.lineage = claims.lineage.map((e) => ({ jti: e.tokenId, sub: e.agentId }));
-    payload.root_iat = claims.rootIssuedAtMs / 1000;
-  }
+  if (claims.lineage.length > 0) payload.lineage = claims.lineage.map((e) => ({ jti: e.tokenId, sub: e.agentId }));
+  if (claims.lineage.length > 0 || claims.rootIssuedAtMs !== claims.issuedAtMs) payload.root_iat = claims.rootIssuedAtMs / 1000;
   if (claims.keyThumbprint) payload.cnf = { jkt: claims.keyThumbprint };
   if (claims.approval) payload.apr = { id: claims.approval.approvalId, by: [...claims.approval.approverIds] };
+  if (claims.renewedFromTokenId) payload.rnw = claims.renewedFromTokenId;
   return signCompact({ alg: key.stored.algorithm, typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify(payload), key.privateKey, key.stored.algorithm);
 }
 
@@ -135,6 +140,8 @@ function parseClaims(bytes: Uint8Array): TokenClaims | null {
   if (!Array.isArray(p.aud) || p.aud.length === 0 || !p.aud.every(isString)) return null;
   if (p.orchestration_id !== undefined && !isString(p.orchestration_id)) return null;
   if (p.human !== undefined && !isString(p.human)) return null;
+  if (p.rnw !== undefined && !isString(p.rnw)) return null;
+  if (p.root_iat !== undefined && !isTime(p.root_iat)) return null;
   let lineage: LineageEntry[] = [];
   if (p.lineage !== undefined) {
     if (!Array.isArray(p.lineage) || !isTime(p.root_iat)) return null;
@@ -173,9 +180,11 @@ function parseClaims(bytes: Uint8Array): TokenClaims | null {
     notBeforeMs: p.nbf * 1000,
     expiresAtMs: p.exp * 1000,
     lineage,
-    rootIssuedAtMs: lineage.length > 0 ? Math.round((p.root_iat as number) * 1000) : issuedAtMs,
+    rootIssuedAtMs: p.root_iat !== undefined ? Math.round(p.root_iat * 1000) : issuedAtMs,
     keyThumbprint,
     // Only when present: a token without `apr` decodes as it always did.
     ...(approval ? { approval } : {}),
+    // Only on renewed tokens, so an issued token's claims read back as they were signed.
+    ...(p.rnw !== undefined ? { renewedFromTokenId: p.rnw } : {}),
   };
 }

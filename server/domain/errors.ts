@@ -248,6 +248,13 @@ export class ParentExpiredError extends BatonError {
   }
 }
 
+export class TaskLifetimeExceededError extends BatonError {
+  constructor(taskExpiresAtMs: number) {
+    const at = new Date(taskExpiresAtMs).toISOString();
+    super("TASK_LIFETIME_EXCEEDED", `the task's lifetime maximum ends at ${at}: its app must issue a new token`, { task_expire_time: at });
+  }
+}
+
 /** A refusal that goes away by itself: the transport adds a google.rpc.RetryInfo. */
 export class RetryLaterError extends BatonError {
   constructor(

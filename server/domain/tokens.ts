@@ -38,6 +38,8 @@ export interface TokenClaims {
   readonly keyThumbprint: string | null;
   /** Set only on a token minted under an approval; never inherited by delegation. */
   readonly approval?: TokenApproval | null;
+  /** The token this one replaced through Renew (`rnw`); absent for an issued or delegated token. */
+  readonly renewedFromTokenId?: string | null;
 }
 
 /** The id of the root token of the chain a token belongs to. */

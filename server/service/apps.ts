@@ -36,6 +36,8 @@ export interface CreateAppInput {
   readonly rateBurst: number;
   /** Unchecked rules; empty: nothing needs approval. */
   readonly approvalPolicy: readonly ApprovalRule[];
+  /** null: the broker's default task lifetime maximum. */
+  readonly maxTaskSeconds?: number | null;
 }
 
 export interface UpdateAppInput {
@@ -50,6 +52,8 @@ export interface UpdateAppInput {
   readonly rateBurst: number | null;
   /** null: unchanged; empty: no approvals. Pending approvals keep the rule they were created under. */
   readonly approvalPolicy: readonly ApprovalRule[] | null;
+  /** null: unchanged. */
+  readonly maxTaskSeconds?: number | null;
 }
 
 function checkTtl(seconds: number): number {
@@ -64,6 +68,20 @@ function checkDepth(depth: number): number {
     throw new InvalidRequestError("max_delegation_depth", `must be from 0 to ${MAX_DELEGATION_DEPTH}`);
   }
   return depth;
+}
+
+/** The longest task lifetime maximum an app may set: 30 days. */
+export const MAX_TASK_SECONDS = 30 * 86_400;
+
+/**
+ * Whole seconds from 1 to 30 days. Lowering it revokes nothing: tokens keep
+ * the expiry they were minted with, and the next Renew uses the new value.
+ */
+function checkTaskSeconds(seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_TASK_SECONDS) {
+    throw new InvalidRequestError("max_task_lifetime", `must be a whole number of seconds from 1 to ${MAX_TASK_SECONDS}`);
+  }
+  return seconds;
 }
 
 export const MAX_APP_RATE = 1_000_000;
@@ -97,6 +115,7 @@ export class AppAdmin {
     const ratePerSecond = checkRate("rate_limit_per_second", input.ratePerSecond);
     const rateBurst = checkRate("rate_limit_burst", input.rateBurst);
     const approvalPolicy = requirePolicy(input.approvalPolicy);
+    const maxTaskSeconds = input.maxTaskSeconds == null ? null : checkTaskSeconds(input.maxTaskSeconds);
     const clientSecret = newClientSecret();
     const t = new Date(this.now());
     const app: AppRecord = {
@@ -113,10 +132,11 @@ export class AppAdmin {
       ratePerSecond,
       rateBurst,
       approvalPolicy,
+      maxTaskSeconds,
     };
     await withTransaction(this.db, async (tx) => {
       if (!(await insertApp(tx, app))) throw new AlreadyExistsError("app", "name");
-      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst, approval_policy: policyData(approvalPolicy) });
+      await this.audit(tx, "app.created", app, requestId, { name, scope_ceiling: scopeCeiling, audiences, max_ttl_seconds: maxTtlSeconds, max_delegation_depth: maxDelegationDepth, rate_per_second: ratePerSecond, rate_burst: rateBurst, approval_policy: policyData(approvalPolicy), max_task_seconds: maxTaskSeconds });
     });
     await this.onChange(app.appId);
     return { app, clientSecret };
@@ -144,6 +164,7 @@ export class AppAdmin {
     const ratePerSecond = input.ratePerSecond === null ? null : checkRate("rate_limit_per_second", input.ratePerSecond);
     const rateBurst = input.rateBurst === null ? null : checkRate("rate_limit_burst", input.rateBurst);
     const approvalPolicy = input.approvalPolicy === null ? null : requirePolicy(input.approvalPolicy);
+    const maxTaskSeconds = input.maxTaskSeconds == null ? null : checkTaskSeconds(input.maxTaskSeconds);
     if (!APP_ID.test(input.appId)) throw new NotFoundError("app");
     const nowMs = this.now();
     const { app, revoked } = await withTransaction(this.db, async (tx) => {
@@ -159,6 +180,7 @@ export class AppAdmin {
         ratePerSecond: ratePerSecond ?? old.ratePerSecond,
         rateBurst: rateBurst ?? old.rateBurst,
         approvalPolicy: approvalPolicy ?? old.approvalPolicy,
+        maxTaskSeconds: maxTaskSeconds ?? old.maxTaskSeconds,
         updateTime: new Date(nowMs),
       };
       if (!(await updateApp(tx, app))) throw new AlreadyExistsError("app", "name");
@@ -187,6 +209,7 @@ export class AppAdmin {
         rate_per_second: app.ratePerSecond,
         rate_burst: app.rateBurst,
         approval_policy: policyData(app.approvalPolicy),
+        max_task_seconds: app.maxTaskSeconds,
         revoked_token_ids: revoked.map((r) => r.id),
       });
       return { app, revoked };

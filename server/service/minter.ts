@@ -134,9 +134,9 @@ export class Minter {
     });
   }
 
-  /** Records a refused Issue or Delegate: only the refusal's own details, never the request's free text. */
+  /** Records a refused Issue, Delegate or Renew: only the refusal's own details, never the request's free text. */
   async refused(
-    kind: "issue.refused" | "delegation.refused",
+    kind: "issue.refused" | "delegation.refused" | "renewal.refused",
     appId: string,
     caller: Principal,
     err: BatonError,

@@ -28,6 +28,8 @@ export interface AppRecord {
   readonly rateBurst: number;
   /** Checked rules (domain/approvals.ts); empty: nothing needs approval. */
   readonly approvalPolicy: readonly ApprovalRule[];
+  /** How long a task may keep renewing its tokens, from its first token; null: the broker's default. */
+  readonly maxTaskSeconds: number | null;
 }
 
 interface Row {
@@ -44,6 +46,7 @@ interface Row {
   rate_per_second: number;
   rate_burst: number;
   approval_policy: PolicyJson[];
+  max_task_seconds: number | null;
 }
 
 /** A rule as stored in apps.approval_policy (jsonb). */
@@ -58,7 +61,7 @@ const policyToJson = (p: readonly ApprovalRule[]): string =>
   JSON.stringify(p.map((r): PolicyJson => ({ pattern: r.pattern, scope_class: r.scopeClass, approvals_required: r.approvalsRequired, approver_group: r.approverGroup })));
 
 const COLUMNS =
-  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time, rate_per_second, rate_burst, approval_policy";
+  "app_id, name, secret_hash, scope_ceiling, audiences, max_ttl_seconds, max_delegation_depth, disabled, create_time, update_time, rate_per_second, rate_burst, approval_policy, max_task_seconds";
 
 function fromRow(r: Row): AppRecord {
   return {
@@ -75,14 +78,15 @@ function fromRow(r: Row): AppRecord {
     ratePerSecond: r.rate_per_second,
     rateBurst: r.rate_burst,
     approvalPolicy: r.approval_policy.map((j) => ({ pattern: j.pattern, scopeClass: j.scope_class, approvalsRequired: j.approvals_required, approverGroup: j.approver_group })),
+    maxTaskSeconds: r.max_task_seconds,
   };
 }
 
 /** Inserts an app; returns false when the name is taken. */
 export async function insertApp(db: Queryable, a: AppRecord): Promise<boolean> {
   const res = await db.query(
-    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (name) DO NOTHING`,
-    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime, a.ratePerSecond, a.rateBurst, policyToJson(a.approvalPolicy)],
+    `INSERT INTO apps (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (name) DO NOTHING`,
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.createTime, a.updateTime, a.ratePerSecond, a.rateBurst, policyToJson(a.approvalPolicy), a.maxTaskSeconds],
   );
   if (res.rowCount !== 1) return false;
   await notifyPrincipalChanged(db, a.appId);
@@ -104,9 +108,10 @@ export async function listApps(db: Queryable, afterId: string, limit: number): P
 export async function updateApp(db: Queryable, a: AppRecord): Promise<boolean> {
   const res = await db.query(
     `UPDATE apps SET name = $2, secret_hash = $3, scope_ceiling = $4, audiences = $5, max_ttl_seconds = $6,
-       max_delegation_depth = $7, disabled = $8, update_time = $9, rate_per_second = $10, rate_burst = $11, approval_policy = $12
+       max_delegation_depth = $7, disabled = $8, update_time = $9, rate_per_second = $10, rate_burst = $11, approval_policy = $12,
+       max_task_seconds = $13
      WHERE app_id = $1 AND NOT EXISTS (SELECT 1 FROM apps o WHERE o.name = $2 AND o.app_id <> $1)`,
-    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime, a.ratePerSecond, a.rateBurst, policyToJson(a.approvalPolicy)],
+    [a.appId, a.name, a.secretHash, a.scopeCeiling, a.audiences, a.maxTtlSeconds, a.maxDelegationDepth, a.disabled, a.updateTime, a.ratePerSecond, a.rateBurst, policyToJson(a.approvalPolicy), a.maxTaskSeconds],
   );
   if (res.rowCount !== 1) return false;
   await notifyPrincipalChanged(db, a.appId);

@@ -18,6 +18,8 @@ export interface GrantRecord {
   readonly keyId: string;
   readonly issueTime: Date;
   readonly expireTime: Date;
+  /** When the token's renewal line began (Renew copies it); unset on insert: its issue time. */
+  readonly taskStartTime?: Date;
 }
 
 /**
@@ -39,11 +41,12 @@ export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], ap
        SELECT app_id, update_time FROM apps WHERE app_id = ANY($2::text[]) AND NOT disabled FOR SHARE
      )
      INSERT INTO grants (token_id, app_id, agent_id, task_id, orchestration_id, human_principal, parent_token_id,
-       root_token_id, depth, scopes, audiences, key_thumbprint, key_id, issue_time, expire_time)
-     SELECT t, a, ag, tk, o, h, p, r, d, string_to_array(s, ' '), string_to_array(au, ' '), k, kid, it, et
+       root_token_id, depth, scopes, audiences, key_thumbprint, key_id, issue_time, expire_time, task_start_time)
+     SELECT t, a, ag, tk, o, h, p, r, d, string_to_array(s, ' '), string_to_array(au, ' '), k, kid, it, et, COALESCE(ts, it)
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[])
-       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et, v)
+       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+       $17::timestamptz[])
+       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et, v, ts)
      JOIN live ON live.app_id = x.a AND (x.v IS NULL OR live.update_time = x.v)
      RETURNING token_id`,
     [
@@ -63,6 +66,7 @@ export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], ap
       gs.map((g) => g.issueTime),
       gs.map((g) => g.expireTime),
       appVersions,
+      gs.map((g) => g.taskStartTime ?? null),
     ],
   );
   return new Set(rows.map((r) => r.token_id));
@@ -84,6 +88,7 @@ interface Row {
   key_id: string;
   issue_time: Date;
   expire_time: Date;
+  task_start_time: Date | null;
 }
 
 const fromRow = (r: Row): GrantRecord => ({
@@ -102,6 +107,8 @@ const fromRow = (r: Row): GrantRecord => ({
   keyId: r.key_id,
   issueTime: r.issue_time,
   expireTime: r.expire_time,
+  // Grants written before migration 0010 began their line themselves.
+  taskStartTime: r.task_start_time ?? r.issue_time,
 });
 
 export async function getGrant(db: Queryable, tokenId: string): Promise<GrantRecord | null> {

@@ -69,6 +69,47 @@ export async function insertRevocations(tx: Tx, rs: readonly NewRevocation[]): P
   return stored;
 }
 
+/** What a revocation can match in a token (see domain/revocations.ts). */
+export interface RevocableFacts {
+  readonly tokenId: string;
+  readonly agentId: string;
+  readonly appId: string;
+  readonly taskId: string;
+  readonly lineage: readonly { readonly tokenId: string; readonly agentId: string }[];
+  readonly rootIssuedAtMs: number;
+}
+
+/**
+ * Whether a revocation with a cursor below `beforeCursor`, still live at
+ * `nowMs`, matches the token: the rule of RevocationSet.isRevoked, read from
+ * the table. Called after insertRevocations took the cursor row's lock, it
+ * sees every revocation committed before, by any replica, even one this
+ * replica's set has not caught up with yet.
+ */
+export async function revokedBefore(tx: Tx, t: RevocableFacts, beforeCursor: bigint, nowMs: number): Promise<boolean> {
+  const root = t.lineage[0]?.tokenId ?? t.tokenId;
+  const { rows } = await tx.query(
+    `SELECT 1 FROM revocations WHERE cursor < $1 AND expire_time >= $2 AND (
+       (target = 'token' AND target_id = ANY($3::text[]))
+       OR (target = 'agent' AND target_id = ANY($4::text[]))
+       OR (target = 'chain' AND target_id = $5)
+       OR (target = 'task' AND app_id = $6 AND target_id = $7 AND revoke_time >= $8)
+       OR (target = 'app' AND app_id = $6 AND revoke_time >= $8)
+     ) LIMIT 1`,
+    [
+      beforeCursor.toString(),
+      new Date(nowMs),
+      [t.tokenId, ...t.lineage.map((e) => e.tokenId)],
+      [t.agentId, ...t.lineage.map((e) => e.agentId)],
+      root,
+      t.appId,
+      t.taskId,
+      new Date(t.rootIssuedAtMs),
+    ],
+  );
+  return rows.length > 0;
+}
+
 /** Stores one revocation (see insertRevocations). */
 export async function insertRevocation(tx: Tx, r: Omit<StoredRevocation, "cursor">, reason: string | null): Promise<StoredRevocation> {
   return (await insertRevocations(tx, [{ revocation: r, reason }]))[0]!;

@@ -37,7 +37,7 @@ export class Metrics {
   private readonly issued = countedBy(
     this.registry,
     "baton_tokens_issued_total",
-    "Tokens minted, by kind: issue (an app's Issue) or delegate (an agent's Delegate).",
+    "Tokens minted, by kind: issue (an app's Issue), delegate (an agent's Delegate) or renew (an agent's Renew).",
     "kind",
   );
   private readonly revocations = countedBy(
@@ -67,7 +67,7 @@ export class Metrics {
     this.validations.inc({ status });
   }
 
-  tokenIssued(kind: "issue" | "delegate"): void {
+  tokenIssued(kind: "issue" | "delegate" | "renew"): void {
     this.issued.inc({ kind });
   }
 

@@ -69,7 +69,7 @@ export function claimsToProto(c: DomainClaims): TokenClaims {
     depth: c.lineage.length,
     keyThumbprint: c.keyThumbprint ?? "",
     approval: c.approval ? { approvalId: c.approval.approvalId, approverIds: [...c.approval.approverIds] } : undefined,
-    renewedFromTokenId: "",
+    renewedFromTokenId: c.renewedFromTokenId ?? "",
   };
 }
 
@@ -165,7 +165,8 @@ export function appToProto(a: AppRecord): App {
     updateTime: a.updateTime,
     rateLimitPerSecond: a.ratePerSecond,
     rateLimitBurst: a.rateBurst,
-    approvalPolicy: a.approvalPolicy.map(ruleToProto), maxTaskLifetime: undefined,
+    approvalPolicy: a.approvalPolicy.map(ruleToProto),
+    maxTaskLifetime: a.maxTaskSeconds === null ? undefined : seconds(a.maxTaskSeconds),
   };
 }
 

@@ -21,6 +21,7 @@ import type { Approvals } from "../service/approvals.js";
 import type { ApprovalWatches, WatchSink } from "../service/approval-watches.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
+import type { Renewer } from "../service/renew.js";
 import type { Issuer } from "../service/issue.js";
 import type { ResourceServerAdmin } from "../service/resource-servers.js";
 import type { Revoker } from "../service/revoke.js";
@@ -243,6 +244,7 @@ export interface GrpcDeps {
   readonly auth: Authentication;
   readonly issuer: Issuer;
   readonly delegator: Delegator;
+  readonly renewer: Renewer;
   readonly validator: Validator;
   readonly revoker: Revoker;
   readonly apps: AppAdmin;
@@ -391,7 +393,7 @@ export class GrpcServer {
   }
 
   private brokerHandlers(): BrokerServiceServer {
-    const { issuer, delegator, validator, revoker, keys, metrics } = this.deps;
+    const { issuer, delegator, renewer, validator, revoker, keys, metrics } = this.deps;
     return {
       issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
         const caller = await ctx.caller(["app"], true);
@@ -444,10 +446,14 @@ export class GrpcServer {
       }),
       streamRevocations: (call) => this.streamRevocations(call),
       getKeySet: this.unary("BrokerService", "GetKeySet", async () => ({ jwksJson: keys.ring.jwksJson })),
-      // ISSUE-8 PLACEHOLDERS: replaced by the renewal and access-report work (issue 8); none may remain on main.
-      renew: this.unary("BrokerService", "Renew", async () => {
-        throw new NotImplementedError("Renew");
+      renew: this.unary("BrokerService", "Renew", async (req, ctx) => {
+        const caller = await ctx.caller(["agent"], true);
+        const r = await renewer.renew(caller, { ttlSeconds: durationSeconds("ttl", req.ttl), allowTtlClamp: req.allowTtlClamp }, ctx);
+        metrics.tokenIssued("renew");
+        metrics.revoked("token");
+        return issuedToProto(r);
       }),
+      // ISSUE-8 PLACEHOLDERS: replaced by the renewal and access-report work (issue 8); none may remain on main.
       reportAccess: this.unary("BrokerService", "ReportAccess", async () => {
         throw new NotImplementedError("ReportAccess");
       }),
@@ -518,6 +524,7 @@ export class GrpcServer {
       createApp: this.unary("AdminService", "CreateApp", async (req, ctx) => {
         await operator(ctx);
         const maxTtl = durationSeconds("max_ttl", req.maxTtl);
+        const maxTask = durationSeconds("max_task_lifetime", req.maxTaskLifetime);
         const r = await apps.create(
           {
             name: req.name,
@@ -528,6 +535,8 @@ export class GrpcServer {
             ratePerSecond: req.rateLimitPerSecond ?? 0,
             rateBurst: req.rateLimitBurst ?? 0,
             approvalPolicy: req.approvalPolicy.map(ruleFromProto),
+            // A fraction is refused (checkTaskSeconds), not rounded.
+            maxTaskSeconds: maxTask,
           },
           ctx.requestId,
         );
@@ -546,6 +555,7 @@ export class GrpcServer {
       updateApp: this.unary("AdminService", "UpdateApp", async (req, ctx) => {
         await operator(ctx);
         const maxTtl = durationSeconds("max_ttl", req.maxTtl);
+        const maxTask = durationSeconds("max_task_lifetime", req.maxTaskLifetime);
         const r = await apps.update(
           {
             appId: req.appId,
@@ -557,6 +567,7 @@ export class GrpcServer {
             ratePerSecond: req.rateLimitPerSecond ?? null,
             rateBurst: req.rateLimitBurst ?? null,
             approvalPolicy: req.updateApprovalPolicy ? req.approvalPolicy.map(ruleFromProto) : null,
+            maxTaskSeconds: maxTask,
           },
           ctx.requestId,
         );

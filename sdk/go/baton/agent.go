@@ -85,6 +85,22 @@ func (c *Client) DelegateAs(ctx context.Context, token string, key *AgentKey, re
 	return c.Delegate(ctx, req, append(opts, AsAgent(token, key))...)
 }
 
+// RenewAs trades, as the agent holding token (and key, when the token is
+// key-bound), that token for a new one with the same agent, scopes,
+// audiences, lineage and key binding, whose claims name the old token
+// (RenewedFromTokenId). The old token, and everything delegated from it, is
+// revoked in the same transaction. Use the same key with the new token. It
+// is Renew with [AsAgent](token, key); req may be nil for the broker's
+// default TTL. Once the app's task lifetime maximum is reached it fails with
+// reason TASK_LIFETIME_EXCEEDED (FailedPrecondition, metadata
+// `task_expire_time`): the app must issue a new token.
+func (c *Client) RenewAs(ctx context.Context, token string, key *AgentKey, req *batonv1.RenewRequest, opts ...grpc.CallOption) (*batonv1.RenewResponse, error) {
+	if req == nil {
+		req = &batonv1.RenewRequest{}
+	}
+	return c.Renew(ctx, req, append(opts, AsAgent(token, key))...)
+}
+
 // Release revokes, as the agent holding token (and key, when the token is
 // key-bound), that token and every token delegated from it, at once and
 // persistently: what an agent calls when its work is done. reason is for

@@ -29,7 +29,8 @@ type RevocationFacts struct {
 	// app.
 	Lineage []Ancestor
 	// RootIssuedAt is when the chain's root was issued (`root_iat`, or `iat`
-	// without lineage), to the millisecond.
+	// without it; a renewed token keeps its line's start), to the
+	// millisecond.
 	RootIssuedAt time.Time
 }
 

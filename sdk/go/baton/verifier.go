@@ -94,6 +94,9 @@ type Claims struct {
 	// Approval is `apr`, the human approval the token was minted under; nil
 	// when none was needed.
 	Approval *TokenApproval
+	// RenewedFromTokenID is `rnw`, the token this one replaced through
+	// Renew; "" for an issued or delegated token.
+	RenewedFromTokenID string
 }
 
 // TokenApproval is claim `apr`: the approval a token was minted under.
@@ -810,13 +813,25 @@ func parseClaims(p map[string]any) *Claims {
 			}
 		}
 	}
+	if v, present := p["rnw"]; present {
+		if c.RenewedFromTokenID, ok = nonEmptyString(v); !ok {
+			return nil
+		}
+	}
+	// Delegated tokens always carry root_iat; a renewed root token carries
+	// it too (the start of its renewal line).
 	c.RootIssuedAt = c.IssuedAt
+	if v, present := p["root_iat"]; present {
+		if c.RootIssuedAt, ok = numericDate(v); !ok {
+			return nil
+		}
+	}
 	if l, present := p["lineage"]; present {
 		entries, ok := l.([]any)
 		if !ok {
 			return nil
 		}
-		if c.RootIssuedAt, ok = numericDate(p["root_iat"]); !ok {
+		if _, present := p["root_iat"]; !present {
 			return nil
 		}
 		for _, e := range entries {
@@ -830,9 +845,6 @@ func parseClaims(p map[string]any) *Claims {
 				return nil
 			}
 			c.Lineage = append(c.Lineage, Ancestor{TokenID: jti, AgentID: sub})
-		}
-		if len(c.Lineage) == 0 {
-			c.RootIssuedAt = c.IssuedAt
 		}
 	}
 	c.Depth = len(c.Lineage)

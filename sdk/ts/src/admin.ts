@@ -49,6 +49,8 @@ export interface CreateAppRequest {
   readonly rateLimitBurst?: number;
   /** Its approval policy: which scopes need human approval, and whose. None when unset. */
   readonly approvalPolicy?: readonly ApprovalRuleInput[];
+  /** How long a task may keep renewing its tokens, in seconds (1 to 30 days); the broker default (BATON_MAX_TASK_SECONDS) when unset. */
+  readonly maxTaskSeconds?: number;
 }
 
 /** An UpdateApp request: only what is set changes. */
@@ -71,6 +73,8 @@ export interface UpdateAppRequest {
   readonly rateLimitBurst?: number;
   /** Its new approval policy, replacing the old one (`[]` removes it); unchanged when unset. */
   readonly approvalPolicy?: readonly ApprovalRuleInput[];
+  /** Its new task lifetime maximum, in seconds; lowering it revokes nothing, the next Renew uses it. */
+  readonly maxTaskSeconds?: number;
 }
 
 /** A CreateResourceServer request. */
@@ -213,7 +217,7 @@ export class AdminClient {
       rateLimitPerSecond: optionalUint32(request.rateLimitPerSecond, "request.rateLimitPerSecond"),
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
       approvalPolicy: policyOf(request.approvalPolicy ?? [], "request.approvalPolicy"),
-      maxTaskLifetime: undefined,
+      maxTaskLifetime: durationOf(request.maxTaskSeconds, "request.maxTaskSeconds"),
     };
     const res = await this.#unary(this.#client.createApp, req, operatorMetadata(operator), options);
     const app = present(res.app, "app");
@@ -255,7 +259,7 @@ export class AdminClient {
       rateLimitBurst: optionalUint32(request.rateLimitBurst, "request.rateLimitBurst"),
       updateApprovalPolicy: request.approvalPolicy !== undefined,
       approvalPolicy: policyOf(request.approvalPolicy ?? [], "request.approvalPolicy"),
-      maxTaskLifetime: undefined,
+      maxTaskLifetime: durationOf(request.maxTaskSeconds, "request.maxTaskSeconds"),
     };
     const res = await this.#unary(this.#client.updateApp, req, operatorMetadata(operator), options);
     return { app: present(res.app, "app"), revokedTokenCount: res.revokedTokenCount };

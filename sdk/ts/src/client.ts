@@ -150,6 +150,14 @@ export interface DelegateRequest extends KeyBinding {
   readonly approvalId?: string;
 }
 
+/** A Renew request: the new token's lifetime. */
+export interface RenewRequest {
+  /** The new token's lifetime in seconds; the broker default when unset. Never past the task's lifetime maximum nor, for a delegated token, its parent. */
+  readonly ttlSeconds?: number;
+  /** Shorten a TTL above the app's maximum or the parent's remaining life instead of failing. */
+  readonly allowTtlClamp?: boolean;
+}
+
 /** A Validate request. */
 export interface ValidateRequest {
   /** The token to check. */
@@ -433,6 +441,28 @@ export class BrokerClient {
     const md = await this.#agentMetadata(agent, BrokerServiceService.delegate.path);
     const res = await this.#unary(this.#client.delegate, req, md, options);
     return this.#issued(res.accessToken, res.claims, res.ttlClamped, request.agentKey);
+  }
+
+  /**
+   * Renews the agent's own token: returns a new one for the same agent,
+   * scopes, audiences and lineage (its claims name the old one in
+   * `renewedFromTokenId`), and revokes the old token, and so everything
+   * delegated from it, at once. Called by an agent with its credential; a
+   * proof of possession is attached when the credential has a key, and the
+   * returned credential carries the same key. Fails with
+   * TASK_LIFETIME_EXCEEDED once the task's lifetime maximum is reached: the
+   * app must issue a new token.
+   */
+  async renew(agent: AgentCredential, request: RenewRequest = {}, options?: CallOptions): Promise<IssuedToken> {
+    requiredObject(request, "request");
+    // Checked before the proof is signed: a refused request costs nothing.
+    const req = {
+      ttl: ttlOf(request.ttlSeconds),
+      allowTtlClamp: optionalBoolean(request.allowTtlClamp, "request.allowTtlClamp"),
+    };
+    const md = await this.#agentMetadata(agent, BrokerServiceService.renew.path);
+    const res = await this.#unary(this.#client.renew, req, md, options);
+    return this.#issued(res.accessToken, res.claims, res.ttlClamped, agent.key);
   }
 
   /**

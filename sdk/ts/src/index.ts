@@ -21,6 +21,7 @@ export {
   type IssueWithApprovalOptions,
   type Requester,
   type OperatorCredentials,
+  type RenewRequest,
   type RevocationTargetName,
   type RevokeRequest,
   type ValidateRequest,

@@ -82,12 +82,14 @@ export interface VerifiedClaims extends RevocationFacts {
   readonly lineage: readonly LineageFacts[];
   /** The delegation depth: the number of ancestors. */
   readonly depth: number;
-  /** When the chain's root was issued, in ms. */
+  /** When the chain's root was issued, in ms (`root_iat`: a renewed token keeps its line's start). */
   readonly rootIssuedAtMs: number;
   /** `cnf.jkt`: the thumbprint of the key the token is bound to; null when not bound. */
   readonly keyThumbprint: string | null;
   /** `apr`: the human approval the token was minted under; null when none was needed. */
   readonly approval: ApprovalFacts | null;
+  /** `rnw`: the token this one replaced through Renew; null for an issued or delegated token. */
+  readonly renewedFromTokenId: string | null;
 }
 
 /** Claim `apr`: the approval a token was minted under. */
@@ -440,6 +442,9 @@ function parseClaims(p: Record<string, unknown> | null): VerifiedClaims | null {
   if (!Array.isArray(aud) || aud.length === 0 || !aud.every(isString)) return null;
   if (p.orchestration_id !== undefined && !isString(p.orchestration_id)) return null;
   if (p.human !== undefined && !isString(p.human)) return null;
+  if (p.rnw !== undefined && !isString(p.rnw)) return null;
+  // Delegated tokens always carry root_iat; a renewed root token carries it too.
+  if (p.root_iat !== undefined && !isTime(p.root_iat)) return null;
   const lineage: LineageFacts[] = [];
   if (p.lineage !== undefined) {
     if (!Array.isArray(p.lineage) || !isTime(p.root_iat)) return null;
@@ -478,9 +483,10 @@ function parseClaims(p: Record<string, unknown> | null): VerifiedClaims | null {
     expiresAtMs: p.exp * 1000,
     lineage,
     depth: lineage.length,
-    rootIssuedAtMs: lineage.length > 0 ? Math.round((p.root_iat as number) * 1000) : issuedAtMs,
+    rootIssuedAtMs: p.root_iat !== undefined ? Math.round(p.root_iat * 1000) : issuedAtMs,
     keyThumbprint,
     approval,
+    renewedFromTokenId: p.rnw ?? null,
   };
 }
 

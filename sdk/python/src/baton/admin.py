@@ -93,6 +93,7 @@ class AdminClient:
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
         approval_policy: Sequence[admin_pb2.ApprovalRule] = (),
+        max_task_lifetime: datetime.timedelta | None = None,
         timeout: float | None = None,
     ) -> admin_pb2.CreateAppResponse:
         """Register an app; the response holds its client secret, shown only here.
@@ -109,6 +110,9 @@ class AdminClient:
             approval_policy: Which scopes need human approval, and whose:
                 rules as :func:`approval_rule` makes them (or
                 ``admin_pb2.ApprovalRule``). None by default.
+            max_task_lifetime: How long a task may keep renewing its tokens
+                (whole seconds, 1 second to 30 days); ``None`` for the
+                broker's default (``BATON_MAX_TASK_SECONDS``).
             timeout: This call's deadline in seconds; the client's by default.
 
         Raises:
@@ -125,6 +129,7 @@ class AdminClient:
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
             approval_policy=_policy(approval_policy),
+            max_task_lifetime=max_task_lifetime,
         )
         return self._call(self._stub.CreateApp, request, timeout)
 
@@ -169,6 +174,7 @@ class AdminClient:
         rate_limit_per_second: int | None = None,
         rate_limit_burst: int | None = None,
         approval_policy: Sequence[admin_pb2.ApprovalRule] | None = None,
+        max_task_lifetime: datetime.timedelta | None = None,
         timeout: float | None = None,
     ) -> admin_pb2.UpdateAppResponse:
         """Change an app; what is ``None`` is left as it is.
@@ -177,6 +183,7 @@ class AdminClient:
         app's live tokens that no longer fit (``revoked_token_count``).
         A rate limit or burst of 0 returns it to the broker's default.
         ``approval_policy`` replaces the policy (``[]`` removes it).
+        Lowering ``max_task_lifetime`` revokes nothing: the next Renew uses it.
 
         Raises:
             BatonError: For example :class:`baton.NotFoundError`.
@@ -190,6 +197,7 @@ class AdminClient:
             max_delegation_depth=max_delegation_depth,
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            max_task_lifetime=max_task_lifetime,
         )
         # Presence is explicit: an empty list would mean "no ceiling", which
         # the broker refuses, not "unchanged".

@@ -13,7 +13,7 @@ import grpc
 from baton._args import string_list
 from baton._rpc import call, wait_for_decision
 from baton.errors import ApprovalRequiredError, bearer_metadata
-from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, REVOKE_METHOD, AgentKey
+from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, RENEW_METHOD, REVOKE_METHOD, AgentKey
 from baton.v1 import approvals_pb2, approvals_pb2_grpc, broker_pb2, broker_pb2_grpc
 
 _Response = TypeVar("_Response")
@@ -238,6 +238,59 @@ class BrokerClient:
         response: broker_pb2.DelegateResponse = self._call(
             self._stub.Delegate, request, timeout, metadata
         )
+        return response
+
+    def renew(
+        self,
+        token: str,
+        key: AgentKey | None = None,
+        *,
+        ttl: datetime.timedelta | None = None,
+        allow_ttl_clamp: bool = False,
+        timeout: float | None = None,
+    ) -> broker_pb2.RenewResponse:
+        """Trade an agent's own token for a fresh one (as the agent).
+
+        The new token has the same agent, scopes, audiences, lineage and key
+        binding; its claims name the old token (``renewed_from_token_id``),
+        and the old token, with everything delegated from it, is revoked in
+        the same transaction. Calls carry ``authorization: Bearer <token>``
+        and, when ``key`` is given, a fresh proof of possession. Use the same
+        ``key`` with the new token.
+
+        Args:
+            token: The agent's own token.
+            key: The key the token is bound to; required when it is key-bound.
+            ttl: The new token's lifetime; ``None`` for the broker default.
+                Never past the task's lifetime maximum nor, for a delegated
+                token, its parent's expiry.
+            allow_ttl_clamp: Shorten a TTL above the app's maximum or the
+                parent's remaining life instead of failing.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            The new token and its claims.
+
+        Raises:
+            BatonError: For example reason ``TASK_LIFETIME_EXCEEDED`` (code
+                ``FAILED_PRECONDITION``, with ``task_expire_time`` in its
+                metadata) once the task's lifetime maximum is reached, ``TOKEN_INVALID`` for a revoked, expired
+                or already renewed token, or ``PROOF_REQUIRED``.
+            ValueError: When ``token`` is empty, or
+                :class:`baton.TokenTooLongError` when it is longer than
+                :data:`baton.MAX_TOKEN_LENGTH` (nothing is sent).
+            TypeError: When ``key`` is not an :class:`baton.AgentKey` or
+                ``ttl`` not a ``timedelta`` (nothing is sent).
+        """
+        if key is not None and not isinstance(key, AgentKey):
+            raise TypeError(f"key must be an AgentKey, not {type(key).__name__}")
+        if ttl is not None and not isinstance(ttl, datetime.timedelta):
+            raise TypeError(f"ttl must be a datetime.timedelta, not {type(ttl).__name__}")
+        if not isinstance(allow_ttl_clamp, bool):
+            raise TypeError(f"allow_ttl_clamp must be a bool, not {type(allow_ttl_clamp).__name__}")
+        request = broker_pb2.RenewRequest(ttl=ttl, allow_ttl_clamp=allow_ttl_clamp)
+        metadata = _agent_metadata(token, key, RENEW_METHOD)
+        response: broker_pb2.RenewResponse = self._call(self._stub.Renew, request, timeout, metadata)
         return response
 
     def release(

@@ -83,6 +83,9 @@ DELEGATE_METHOD = _method_path("Delegate")
 #: The full gRPC method of Revoke, the ``htm`` of a proof sent to release.
 REVOKE_METHOD = _method_path("Revoke")
 
+#: The full gRPC method of Renew, the ``htm`` of a proof sent with it.
+RENEW_METHOD = _method_path("Renew")
+
 
 def _b64url(data: bytes) -> str:
     """Encode ``data`` as base64url without padding (RFC 7515 §2)."""

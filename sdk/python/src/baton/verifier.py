@@ -147,12 +147,16 @@ class VerifiedClaims:
     expires_at_ms: int
     #: The ancestors, root first; empty for a token issued by an app.
     lineage: tuple[LineageFacts, ...]
-    #: When the chain's root was issued, in ms since the epoch.
+    #: When the chain's root was issued, in ms since the epoch (``root_iat``:
+    #: a renewed token keeps the start of its renewal line).
     root_issued_at_ms: int
     #: ``cnf.jkt``: the thumbprint of the key the token is bound to; ``None`` when not bound.
     key_thumbprint: str | None
     #: ``apr``: the human approval the token was minted under; ``None`` when none was needed.
     approval: ApprovalFacts | None = None
+    #: ``rnw``: the token this one replaced through Renew; ``None`` for an
+    #: issued or delegated token.
+    renewed_from_token_id: str | None = None
 
     @property
     def depth(self) -> int:
@@ -386,9 +390,12 @@ def _parse_claims(p: dict[str, Any] | None) -> VerifiedClaims | None:
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or not audiences or not all(map(_is_string, audiences)):
         return None
-    for name in ("orchestration_id", "human"):
+    for name in ("orchestration_id", "human", "rnw"):
         if name in p and not _is_string(p[name]):
             return None
+    # Delegated tokens always carry root_iat; a renewed root token carries it too.
+    if "root_iat" in p and not _is_time(p["root_iat"]):
+        return None
     lineage: list[LineageFacts] = []
     if "lineage" in p:
         if not isinstance(p["lineage"], list) or not _is_time(p.get("root_iat")):
@@ -416,7 +423,7 @@ def _parse_claims(p: dict[str, Any] | None) -> VerifiedClaims | None:
             return None
         approval = ApprovalFacts(approval_id, tuple(by))
     issued_at_ms = round(float(p["iat"]) * 1000)
-    root_issued_at_ms = round(float(p["root_iat"]) * 1000) if lineage else issued_at_ms
+    root_issued_at_ms = round(float(p["root_iat"]) * 1000) if "root_iat" in p else issued_at_ms
     return VerifiedClaims(
         token_id=p["jti"],
         agent_id=p["sub"],
@@ -434,6 +441,7 @@ def _parse_claims(p: dict[str, Any] | None) -> VerifiedClaims | None:
         root_issued_at_ms=root_issued_at_ms,
         key_thumbprint=thumbprint,
         approval=approval,
+        renewed_from_token_id=p.get("rnw"),
     )
 
 
