@@ -23,6 +23,7 @@ import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
 import { revocationMarginMs } from "./domain/revocations.js";
 import { RateLimits } from "./service/rate-limits.js";
+import { AccessReporter } from "./service/access-reports.js";
 import { RetentionPruner } from "./service/retention.js";
 import { PRINCIPALS_CHANNEL } from "./storage/apps.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
@@ -205,7 +206,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, apps, resourceServers, keys, streams, db, logger, metrics });
+    const accessReports = new AccessReporter(db, now);
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, accessReports, apps, resourceServers, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their

@@ -7,10 +7,11 @@ import type { LoadedKey } from "../crypto/keyring.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { ResourceServerRecord } from "../storage/resource-servers.js";
 import { type App, type ResourceServer, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
-import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
+import { type AccessReport, type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
 import type { DelegateInput } from "../service/delegate.js";
 import type { IssuedToken } from "../service/minter.js";
+import type { AccessReportInput } from "../service/access-reports.js";
 import type { Duration } from "../gen/google/protobuf/duration.js";
 
 /** Seconds of a Duration; null when unset. Negative or fractional spans are refused. */
@@ -188,5 +189,19 @@ export function keyToProto(k: LoadedKey): SigningKey {
     createTime: k.stored.createTime,
     activateTime: k.stored.activateTime ?? undefined,
     retireTime: k.stored.retireTime ?? undefined,
+  };
+}
+
+export function accessReportFromProto(r: AccessReport): AccessReportInput {
+  return {
+    tokenId: r.tokenId,
+    agentId: r.agentId,
+    audience: r.audience,
+    scope: r.scope,
+    resource: r.resource,
+    allowed: r.allowed,
+    reason: r.reason,
+    outcome: r.outcome,
+    decideTime: r.decideTime,
   };
 }

@@ -15,6 +15,7 @@ import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:h
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asParentRefusal, InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
+import type { AccessReporter } from "../service/access-reports.js";
 import type { AppAdmin } from "../service/apps.js";
 import type { Authentication } from "../service/authentication.js";
 import type { Delegator } from "../service/delegate.js";
@@ -39,6 +40,7 @@ import {
 import type { RevocationStreams, StreamEvent, StreamSink } from "../service/revocation-streams.js";
 import { credentialsFrom } from "./auth.js";
 import {
+  accessReportFromProto,
   appToProto,
   claimsToProto,
   durationSeconds,
@@ -225,6 +227,7 @@ export interface GrpcDeps {
   readonly delegator: Delegator;
   readonly validator: Validator;
   readonly revoker: Revoker;
+  readonly accessReports: AccessReporter;
   readonly apps: AppAdmin;
   readonly resourceServers: ResourceServerAdmin;
   readonly keys: KeyManager;
@@ -367,7 +370,7 @@ export class GrpcServer {
   }
 
   private brokerHandlers(): BrokerServiceServer {
-    const { issuer, delegator, validator, revoker, keys, metrics } = this.deps;
+    const { issuer, delegator, validator, revoker, keys, metrics, accessReports } = this.deps;
     return {
       issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
         const caller = await ctx.caller(["app"], true);
@@ -424,8 +427,11 @@ export class GrpcServer {
       renew: this.unary("BrokerService", "Renew", async () => {
         throw new NotImplementedError("Renew");
       }),
-      reportAccess: this.unary("BrokerService", "ReportAccess", async () => {
-        throw new NotImplementedError("ReportAccess");
+      reportAccess: this.unary("BrokerService", "ReportAccess", async (req, ctx) => {
+        // Charged once per batch, whatever its size (see service/rate-limits.ts).
+        const caller = await ctx.caller(["resourceServer"], true);
+        const accepted = await accessReports.report(caller, req.reports.map(accessReportFromProto), ctx);
+        return { accepted };
       }),
     };
   }
