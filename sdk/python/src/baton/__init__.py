@@ -35,6 +35,7 @@ from baton.errors import (
     reason_of,
 )
 from baton.interceptor import BatonAioServerInterceptor, BatonServerInterceptor, grpc_claims
+from baton.reporter import MAX_ACCESS_REPORT_BATCH, AccessReporter, AccessReporterStats
 from baton.middleware import (
     CLAIMS_KEY,
     PROOF_HEADER,
@@ -81,12 +82,15 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DELEGATE_METHOD",
     "ERROR_DOMAIN",
+    "MAX_ACCESS_REPORT_BATCH",
     "MAX_TOKEN_LENGTH",
     "PROOF_HEADER",
     "PROOF_METADATA_KEY",
     "PROOF_TYPE",
     "REVOKE_METHOD",
     "TOKEN_TYPE",
+    "AccessReporter",
+    "AccessReporterStats",
     "AdminClient",
     "AgentKey",
     "AgentKeyAlgorithm",
