@@ -189,10 +189,10 @@ func (r *Reporter) Report(d AccessDecision) bool {
 		return false
 	}
 	r.buf = append(r.buf, d)
-	full := len(r.buf) >= r.batchSize
+	full := len(r.buf)%r.batchSize == 0
 	r.mu.Unlock()
 	if full {
-		// Never blocks: one pending kick is enough.
+		// Once per batch filled; never blocks: one pending kick is enough.
 		select {
 		case r.kick <- struct{}{}:
 		default:
