@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -84,8 +85,8 @@ type ReporterStats struct {
 	Dropped uint64
 	// FailedBatches counts send attempts that failed (each retry counts).
 	FailedBatches uint64
-	// Rejected counts reports discarded because the broker refused their
-	// batch as invalid.
+	// Rejected counts reports discarded because the broker refused them as
+	// invalid.
 	Rejected uint64
 	// Pending is the number of decisions waiting to be sent.
 	Pending int
@@ -101,8 +102,11 @@ type ReporterStats struct {
 // fills. When the broker is unreachable (Unavailable, DeadlineExceeded,
 // ResourceExhausted, Aborted) the batch stays at the head of the buffer and
 // is retried with exponential backoff; once the buffer is full new
-// decisions are dropped and counted. A batch the broker refuses as wrong (a
-// token it does not know, say) is discarded and counted as rejected.
+// decisions are dropped and counted. The broker takes a batch all or
+// nothing; when it refuses one as wrong (a report about a token it does not
+// know: one long expired and pruned, say) it names the report, which is
+// discarded and counted as rejected, and the rest is sent again. A refusal
+// naming none discards the batch.
 //
 // A Reporter is safe for concurrent use; Close it when done.
 type Reporter struct {
@@ -329,8 +333,15 @@ func (r *Reporter) sendAll(ctx context.Context, backoff *time.Duration) bool {
 			r.failed++
 		default:
 			r.failed++
-			r.rejected += uint64(n)
-			r.buf = r.buf[n:]
+			// The broker names the report it refused: drop that one and
+			// send the rest again. Without an index the batch is at fault.
+			if i, ok := refusedIndex(err, n); ok {
+				r.rejected++
+				r.buf = append(r.buf[:i:i], r.buf[i+1:]...)
+			} else {
+				r.rejected += uint64(n)
+				r.buf = r.buf[n:]
+			}
 		}
 		r.mu.Unlock()
 		if err != nil && r.onError != nil {
@@ -342,6 +353,17 @@ func (r *Reporter) sendAll(ctx context.Context, backoff *time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// refusedIndex is the position of the report a refusal names, if it names
+// one within the batch.
+func refusedIndex(err error, n int) (int, bool) {
+	var e *Error
+	if !errors.As(FromError(err), &e) {
+		return 0, false
+	}
+	i, perr := strconv.Atoi(e.Metadata["index"])
+	return i, perr == nil && i >= 0 && i < n
 }
 
 // wire is the report as sent, with the reporter's defaults and the text

@@ -2,6 +2,7 @@ package baton_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -53,24 +54,22 @@ func TestLiveReporterDelivers(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 sent", s)
 	}
 
-	// A report about a token the broker never issued: the batch is refused and counted, not retried.
+	// A report about a token the broker never issued, between two good ones:
+	// that one is dropped and counted, the others delivered.
+	good := baton.AccessDecision{TokenID: c.GetTokenId(), AgentID: c.GetAgentId(), Allowed: true}
+	r.Report(good)
 	r.Report(baton.AccessDecision{TokenID: "not-a-token", AgentID: c.GetAgentId(), Allowed: true})
+	r.Report(good)
 	if err := r.Flush(ctx); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	if s := r.Stats(); s.Sent != 2 || s.Rejected != 1 || s.FailedBatches != 1 {
-		t.Fatalf("stats %+v, want 1 rejected", s)
+	if s := r.Stats(); s.Sent != 4 || s.Rejected != 1 || s.FailedBatches != 1 || s.Pending != 0 {
+		t.Fatalf("stats %+v, want 4 sent and 1 rejected", s)
 	}
-	if len(errs) != 1 || baton.ReasonOf(batonv1.ErrorReason_ERROR_REASON_NOT_FOUND) != errReason(errs[0]) {
-		t.Fatalf("errors %v, want one NOT_FOUND", errs)
+	var e *baton.Error
+	if len(errs) != 1 || !errors.As(baton.FromError(errs[0]), &e) || e.Reason != "NOT_FOUND" || e.Metadata["index"] != "1" {
+		t.Fatalf("errors %v, want one NOT_FOUND naming index 1", errs)
 	}
-}
-
-func errReason(err error) string {
-	if e, ok := baton.FromError(err).(*baton.Error); ok {
-		return e.Reason
-	}
-	return ""
 }
 
 func TestLiveInterceptorReportsDecisions(t *testing.T) {

@@ -36,7 +36,7 @@ def closing(reporter: baton.AccessReporter) -> Iterator[baton.AccessReporter]:
         reporter.close(timeout=0.5)
 
 
-def test_reporter_delivers_and_counts_a_refused_batch() -> None:
+def test_reporter_delivers_and_drops_a_refused_report() -> None:
     cfg = live_config()
     errors: list[baton.BatonError] = []
     with resource_server(cfg) as (subscriber, verifier, client), closing(reporter_for(cfg, flush_interval=0.02, on_error=errors.append)) as reporter:
@@ -48,12 +48,14 @@ def test_reporter_delivers_and_counts_a_refused_batch() -> None:
         assert reporter.flush(timeout=10)
         assert (reporter.stats.sent, reporter.stats.rejected) == (2, 0)
 
-        # A token the broker never issued: the batch is refused, counted, not retried.
+        # A token the broker never issued: that report is dropped and counted, the rest delivered.
+        reporter.report(claims.token_id, claims.agent_id, True)
         reporter.report("not-a-token", claims.agent_id, True)
+        reporter.report(claims.token_id, claims.agent_id, True)
         assert reporter.flush(timeout=10)
         stats = reporter.stats
-        assert (stats.sent, stats.rejected, stats.failed_batches, stats.pending) == (2, 1, 1, 0)
-        assert [e.reason for e in errors] == ["NOT_FOUND"]
+        assert (stats.sent, stats.rejected, stats.failed_batches, stats.pending) == (4, 1, 1, 0)
+        assert [(e.reason, e.metadata.get("index")) for e in errors] == [("NOT_FOUND", "1")]
 
 
 def wsgi_call(app: Any, token: str | None, method: str = "GET") -> str:

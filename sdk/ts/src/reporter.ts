@@ -9,9 +9,11 @@
 // batch fills. When the broker is unreachable (UNAVAILABLE, a deadline,
 // RATE_LIMITED) the batch stays at the head of the buffer and is retried
 // with exponential backoff; meanwhile new decisions fill the buffer, and
-// once it holds `bufferSize` they are dropped and counted. A batch the
-// broker refuses as wrong (a report about a token it does not know, say) is
-// discarded and counted as rejected: retrying it would fail the same way.
+// once it holds `bufferSize` they are dropped and counted. The broker takes
+// a batch all or nothing; when it refuses one as wrong (a report about a
+// token it does not know: one long expired and pruned, say) it names the
+// report, which is discarded and counted as rejected, and the rest is sent
+// again. A refusal naming none discards the batch.
 //
 // Decisions about a token whose signature did not verify carry no trusted
 // token id and agent, and are not reports (the middleware skips them).
@@ -77,7 +79,7 @@ export interface AccessReporterStats {
   readonly dropped: number;
   /** Send attempts that failed (each retry counts). */
   readonly failedBatches: number;
-  /** Reports discarded because the broker refused their batch as invalid. */
+  /** Reports discarded because the broker refused them as invalid. */
   readonly rejected: number;
   /** Decisions waiting to be sent. */
   readonly pending: number;
@@ -278,8 +280,12 @@ export class AccessReporter {
           // A logging hook must not stop reporting.
         }
         if (!RETRYABLE.has(e.code)) {
-          this.#rejected += batch.length;
-          this.#buffer.splice(0, batch.length);
+          // The broker names the report it refused: drop that one and send the rest again.
+          // Without an index the whole batch is at fault.
+          const index = Number(e.metadata.index ?? Number.NaN);
+          const bad = Number.isInteger(index) && index >= 0 && index < batch.length ? 1 : batch.length;
+          this.#rejected += bad;
+          this.#buffer.splice(bad === 1 ? index : 0, bad);
           continue;
         }
         this.#backoffMs = Math.min(this.#maxBackoffMs, this.#backoffMs === 0 ? this.#minBackoffMs : this.#backoffMs * 2);

@@ -156,16 +156,17 @@ describe("AccessReporter", () => {
     expect(reporter.stats.dropped).toBe(52);
   });
 
-  it("counts a batch the broker refuses (a token it never issued) as rejected and does not retry it", async () => {
+  it("drops a report the broker refuses (a token it never issued), counts it, and delivers the rest of the batch", async () => {
     const t = await issue("rejected");
     const errors: string[] = [];
-    const reporter = new AccessReporter({ broker, credentials: rs, audience: "ehr-api", flushIntervalMs: 20, onError: (e) => errors.push(e.reason ?? "") });
+    const reporter = new AccessReporter({ broker, credentials: rs, audience: "ehr-api", flushIntervalMs: 60_000, onError: (e) => errors.push(`${e.reason}@${e.metadata.index}`) });
+    reporter.report(decision(t, { resource: "GET /first" }));
     reporter.report(decision(t, { tokenId: "not-a-token" }));
-    await eventually(() => reporter.stats.rejected === 1, "the refusal");
-    reporter.report(decision(t));
-    await eventually(() => reporter.stats.sent === 1, "the next batch");
-    expect(reporter.stats).toMatchObject({ failedBatches: 1, rejected: 1, pending: 0 });
-    expect(errors).toEqual(["NOT_FOUND"]);
+    reporter.report(decision(t, { resource: "GET /third" }));
+    expect(await reporter.flush()).toBe(true);
+    expect(reporter.stats).toMatchObject({ sent: 2, failedBatches: 1, rejected: 1, pending: 0 });
+    expect(errors).toEqual(["NOT_FOUND@1"]);
+    expect((await eventsFor(t.claims.tokenId)).map((e) => e.data.resource)).toEqual(["GET /first", "GET /third"]);
     await reporter.close();
   });
 

@@ -12,8 +12,10 @@ most 500, the broker's limit) every ``flush_interval`` seconds, or as soon as
 a batch fills. When the broker is unreachable (``UNAVAILABLE``, a deadline,
 ``RATE_LIMITED``) the batch stays at the head of the buffer and is retried
 with exponential backoff; once the buffer is full, new decisions are dropped
-and counted. A batch the broker refuses as wrong (a report about a token it
-does not know, say) is discarded and counted as rejected.
+and counted. The broker takes a batch all or nothing; when it refuses one as
+wrong (a report about a token it does not know: one long expired and pruned,
+say) it names the report, which is discarded and counted as rejected, and
+the rest is sent again. A refusal naming none discards the batch.
 
 The middleware (:class:`baton.BatonASGIMiddleware`,
 :class:`baton.BatonWSGIMiddleware`) and the interceptors
@@ -83,7 +85,7 @@ class AccessReporterStats:
     dropped: int
     #: Send attempts that failed (each retry counts).
     failed_batches: int
-    #: Reports discarded because the broker refused their batch as invalid.
+    #: Reports discarded because the broker refused them as invalid.
     rejected: int
     #: Decisions waiting to be sent.
     pending: int
@@ -345,9 +347,16 @@ class AccessReporter:
                 with self._lock:
                     self._failed += 1
                     if not retry:
-                        self._rejected += len(batch)
-                        for _ in batch:
-                            self._buffer.popleft()
+                        # The broker names the report it refused: drop that one and send
+                        # the rest again. Without an index the whole batch is at fault.
+                        index = error.metadata.get("index", "")
+                        if index.isdigit() and int(index) < len(batch):
+                            self._rejected += 1
+                            del self._buffer[int(index)]
+                        else:
+                            self._rejected += len(batch)
+                            for _ in batch:
+                                self._buffer.popleft()
                 if self._on_error is not None:
                     try:
                         self._on_error(error)
