@@ -163,6 +163,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const delegator = new Delegator(minter, (id) => auth.findApp(id));
     const validator = new Validator(checker);
     const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
+    const accessReports = new AccessReporter(db, now);
     // The change is committed: a failed read here is retried by the periodic catch-up, the RPC still succeeds.
     const catchUpView = (): Promise<void> => appView.catchUp().catch((err: unknown) => logger.warn("app view catch-up failed", { error: err }));
     const apps = new AppAdmin(db, revocations, now, marginMs, catchUpView);
@@ -178,6 +179,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     metrics.gauge("baton_revocation_streams", "Open StreamRevocations calls.", () => streams.count);
     metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
     metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
+    metrics.counter("baton_access_reports_total", "Access decisions reported by resource servers and stored as audit events.", () => accessReports.stored);
 
     const catchUpRevocations = (): void => {
       revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));
@@ -206,7 +208,6 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const accessReports = new AccessReporter(db, now);
     const grpcServer = new GrpcServer({ auth, issuer, delegator, validator, revoker, accessReports, apps, resourceServers, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {

@@ -58,6 +58,9 @@ interface CheckedReport {
 }
 
 export class AccessReporter {
+  /** Reports stored (for baton_access_reports_total). */
+  stored = 0;
+
   constructor(
     private readonly db: Db,
     private readonly now: () => number,
@@ -104,6 +107,7 @@ export class AccessReporter {
       }),
     );
     await withTransaction(this.db, (tx) => appendAudit(tx, events));
+    this.stored += events.length;
     return events.length;
   }
 }

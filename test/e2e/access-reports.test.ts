@@ -100,6 +100,9 @@ describe("ReportAccess", () => {
     expect(denied!.data).toMatchObject({ allowed: false, reason: "TOKEN_STATUS_INSUFFICIENT_SCOPE", outcome: "403", scopes: ["write:records:P-1042"] });
     expect(rootEvent!.data).toMatchObject({ token_id: root.claims!.tokenId, lineage: [], scopes: [], resource: null, outcome: null });
 
+    const metrics = await (await fetch(`${b.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^baton_access_reports_total 3$/m);
+
     // The chain still verifies with the new events in it.
     const verified = await call(b.admin.verifyAuditLog, b.admin, {}, operatorMd());
     expect(verified.intact).toBe(true);
