@@ -21,15 +21,27 @@ from test_live_verifier import issue, resource_server
 import baton
 
 
-def reporter_for(cfg: LiveConfig, target: str | None = None, **options: Any) -> baton.AccessReporter:
+class RecordingReporter(baton.AccessReporter):
+    """An AccessReporter that also keeps what it was told (allowed, outcome, reason, resource)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.told: list[tuple[bool, str, str, str]] = []
+
+    def report(self, token_id: str, agent_id: str, allowed: bool, **kwargs: Any) -> bool:
+        self.told.append((allowed, kwargs.get("outcome", ""), kwargs.get("reason", ""), kwargs.get("resource", "")))
+        return super().report(token_id, agent_id, allowed, **kwargs)
+
+
+def reporter_for(cfg: LiveConfig, target: str | None = None, **options: Any) -> RecordingReporter:
     rs_id, rs_secret = os.environ.get("BATON_RS_ID"), os.environ.get("BATON_RS_SECRET")
     if not rs_id or not rs_secret:
         pytest.fail("live reporter test needs BATON_RS_ID and BATON_RS_SECRET (see test/sdk/run-live.ts)", pytrace=False)
-    return baton.AccessReporter(target or cfg.addr, rs_id, rs_secret, audience=cfg.audience, **options)
+    return RecordingReporter(target or cfg.addr, rs_id, rs_secret, audience=cfg.audience, **options)
 
 
 @contextmanager
-def closing(reporter: baton.AccessReporter) -> Iterator[baton.AccessReporter]:
+def closing(reporter: RecordingReporter) -> Iterator[RecordingReporter]:
     try:
         yield reporter
     finally:
@@ -92,6 +104,10 @@ def test_wsgi_middleware_reports_each_decision() -> None:
         # No verified token: nothing to report about.
         assert wsgi_call(app, None) == "401"
         assert wsgi_call(app, "x.y.z") == "401"
+        assert reporter.told == [
+            (True, "204", "", "GET /records/P-1042"),
+            (False, "403", "TOKEN_STATUS_INSUFFICIENT_SCOPE", "DELETE /records/P-1042"),
+        ]
         assert reporter.flush(timeout=10)
         assert (reporter.stats.sent, reporter.stats.rejected) == (2, 0)
 
@@ -122,6 +138,7 @@ def test_asgi_middleware_reports_the_answered_status() -> None:
 
         asyncio.run(run())
         assert sent[0]["status"] == 200
+        assert reporter.told == [(True, "200", "", "GET /records/P-1042")]
         assert reporter.flush(timeout=10)
         assert reporter.stats.sent == 1
 
@@ -149,6 +166,10 @@ def test_grpc_interceptor_reports_allowed_and_refused_calls() -> None:
                 assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
         finally:
             server.stop(grace=None)
+        assert reporter.told == [
+            (True, "OK", "", "/test.Records/Read"),
+            (False, "PERMISSION_DENIED", "TOKEN_STATUS_INSUFFICIENT_SCOPE", method),
+        ]
         assert reporter.flush(timeout=10)
         assert (reporter.stats.sent, reporter.stats.rejected) == (2, 0)
 
@@ -165,3 +186,36 @@ def test_verification_is_unaffected_by_an_unreachable_broker() -> None:
         assert [wsgi_call(app, token) for _ in range(5)] == ["204"] * 5
         stats = reporter.stats
         assert (stats.sent, stats.dropped, stats.pending) == (0, 3, 2)
+
+
+def test_aio_interceptor_reports_the_final_status() -> None:
+    cfg = live_config()
+    with resource_server(cfg) as (subscriber, verifier, client), closing(reporter_for(cfg, flush_interval=0.02)) as reporter:
+        assert subscriber.wait_ready(5), f"not ready: {subscriber.state}"
+        token = issue(client, cfg)
+
+        async def get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            if request == b"missing":
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such record")
+            return b"ok"
+
+        async def run() -> None:
+            server = grpc.aio.server(interceptors=[baton.BatonAioServerInterceptor(verifier, reporter=reporter)])
+            handler = grpc.unary_unary_rpc_method_handler(get)
+            server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Records", {"Get": handler})])
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    md = [("authorization", f"Bearer {token}")]
+                    assert await channel.unary_unary("/test.Records/Get")(b"", metadata=md, timeout=10) == b"ok"
+                    with pytest.raises(grpc.aio.AioRpcError) as caught:
+                        await channel.unary_unary("/test.Records/Get")(b"missing", metadata=md, timeout=10)
+                    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            finally:
+                await server.stop(None)
+
+        asyncio.run(run())
+        assert [(allowed, outcome) for allowed, outcome, _, _ in reporter.told] == [(True, "OK"), (True, "NOT_FOUND")]
+        assert reporter.flush(timeout=10)
+        assert (reporter.stats.sent, reporter.stats.rejected) == (2, 0)
