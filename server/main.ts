@@ -28,6 +28,7 @@ import { RevocationState } from "./service/revocation-state.js";
 import { RevocationStreams } from "./service/revocation-streams.js";
 import { revocationMarginMs } from "./domain/revocations.js";
 import { RateLimits } from "./service/rate-limits.js";
+import { AccessReporter } from "./service/access-reports.js";
 import { RetentionPruner } from "./service/retention.js";
 import { PRINCIPALS_CHANNEL } from "./storage/apps.js";
 import { KEYS_CHANNEL } from "./storage/keys.js";
@@ -169,6 +170,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const validator = new Validator(checker);
     const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
     const renewer = new Renewer(db, keys, minter, revocations, (id) => auth.findApp(id), { maxTaskSeconds: config.maxTaskSeconds, revocationMarginMs: marginMs });
+    const accessReports = new AccessReporter(db, now);
     // The change is committed: a failed read here is retried by the periodic catch-up, the RPC still succeeds.
     const catchUpView = (): Promise<void> => appView.catchUp().catch((err: unknown) => logger.warn("app view catch-up failed", { error: err }));
     const apps = new AppAdmin(db, revocations, now, marginMs, catchUpView);
@@ -187,6 +189,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     metrics.gauge("baton_approval_watches", "Open WatchApproval calls.", () => approvalWatches.count);
     metrics.counter("baton_rate_limited_total", "Requests refused because their app was over its rate limit.", () => limits.rateLimited);
     metrics.counter("baton_auth_throttled_total", "Authentications refused because their source failed too often.", () => limits.authThrottled);
+    metrics.counter("baton_access_reports_total", "Access decisions reported by resource servers and stored as audit events.", () => accessReports.stored);
 
     const catchUpRevocations = (): void => {
       revocations.catchUp().catch((err: unknown) => logger.warn("revocation catch-up failed", { error: err }));
@@ -217,7 +220,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
-    const grpcServer = new GrpcServer({ auth, issuer, delegator, renewer, validator, revoker, apps, resourceServers, approvers, approvals, approvalWatches, keys, streams, db, logger, metrics });
+    const grpcServer = new GrpcServer({ auth, issuer, delegator, renewer, validator, revoker, accessReports, apps, resourceServers, approvers, approvals, approvalWatches, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {
       // Streams end first, with SHUTTING_DOWN and their cursor, so their

@@ -279,6 +279,18 @@ export class RateLimitedError extends RetryLaterError {
   }
 }
 
+/** A resource server sent access reports faster than its limit (charged once per batch). */
+export class ReportsRateLimitedError extends RetryLaterError {
+  constructor(resourceServerId: string, perSecond: number, burst: number, retryAfterMs: number) {
+    super(
+      "RATE_LIMITED",
+      `the resource server is over its limit of ${perSecond} report batches per second (burst ${burst}); retry after ${retryAfterMs} ms`,
+      { resource_server_id: resourceServerId, limit: String(perSecond), burst: String(burst) },
+      retryAfterMs,
+    );
+  }
+}
+
 export class AuthenticationThrottledError extends RetryLaterError {
   constructor(retryAfterMs: number) {
     super("AUTHENTICATION_THROTTLED", `too many failed authentications from this address; retry after ${retryAfterMs} ms`, {}, retryAfterMs);

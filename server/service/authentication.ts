@@ -81,13 +81,14 @@ export class Authentication implements Authenticator {
 
   /**
    * Charges one request to the caller's app: an app's own, or an agent's
-   * app. The operator is not limited. Throws RateLimitedError when the app
+   * app; a resource server to its own bucket. The operator is not limited. Throws RateLimitedError when the app
    * is over its limit; nothing of the request has been done then.
    */
   async charge(caller: Principal): Promise<void> {
     const limits = this.settings.limits;
     if (caller.kind === "app") limits.chargeApp(caller.app.appId, limits.rateOf(caller.app));
     else if (caller.kind === "agent") limits.chargeApp(caller.claims.appId, limits.rateOf(await this.findApp(caller.claims.appId)));
+    else if (caller.kind === "resourceServer") limits.chargeResourceServer(caller.resourceServer.resourceServerId);
   }
 
   /** Resource servers, from the view like apps (a stream and a Validate authenticate with them). */

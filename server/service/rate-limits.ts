@@ -6,12 +6,15 @@
 //   Validate is not charged: it does no database work, and resource servers
 //   validating online for an app would otherwise share (and exhaust) the
 //   budget its orchestrator issues with. The operator is never limited;
+// - per resource server: each ReportAccess batch takes a token from the
+//   resource server's bucket, at the default app rate, so one resource server
+//   cannot flood the audit trail (RATE_LIMITED);
 // - per source address: failed authentications take a token, and a source
 //   with none left is refused with AUTHENTICATION_THROTTLED before its
 //   credentials are even looked at.
 
 import { isIP } from "node:net";
-import { AuthenticationThrottledError, RateLimitedError } from "../domain/errors.js";
+import { AuthenticationThrottledError, RateLimitedError, ReportsRateLimitedError } from "../domain/errors.js";
 import { type Bucket, fullBucket, peek, perSecond, type Rate, take } from "../domain/rate-limit.js";
 import type { AppRecord } from "../storage/apps.js";
 
@@ -53,6 +56,7 @@ export interface RateLimitSettings {
 export class RateLimits {
   private readonly apps = new Buckets(MAX_TRACKED_APPS);
   private readonly sources = new Buckets(MAX_TRACKED_SOURCES);
+  private readonly resourceServers = new Buckets(MAX_TRACKED_APPS);
   /** Requests refused by an app's limit, and authentications refused for their source. */
   rateLimited = 0;
   authThrottled = 0;
@@ -77,6 +81,18 @@ export class RateLimits {
     if (!t.ok) {
       this.rateLimited++;
       throw new RateLimitedError(appId, rate.count, rate.burst, t.retryAfterMs);
+    }
+  }
+
+  /** Takes a token for one access-report batch of `resourceServerId` (default app rate), or throws. */
+  chargeResourceServer(resourceServerId: string): void {
+    const rate = this.rateOf(null);
+    const nowMs = this.settings.now();
+    const t = take(this.resourceServers.get(resourceServerId, rate, nowMs), rate, nowMs);
+    this.resourceServers.set(resourceServerId, t.bucket);
+    if (!t.ok) {
+      this.rateLimited++;
+      throw new ReportsRateLimitedError(resourceServerId, rate.count, rate.burst, t.retryAfterMs);
     }
   }
 

@@ -12,10 +12,11 @@ import type { ApprovalState as DomainApprovalState } from "../domain/approvals.j
 import { type Approval, ApprovalRequestKind, ApprovalState } from "../gen/baton/v1/approvals.js";
 import type { ApprovalRule as DomainRule, ScopeClass as DomainClass } from "../domain/approvals.js";
 import { type App, type ApprovalRule, type Approver, type ResourceServer, ScopeClass, type SigningKey, SigningKeyState } from "../gen/baton/v1/admin.js";
-import { type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
+import { type AccessReport, type Revocation, RevocationTarget, type StreamRevocationsResponse, type TokenClaims, TokenStatus } from "../gen/baton/v1/broker.js";
 import type { StreamEvent } from "../service/revocation-streams.js";
 import type { DelegateInput } from "../service/delegate.js";
 import type { IssuedToken } from "../service/minter.js";
+import type { AccessReportInput } from "../service/access-reports.js";
 import type { Duration } from "../gen/google/protobuf/duration.js";
 
 /** Seconds of a Duration; null when unset. Negative or fractional spans are refused. */
@@ -257,5 +258,19 @@ export function approvalToProto(a: ApprovalRecord): Approval {
     expireTime: a.expireTime,
     useTime: a.useTime ?? undefined,
     tokenId: a.tokenId ?? "",
+  };
+}
+
+export function accessReportFromProto(r: AccessReport): AccessReportInput {
+  return {
+    tokenId: r.tokenId,
+    agentId: r.agentId,
+    audience: r.audience,
+    scope: r.scope,
+    resource: r.resource,
+    allowed: r.allowed,
+    reason: r.reason,
+    outcome: r.outcome,
+    decideTime: r.decideTime,
   };
 }

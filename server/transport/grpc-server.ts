@@ -14,7 +14,8 @@ import { readFileSync } from "node:fs";
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { asParentRefusal, InvalidRequestError, NotImplementedError, ShuttingDownError } from "../domain/errors.js";
+import { asParentRefusal, InvalidRequestError, ShuttingDownError } from "../domain/errors.js";
+import type { AccessReporter } from "../service/access-reports.js";
 import type { AppAdmin } from "../service/apps.js";
 import type { ApproverAdmin } from "../service/approvers.js";
 import type { Approvals } from "../service/approvals.js";
@@ -51,6 +52,7 @@ import type { RevocationStreams, StreamEvent, StreamSink } from "../service/revo
 import { auditEventToProto } from "./audit-convert.js";
 import { credentialsFrom } from "./auth.js";
 import {
+  accessReportFromProto,
   appToProto,
   approvalStateFromProto,
   approvalToProto,
@@ -247,6 +249,7 @@ export interface GrpcDeps {
   readonly renewer: Renewer;
   readonly validator: Validator;
   readonly revoker: Revoker;
+  readonly accessReports: AccessReporter;
   readonly apps: AppAdmin;
   readonly resourceServers: ResourceServerAdmin;
   readonly approvers: ApproverAdmin;
@@ -393,7 +396,7 @@ export class GrpcServer {
   }
 
   private brokerHandlers(): BrokerServiceServer {
-    const { issuer, delegator, renewer, validator, revoker, keys, metrics } = this.deps;
+    const { issuer, delegator, renewer, validator, revoker, keys, metrics, accessReports } = this.deps;
     return {
       issue: this.unary("BrokerService", "Issue", async (req, ctx) => {
         const caller = await ctx.caller(["app"], true);
@@ -453,9 +456,11 @@ export class GrpcServer {
         metrics.revoked("token");
         return issuedToProto(r);
       }),
-      // ISSUE-8 PLACEHOLDERS: replaced by the renewal and access-report work (issue 8); none may remain on main.
-      reportAccess: this.unary("BrokerService", "ReportAccess", async () => {
-        throw new NotImplementedError("ReportAccess");
+      reportAccess: this.unary("BrokerService", "ReportAccess", async (req, ctx) => {
+        // Charged once per batch, whatever its size (see service/rate-limits.ts).
+        const caller = await ctx.caller(["resourceServer"], true);
+        const accepted = await accessReports.report(caller, req.reports.map(accessReportFromProto), ctx);
+        return { accepted };
       }),
     };
   }

@@ -21,6 +21,16 @@ type InterceptorOptions struct {
 	// PublicMethods are full paths of methods that need no token at all
 	// (health checks, reflection).
 	PublicMethods []string
+	// Reporter, when set, is given every decision about a token whose
+	// signature verified: allowed, with the code the call ended with as
+	// outcome (`OK`, `NOT_FOUND`, ...), or denied, with the reason
+	// (`TOKEN_STATUS_<status>` for a TokenStatus, else the verifier's:
+	// STALE, PROOF_REQUIRED, ...) and the refusal's code. The resource is
+	// the method path; the scope, the first the method needs. Report only
+	// buffers, so this adds no I/O to the call. A call with no token, or
+	// one whose signature did not verify, is not reported: it names no
+	// trustworthy token and agent.
+	Reporter *Reporter
 }
 
 type claimsKey struct{}
@@ -46,11 +56,13 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 func UnaryServerInterceptor(v *Verifier, opts InterceptorOptions) grpc.UnaryServerInterceptor {
 	a := newAuthorizer(v, opts)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := a.check(ctx, info.FullMethod)
+		ctx, allowed, err := a.check(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		res, err := handler(ctx, req)
+		a.reportAllowed(allowed, info.FullMethod, err)
+		return res, err
 	}
 }
 
@@ -58,11 +70,13 @@ func UnaryServerInterceptor(v *Verifier, opts InterceptorOptions) grpc.UnaryServ
 func StreamServerInterceptor(v *Verifier, opts InterceptorOptions) grpc.StreamServerInterceptor {
 	a := newAuthorizer(v, opts)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := a.check(ss.Context(), info.FullMethod)
+		ctx, allowed, err := a.check(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
-		return handler(srv, claimsStream{ss, ctx})
+		err = handler(srv, claimsStream{ss, ctx})
+		a.reportAllowed(allowed, info.FullMethod, err)
+		return err
 	}
 }
 
@@ -74,13 +88,46 @@ type claimsStream struct {
 func (s claimsStream) Context() context.Context { return s.ctx }
 
 type authorizer struct {
-	v      *Verifier
-	scopes func(string) []string
-	public map[string]bool
+	v        *Verifier
+	scopes   func(string) []string
+	public   map[string]bool
+	reporter *Reporter
+}
+
+// allowedCall is what is reported about an allowed call once it ends.
+type allowedCall struct {
+	claims *Claims
+	scope  string
+}
+
+// tokenStatuses are the verifier reasons that are TokenStatus values,
+// reported as `TOKEN_STATUS_<reason>`.
+var tokenStatuses = map[Reason]bool{
+	ReasonMalformed: true, ReasonAlgorithmNotAllowed: true, ReasonUnknownKey: true, ReasonBadSignature: true,
+	ReasonExpired: true, ReasonNotYetValid: true, ReasonWrongIssuer: true, ReasonWrongAudience: true,
+	ReasonRevoked: true, ReasonInsufficientScope: true, ReasonWrongType: true,
+}
+
+func (a *authorizer) reportAllowed(c *allowedCall, method string, err error) {
+	if a.reporter == nil || c == nil {
+		return
+	}
+	a.reporter.Report(AccessDecision{TokenID: c.claims.TokenID, AgentID: c.claims.AgentID, Allowed: true, Scope: c.scope, Resource: method, Outcome: codeName(status.Code(err))})
+}
+
+func (a *authorizer) reportDenied(r Result, method, scope string, code codes.Code) {
+	if a.reporter == nil || r.Claims == nil {
+		return
+	}
+	reason := string(r.Reason)
+	if tokenStatuses[r.Reason] {
+		reason = "TOKEN_STATUS_" + reason
+	}
+	a.reporter.Report(AccessDecision{TokenID: r.Claims.TokenID, AgentID: r.Claims.AgentID, Scope: scope, Resource: method, Reason: reason, Outcome: codeName(code)})
 }
 
 func newAuthorizer(v *Verifier, opts InterceptorOptions) *authorizer {
-	a := &authorizer{v: v, scopes: opts.RequiredScopes, public: map[string]bool{}}
+	a := &authorizer{v: v, scopes: opts.RequiredScopes, public: map[string]bool{}, reporter: opts.Reporter}
 	for _, m := range opts.PublicMethods {
 		a.public[m] = true
 	}
@@ -89,9 +136,9 @@ func newAuthorizer(v *Verifier, opts InterceptorOptions) *authorizer {
 
 var bearerRE = regexp.MustCompile(`(?i)^Bearer +([^\s]+)\s*$`)
 
-func (a *authorizer) check(ctx context.Context, method string) (context.Context, error) {
+func (a *authorizer) check(ctx context.Context, method string) (context.Context, *allowedCall, error) {
 	if a.public[method] {
-		return ctx, nil
+		return ctx, nil, nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	auth := md.Get("authorization")
@@ -102,7 +149,7 @@ func (a *authorizer) check(ctx context.Context, method string) (context.Context,
 		}
 	}
 	if token == "" {
-		return nil, refusal(codes.Unauthenticated, "credentials missing: send authorization: Bearer <token>", "CREDENTIALS_MISSING", nil)
+		return nil, nil, refusal(codes.Unauthenticated, "credentials missing: send authorization: Bearer <token>", "CREDENTIALS_MISSING", nil)
 	}
 	var proof string
 	switch proofs := md.Get(ProofMetadataKey); len(proofs) {
@@ -117,19 +164,26 @@ func (a *authorizer) check(ctx context.Context, method string) (context.Context,
 		required = a.scopes(method)
 	}
 	r := a.v.Verify(ctx, token, VerifyOptions{RequiredScopes: required, Proof: proof, HTM: method})
-	if r.OK {
-		return context.WithValue(ctx, claimsKey{}, r.Claims), nil
+	var scope string
+	if len(required) > 0 {
+		scope = required[0]
 	}
+	if r.OK {
+		return context.WithValue(ctx, claimsKey{}, r.Claims), &allowedCall{claims: r.Claims, scope: scope}, nil
+	}
+	var err error
 	switch r.Reason {
 	case ReasonStale:
-		return nil, refusal(codes.Unavailable, "the service cannot check revocations right now; retry", "UNAVAILABLE", nil)
+		err = refusal(codes.Unavailable, "the service cannot check revocations right now; retry", "UNAVAILABLE", nil)
 	case ReasonProofRequired, ReasonProofInvalid, ReasonProofReplayed:
-		return nil, refusal(codes.Unauthenticated, "token refused: "+string(r.Reason), string(r.Reason), nil)
+		err = refusal(codes.Unauthenticated, "token refused: "+string(r.Reason), string(r.Reason), nil)
 	case ReasonInsufficientScope:
-		return nil, refusal(codes.PermissionDenied, "token refused: "+string(r.Reason), "TOKEN_INVALID", map[string]string{"token_status": string(r.Reason)})
+		err = refusal(codes.PermissionDenied, "token refused: "+string(r.Reason), "TOKEN_INVALID", map[string]string{"token_status": string(r.Reason)})
 	default:
-		return nil, refusal(codes.Unauthenticated, "token refused: "+string(r.Reason), "TOKEN_INVALID", map[string]string{"token_status": string(r.Reason)})
+		err = refusal(codes.Unauthenticated, "token refused: "+string(r.Reason), "TOKEN_INVALID", map[string]string{"token_status": string(r.Reason)})
 	}
+	a.reportDenied(r, method, scope, status.Code(err))
+	return nil, nil, err
 }
 
 func refusal(code codes.Code, msg, reason string, md map[string]string) error {

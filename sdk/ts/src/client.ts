@@ -15,6 +15,7 @@ import {
   BrokerServiceClient,
   BrokerServiceService,
   RevocationTarget,
+  type AccessReport,
   type Revocation,
   type TokenClaims,
   type ValidateResponse,
@@ -25,6 +26,7 @@ import { ApprovalRequiredError, BatonError, fromServiceError } from "./errors.js
 import { ApprovalServiceClient, ApprovalServiceService, type Approval } from "./gen/baton/v1/approvals.js";
 import { waitForDecision, type WaitOptions } from "./approvals.js";
 import { PROOF_METADATA_KEY, type AgentKey } from "./proof.js";
+import type { AccessDecision } from "./reporter.js";
 
 /** The deadline of a call when neither the client nor the call sets one, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -40,6 +42,9 @@ export const MAX_BEARER_TOKEN_LENGTH: number = 16 * 1024;
 
 /** The most targets one {@link BrokerClient.revokeMany} call takes: the broker's limit. */
 export const MAX_REVOKE_MANY_TARGETS = 1000;
+
+/** The most decisions one {@link BrokerClient.reportAccess} call takes: the broker's limit. */
+export const MAX_ACCESS_REPORT_BATCH = 500;
 
 /** An app (orchestrator, or resource server registered as an app): sent as `authorization: Basic`. */
 export interface AppCredentials {
@@ -301,6 +306,24 @@ function revokeRequestOf(request: RevokeRequest, name: string): { target: Revoca
   };
 }
 
+/** The wire form of an access decision; `name` is the argument's, for the TypeError. */
+function accessReportOf(d: AccessDecision, name: string): AccessReport {
+  requiredObject(d, name);
+  if (typeof d.allowed !== "boolean") throw new TypeError(`${name}.allowed must be a boolean`);
+  const ms = optionalNumber(d.decideTimeMs, `${name}.decideTimeMs`);
+  return {
+    tokenId: requiredString(d.tokenId, `${name}.tokenId`),
+    agentId: requiredString(d.agentId, `${name}.agentId`),
+    audience: requiredString(d.audience, `${name}.audience`),
+    scope: optionalString(d.scope, `${name}.scope`),
+    resource: optionalString(d.resource, `${name}.resource`),
+    allowed: d.allowed,
+    reason: optionalString(d.reason, `${name}.reason`),
+    outcome: optionalString(d.outcome, `${name}.outcome`),
+    decideTime: new Date(ms ?? Date.now()),
+  };
+}
+
 /**
  * The channel credentials and default deadline of a client for `address`
  * (shared by BrokerClient and AdminClient).
@@ -520,6 +543,24 @@ export class BrokerClient {
     const req = { targets: targets.map((t: unknown, i) => revokeRequestOf(t as RevokeRequest, `targets[${i}]`)) };
     const res = await this.#unary(this.#client.revokeMany, req, callerMetadata(caller), options);
     return res.revocations;
+  }
+
+  /**
+   * Reports up to {@link MAX_ACCESS_REPORT_BATCH} access decisions, stored
+   * by the broker as audit events with each token's lineage; all or none
+   * (a refused report refuses the call, its position in `metadata.index`).
+   * Called by a resource server with its client id (`rs_...`) and secret.
+   * Resolves with the number stored. An {@link AccessReporter} calls this
+   * in the background, off the verification path.
+   */
+  async reportAccess(resourceServer: AppCredentials, decisions: readonly AccessDecision[], options?: CallOptions): Promise<number> {
+    if (!Array.isArray(decisions)) throw new TypeError(`decisions must be an array, not ${decisions === null ? "null" : typeof decisions}`);
+    if (decisions.length === 0 || decisions.length > MAX_ACCESS_REPORT_BATCH) {
+      throw new TypeError(`decisions must hold 1 to ${MAX_ACCESS_REPORT_BATCH} entries, not ${decisions.length}`);
+    }
+    const reports = decisions.map((d: unknown, i) => accessReportOf(d as AccessDecision, `decisions[${i}]`));
+    const res = await this.#unary(this.#client.reportAccess, { reports }, callerMetadata(resourceServer, "resourceServer"), options);
+    return res.accepted;
   }
 
   /** The public keys that verify Baton tokens, as a JWK set (for jose's `createLocalJWKSet`). Needs no credentials. */

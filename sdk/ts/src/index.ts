@@ -9,6 +9,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   isLoopbackTarget,
   MAX_BEARER_TOKEN_LENGTH,
+  MAX_ACCESS_REPORT_BATCH,
   MAX_REVOKE_MANY_TARGETS,
   type AgentCredential,
   type AppCredentials,
@@ -74,6 +75,7 @@ export {
   type VerifyOptions,
   type VerifyResult,
 } from "./verifier.js";
+export { AccessReporter, type AccessDecision, type AccessReporterOptions, type AccessReporterStats } from "./reporter.js";
 export {
   batonHttpMiddleware,
   batonServerInterceptor,

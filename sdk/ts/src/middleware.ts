@@ -26,6 +26,16 @@
 // gRPC refusals carry a google.rpc.ErrorInfo (domain baton.dev) like the
 // broker's: CREDENTIALS_MISSING, PROOF_REQUIRED, PROOF_INVALID,
 // PROOF_REPLAYED, UNAVAILABLE, or TOKEN_INVALID with metadata `token_status`.
+//
+// Given an AccessReporter (option `reporter`), both report every decision
+// about a token whose signature verified: allowed, with the status the call
+// ended with as outcome (gRPC code name, HTTP status), or denied, with the
+// reason (`TOKEN_STATUS_<status>` for a TokenStatus, else the verifier's
+// reason: STALE, PROOF_REQUIRED, ...) and the refusal's status. The resource
+// is the method path (gRPC) or the htm (`GET /records/P-1`); the scope, the
+// first the call needed. report() only buffers, so reporting adds no I/O to
+// the call. A request with no token, or one whose signature did not verify,
+// names no trustworthy token and agent and is not reported.
 
 import { Metadata, ServerInterceptingCall, status, type ServerInterceptor } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -34,6 +44,7 @@ import { ERROR_DOMAIN } from "./errors.js";
 import { ErrorInfo } from "./gen/google/rpc/error_details.js";
 import { Status } from "./gen/google/rpc/status.js";
 import { PROOF_METADATA_KEY } from "./proof.js";
+import type { AccessReporter } from "./reporter.js";
 import type { TokenVerifier, VerifiedClaims, VerifyFailureReason } from "./verifier.js";
 
 /** The HTTP header that carries a proof of possession. */
@@ -75,13 +86,45 @@ function proofOf(values: readonly unknown[]): string | undefined {
   return values.length === 1 && typeof values[0] === "string" ? values[0] : "";
 }
 
-type Refusal = { readonly reason: VerifyFailureReason | "CREDENTIALS_MISSING"; readonly detail: string };
+type Refusal = {
+  readonly reason: VerifyFailureReason | "CREDENTIALS_MISSING";
+  readonly detail: string;
+  /** Set when the signature verified (an expired or revoked token, say). */
+  readonly claims: VerifiedClaims | null;
+};
 
 /** The verified claims, or why not. */
 async function check(verifier: TokenVerifier, token: string | null, proof: string | undefined, htm: string, requiredScopes: readonly string[]): Promise<VerifiedClaims | Refusal> {
-  if (token === null) return { reason: "CREDENTIALS_MISSING", detail: "send authorization: Bearer <token>" };
+  if (token === null) return { reason: "CREDENTIALS_MISSING", detail: "send authorization: Bearer <token>", claims: null };
   const r = await verifier.verify(token, { requiredScopes, proof, htm });
   return r.ok ? r.claims : r;
+}
+
+// Verifier reasons that are TokenStatus values, reported as `TOKEN_STATUS_<name>`.
+const TOKEN_STATUSES = new Set<string>([
+  "MALFORMED", "ALGORITHM_NOT_ALLOWED", "UNKNOWN_KEY", "BAD_SIGNATURE", "EXPIRED", "NOT_YET_VALID",
+  "WRONG_ISSUER", "WRONG_AUDIENCE", "REVOKED", "INSUFFICIENT_SCOPE", "WRONG_TYPE",
+]);
+
+/** Reports one decision when there is a reporter and a verified token to report about. */
+function reportDecision(
+  reporter: AccessReporter | undefined,
+  claims: VerifiedClaims | null,
+  resource: string,
+  scopes: readonly string[],
+  outcome: string,
+  refusal: Refusal["reason"] | null,
+): void {
+  if (!reporter || !claims) return;
+  reporter.report({
+    tokenId: claims.tokenId,
+    agentId: claims.agentId,
+    allowed: refusal === null,
+    scope: scopes[0] ?? "",
+    resource,
+    reason: refusal === null ? "" : TOKEN_STATUSES.has(refusal) ? `TOKEN_STATUS_${refusal}` : refusal,
+    outcome,
+  });
 }
 
 const isRefusal = (r: VerifiedClaims | Refusal): r is Refusal => "reason" in r;
@@ -118,6 +161,8 @@ export interface GrpcAuthOptions {
   readonly requiredScopes?: Readonly<Record<string, readonly string[]>> | ((method: string) => readonly string[]);
   /** Full paths of methods that need no token at all (health checks, reflection). */
   readonly publicMethods?: readonly string[];
+  /** Reports each decision (see the top of this file). */
+  readonly reporter?: AccessReporter;
 }
 
 /**
@@ -136,8 +181,16 @@ export function batonServerInterceptor(verifier: TokenVerifier, options: GrpcAut
   const scopesFor = (path: string): readonly string[] =>
     typeof requiredScopes === "function" ? requiredScopes(path) : (requiredScopes?.[path] ?? []);
   const publicMethods = new Set(optionalStringList(options.publicMethods, "options.publicMethods"));
-  return (method, call) =>
-    new ServerInterceptingCall(call, {
+  const reporter = checkedReporter(options.reporter);
+  return (method, call) => {
+    // The claims of an allowed call, reported when it ends, with its status.
+    let allowed: { claims: VerifiedClaims; scopes: readonly string[] } | null = null;
+    return new ServerInterceptingCall(call, {
+      sendStatus: (st, next) => {
+        if (allowed) reportDecision(reporter, allowed.claims, method.path, allowed.scopes, status[st.code] ?? String(st.code), null);
+        allowed = null;
+        next(st);
+      },
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
@@ -148,14 +201,17 @@ export function batonServerInterceptor(verifier: TokenVerifier, options: GrpcAut
             // The handler waits: grpc-js holds the messages until the metadata is passed on.
             (async () => {
               const token = bearerToken(metadata.get("authorization"));
-              const r = await check(verifier, token, proofOf(metadata.get(PROOF_METADATA_KEY)), method.path, scopesFor(method.path));
+              const scopes = scopesFor(method.path);
+              const r = await check(verifier, token, proofOf(metadata.get(PROOF_METADATA_KEY)), method.path, scopes);
               if (!isRefusal(r)) {
                 grpcVerified.set(metadata, r);
+                allowed = { claims: r, scopes };
                 pass(metadata);
                 return;
               }
               const code = grpcCodeOf(r.reason);
               const details = messageOf(r);
+              reportDecision(reporter, r.claims, method.path, scopes, status[code] ?? String(code), r.reason);
               call.sendStatus({ code, details, metadata: errorTrailers(code, details, r.reason) });
             })().catch((err: unknown) => {
               process.emitWarning(`baton interceptor failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -164,6 +220,14 @@ export function batonServerInterceptor(verifier: TokenVerifier, options: GrpcAut
           },
         }),
     });
+  };
+}
+
+function checkedReporter(reporter: unknown): AccessReporter | undefined {
+  if (reporter !== undefined && (typeof reporter !== "object" || reporter === null || typeof (reporter as AccessReporter).report !== "function")) {
+    throw new TypeError("options.reporter must be an AccessReporter");
+  }
+  return reporter as AccessReporter | undefined;
 }
 
 /** Options of {@link batonHttpMiddleware}. */
@@ -172,6 +236,8 @@ export interface HttpAuthOptions {
   readonly requiredScopes?: readonly string[] | ((req: IncomingMessage) => readonly string[]);
   /** The `htm` a proof must carry for this request; default `httpHtm(req.method, originalUrl ?? url)`. */
   readonly htm?: (req: IncomingMessage) => string;
+  /** Reports each decision (see the top of this file). */
+  readonly reporter?: AccessReporter;
 }
 
 /**
@@ -188,14 +254,18 @@ export function batonHttpMiddleware(
   const { requiredScopes } = options;
   if (typeof requiredScopes !== "function") optionalStringList(requiredScopes, "options.requiredScopes");
   const htmOf = options.htm ?? ((req: IncomingMessage) => httpHtm(req.method ?? "GET", (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/"));
+  const reporter = checkedReporter(options.reporter);
   return (req, res, next) => {
     (async () => {
       const scopes = typeof requiredScopes === "function" ? requiredScopes(req) : (requiredScopes ?? []);
       const auth = req.headers.authorization;
       const proof = req.headers[PROOF_HEADER];
-      const r = await check(verifier, bearerToken(auth === undefined ? [] : [auth]), proofOf(proof === undefined ? [] : [proof].flat()), htmOf(req), scopes);
+      const htm = htmOf(req);
+      const r = await check(verifier, bearerToken(auth === undefined ? [] : [auth]), proofOf(proof === undefined ? [] : [proof].flat()), htm, scopes);
       if (!isRefusal(r)) {
         httpVerified.set(req, r);
+        // Reported once the handler has answered, with its status.
+        if (reporter) res.once("close", () => reportDecision(reporter, r, htm, scopes, String(res.statusCode), null));
         next();
         return;
       }
@@ -206,6 +276,7 @@ export function batonHttpMiddleware(
       else if (r.reason === "STALE") [code, challenge] = [503, ""];
       const error = code === 403 ? "insufficient_scope" : code === 503 ? "temporarily_unavailable" : "invalid_token";
       res.statusCode = code;
+      reportDecision(reporter, r.claims, htm, scopes, String(code), r.reason);
       if (challenge) res.setHeader("WWW-Authenticate", challenge);
       if (code === 503) res.setHeader("Retry-After", "1");
       res.setHeader("Content-Type", "application/json");

@@ -45,6 +45,7 @@ from baton.errors import (
     reason_of,
 )
 from baton.interceptor import BatonAioServerInterceptor, BatonServerInterceptor, grpc_claims
+from baton.reporter import MAX_ACCESS_REPORT_BATCH, AccessReporter, AccessReporterStats
 from baton.middleware import (
     CLAIMS_KEY,
     PROOF_HEADER,
@@ -93,6 +94,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DELEGATE_METHOD",
     "ERROR_DOMAIN",
+    "MAX_ACCESS_REPORT_BATCH",
     "MAX_TOKEN_LENGTH",
     "PROOF_HEADER",
     "PROOF_METADATA_KEY",
@@ -100,6 +102,8 @@ __all__ = [
     "RENEW_METHOD",
     "REVOKE_METHOD",
     "TOKEN_TYPE",
+    "AccessReporter",
+    "AccessReporterStats",
     "AdminClient",
     "ApprovalClient",
     "ApprovalError",

@@ -459,6 +459,41 @@ class BrokerClient:
         )
         return response
 
+    def report_access(
+        self, reports: Iterable[broker_pb2.AccessReport], *, timeout: float | None = None
+    ) -> int:
+        """Report up to 500 access decisions, all or none (as a resource server).
+
+        The broker stores each as an audit event (``access.allowed`` /
+        ``access.denied``) with the token's lineage. A refused report
+        refuses the whole call (its position in ``error.metadata["index"]``)
+        and nothing is stored. :class:`baton.AccessReporter` calls this in
+        the background, off the verification path.
+
+        Args:
+            reports: ``broker_pb2.AccessReport`` messages, 1 to 500.
+            timeout: This call's deadline in seconds; the client's by default.
+
+        Returns:
+            How many were stored (all of them).
+
+        Raises:
+            BatonError: For example ``NOT_FOUND`` for a token the broker
+                never issued, ``AUDIENCE_NOT_SERVED``, or
+                :class:`baton.PermissionDeniedError` when the client is not a
+                resource server.
+            TypeError: When ``reports`` holds something other than
+                ``AccessReport`` messages (nothing is sent).
+        """
+        items = list(reports)
+        for item in items:
+            if not isinstance(item, broker_pb2.AccessReport):
+                raise TypeError(f"reports takes AccessReport messages; it holds a {type(item).__name__}")
+        response: broker_pb2.ReportAccessResponse = self._call(
+            self._stub.ReportAccess, broker_pb2.ReportAccessRequest(reports=items), timeout
+        )
+        return response.accepted
+
     def get_key_set(self, *, timeout: float | None = None) -> broker_pb2.GetKeySetResponse:
         """Fetch the public keys that verify Baton tokens (needs no credentials).
 

@@ -23,6 +23,11 @@ anything else               UNAUTHENTICATED      ``TOKEN_INVALID``, ``token_stat
 
 A client reads them with :func:`baton.from_rpc_error` (``error.reason``,
 ``error.metadata["token_status"]``).
+
+Given an :class:`baton.AccessReporter` (``reporter=``), both report every
+decision about a token whose signature verified, as the middleware does
+(:mod:`baton.middleware`): the resource is the method path, the outcome the
+status code name the call ended with (``OK``, ``NOT_FOUND``, ...).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import inspect
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import grpc
 from google.protobuf import any_pb2
@@ -42,9 +47,12 @@ from grpc_status import rpc_status
 
 from baton._args import string_list
 from baton.errors import ERROR_DOMAIN
-from baton.middleware import Refusal, authorize, bearer_token, proof_of
+from baton.middleware import Refusal, authorize, bearer_token, proof_of, report_decision
 from baton.proof import PROOF_METADATA_KEY
 from baton.verifier import TokenVerifier, VerifiedClaims
+
+if TYPE_CHECKING:
+    from baton.reporter import AccessReporter
 
 _PROOF_REASONS = ("PROOF_REQUIRED", "PROOF_INVALID", "PROOF_REPLAYED")
 
@@ -137,6 +145,7 @@ class _Rules:
         *,
         required_scopes: MethodScopes | None = None,
         public_methods: Collection[str] = (),
+        reporter: AccessReporter | None = None,
     ) -> None:
         """Configure the interceptor.
 
@@ -147,6 +156,7 @@ class _Rules:
                 method not listed needs a valid token and no particular scope.
             public_methods: Full paths of methods that need no token at all
                 (health checks, reflection).
+            reporter: Reports each decision (see :mod:`baton.interceptor`).
 
         Raises:
             TypeError: When a method's scopes or ``public_methods`` is a
@@ -162,6 +172,11 @@ class _Rules:
             table = {m: string_list(s, f"required_scopes[{m!r}]") for m, s in required_scopes.items()}
             self._scopes = lambda method: table.get(method, [])
         self._public = frozenset(string_list(public_methods, "public_methods"))
+        self._reporter = reporter
+
+    def _report(self, verdict: VerifiedClaims | Refusal, method: str, outcome: str) -> None:
+        if self._reporter is not None:
+            report_decision(self._reporter, verdict, method, self._scopes(method), outcome)
 
     def _verdict(self, method: str, metadata: Iterable[tuple[str, Any]]) -> VerifiedClaims | Refusal:
         authorization: list[str] = []
@@ -206,9 +221,13 @@ class BatonServerInterceptor(_Rules, grpc.ServerInterceptor):
             def guarded(request: Any, context: grpc.ServicerContext) -> Any:
                 verdict = self._verdict(method, context.invocation_metadata() or ())
                 if isinstance(verdict, Refusal):
-                    context.abort_with_status(refusal_status(verdict))  # raises
+                    status = refusal_status(verdict)
+                    self._report(verdict, method, status.code.name)
+                    context.abort_with_status(status)  # raises
                 _remember(context, verdict)  # type: ignore[arg-type]
-                return behavior(request, context)
+                if self._reporter is None:
+                    return behavior(request, context)
+                return _reporting(behavior, lambda code: self._report(verdict, method, code))(request, context)
 
             return guarded
 
@@ -240,13 +259,17 @@ class BatonAioServerInterceptor(_Rules, grpc.aio.ServerInterceptor):
         verdict = self._verdict(method, handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
         if isinstance(verdict, Refusal):
             status = refusal_status(verdict)
+            self._report(verdict, method, status.code.name)
 
             async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
                 await context.abort(status.code, status.details, status.trailing_metadata)
 
             return _same_kind(handler, lambda behavior: refuse)
         claims = verdict
-        return _same_kind(handler, lambda behavior: _recording(behavior, claims))
+        if self._reporter is None:
+            return _same_kind(handler, lambda behavior: _recording(behavior, claims))
+        report = functools.partial(self._report, claims, method)
+        return _same_kind(handler, lambda behavior: _reporting(_recording(behavior, claims), report))
 
 
 def _recording(behavior: _Behavior, claims: VerifiedClaims) -> _Behavior:
@@ -283,3 +306,75 @@ def _recording(behavior: _Behavior, claims: VerifiedClaims) -> _Behavior:
             return behavior(request, context)
 
     return function
+
+
+def _outcome(context: Any, failed: bool) -> str:
+    """The name of the status code a call ended with, as far as its context tells."""
+    code = None
+    with contextlib.suppress(Exception):
+        code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), str(code))
+    return "UNKNOWN" if failed else "OK"
+
+
+def _reporting(behavior: _Behavior, report: Callable[[str], None]) -> _Behavior:
+    """``behavior``, of the same kind, calling ``report(outcome)`` once the call has ended."""
+
+    if inspect.isasyncgenfunction(behavior):
+
+        @functools.wraps(behavior)
+        async def async_generator(request: Any, context: Any) -> Any:
+            failed = True
+            try:
+                async for response in behavior(request, context):
+                    yield response
+                failed = False
+            finally:
+                report(_outcome(context, failed))
+
+        return async_generator
+    if inspect.iscoroutinefunction(behavior):
+
+        @functools.wraps(behavior)
+        async def coroutine(request: Any, context: Any) -> Any:
+            failed = True
+            try:
+                result = await behavior(request, context)
+                failed = False
+                return result
+            finally:
+                report(_outcome(context, failed))
+
+        return coroutine
+
+    if inspect.isgeneratorfunction(behavior):
+
+        @functools.wraps(behavior)
+        def generator(request: Any, context: Any) -> Any:
+            yield from _reported_stream(behavior(request, context), context, report)
+
+        return generator
+
+    @functools.wraps(behavior)
+    def function(request: Any, context: Any) -> Any:
+        try:
+            result = behavior(request, context)
+        except BaseException:
+            report(_outcome(context, True))
+            raise
+        report(_outcome(context, False))
+        return result
+
+    return function
+
+
+def _reported_stream(responses: Iterator[Any], context: Any, report: Callable[[str], None]) -> Iterator[Any]:
+    failed = True
+    try:
+        yield from responses
+        failed = False
+    finally:
+        report(_outcome(context, failed))

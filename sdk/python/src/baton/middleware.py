@@ -30,6 +30,16 @@ any other                          401   ``WWW-Authenticate: Bearer error="inval
 ``STALE`` is the resource server's own trouble, not the caller's, and a
 retry (perhaps on another instance) can succeed: hence 503. Nothing of the
 token is ever written to a response.
+
+Given an :class:`baton.AccessReporter` (``reporter=``), both report every
+decision about a token whose signature verified: allowed, with the status
+the application answered as outcome, or denied, with the reason
+(``TOKEN_STATUS_<status>`` for a TokenStatus, else the verifier's: ``STALE``,
+``PROOF_REQUIRED``, ...) and the refusal's status. The resource is the
+``htm`` (``GET /records/P-1``); the scope, the first the request needed.
+``report`` only buffers, so reporting adds no I/O to the request. A request
+with no token, or one whose signature did not verify, names no trustworthy
+token and agent and is not reported.
 """
 
 from __future__ import annotations
@@ -37,13 +47,16 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from baton._args import string_list
 from baton.proof import http_htm
 from baton.verifier import TokenVerifier, VerifiedClaims
+
+if TYPE_CHECKING:
+    from baton.reporter import AccessReporter
 
 #: The HTTP header that carries a proof of possession.
 PROOF_HEADER = "baton-proof"
@@ -80,6 +93,40 @@ class Refusal:
 
     reason: str
     detail: str
+    #: Set when the signature verified (an expired or revoked token, say).
+    claims: VerifiedClaims | None = None
+
+
+# Verifier reasons that are TokenStatus values, reported as ``TOKEN_STATUS_<reason>``.
+_TOKEN_STATUSES = frozenset(
+    {
+        "MALFORMED", "ALGORITHM_NOT_ALLOWED", "UNKNOWN_KEY", "BAD_SIGNATURE", "EXPIRED", "NOT_YET_VALID",
+        "WRONG_ISSUER", "WRONG_AUDIENCE", "REVOKED", "INSUFFICIENT_SCOPE", "WRONG_TYPE",
+    }
+)
+
+
+def report_decision(
+    reporter: AccessReporter | None,
+    verdict: VerifiedClaims | Refusal,
+    resource: str,
+    scopes: Sequence[str],
+    outcome: str,
+) -> None:
+    """Report one decision when there is a reporter and a verified token to report about."""
+    if reporter is None:
+        return
+    if isinstance(verdict, Refusal):
+        if verdict.claims is None:
+            return
+        reason = f"TOKEN_STATUS_{verdict.reason}" if verdict.reason in _TOKEN_STATUSES else verdict.reason
+        claims, allowed = verdict.claims, False
+    else:
+        claims, reason, allowed = verdict, "", True
+    reporter.report(
+        claims.token_id, claims.agent_id, allowed,
+        scope=scopes[0] if scopes else "", resource=resource, reason=reason, outcome=outcome,
+    )
 
 
 def authorize(
@@ -95,7 +142,7 @@ def authorize(
     result = verifier.verify(token, required_scopes=required_scopes, proof=proof, htm=htm)
     if result.ok and result.claims is not None:
         return result.claims
-    return Refusal(str(result.reason), result.detail)
+    return Refusal(str(result.reason), result.detail, result.claims)
 
 
 #: The scopes every request needs, or a function of the request (the ASGI
@@ -190,6 +237,7 @@ class BatonASGIMiddleware:
         *,
         required_scopes: RequiredScopes = (),
         htm: Callable[[ASGIScope], str] | None = None,
+        reporter: AccessReporter | None = None,
     ) -> None:
         """Wrap ``app``.
 
@@ -200,6 +248,7 @@ class BatonASGIMiddleware:
                 of the ASGI scope returning them (``[]`` for none).
             htm: The ``htm`` a proof must carry for a request; by default
                 :func:`asgi_htm`.
+            reporter: Reports each decision (see :mod:`baton.middleware`).
 
         Raises:
             TypeError: When ``required_scopes`` is a single string.
@@ -208,6 +257,7 @@ class BatonASGIMiddleware:
         self._verifier = verifier
         self._scopes = _scopes_function(required_scopes)
         self._htm = htm or asgi_htm
+        self._reporter = reporter
 
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         """Verify an ``http`` or ``websocket`` request, then pass it on or refuse it."""
@@ -223,14 +273,29 @@ class BatonASGIMiddleware:
             elif name == PROOF_HEADER.encode():
                 proofs.append(value.decode("latin-1"))
         scopes = self._scopes(scope)
-        verdict = authorize(
-            self._verifier, bearer_token(authorization), proof_of(proofs), self._htm(scope), scopes
-        )
+        htm = self._htm(scope)
+        verdict = authorize(self._verifier, bearer_token(authorization), proof_of(proofs), htm, scopes)
         if not isinstance(verdict, Refusal):
             scope[CLAIMS_KEY] = verdict
-            await self.app(scope, receive, send)
+            if self._reporter is None:
+                await self.app(scope, receive, send)
+                return
+            status: list[int] = []
+
+            async def send_noting_status(message: MutableMapping[str, Any]) -> None:
+                if message.get("type") in ("http.response.start", "websocket.http.response.start"):
+                    status.append(message.get("status", 0))
+                elif message.get("type") == "websocket.accept":
+                    status.append(101)
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                report_decision(self._reporter, verdict, htm, scopes, str(status[0]) if status else "")
             return
         response = _refusal_response(verdict, scopes)
+        report_decision(self._reporter, verdict, htm, scopes, str(response.status))
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
         if scope["type"] == "http":
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -276,6 +341,7 @@ class BatonWSGIMiddleware:
         *,
         required_scopes: RequiredScopes = (),
         htm: Callable[[WSGIEnviron], str] | None = None,
+        reporter: AccessReporter | None = None,
     ) -> None:
         """Wrap ``app``.
 
@@ -286,6 +352,7 @@ class BatonWSGIMiddleware:
                 of the environ returning them (``[]`` for none).
             htm: The ``htm`` a proof must carry for a request; by default
                 :func:`wsgi_htm`.
+            reporter: Reports each decision (see :mod:`baton.middleware`).
 
         Raises:
             TypeError: When ``required_scopes`` is a single string.
@@ -294,23 +361,48 @@ class BatonWSGIMiddleware:
         self._verifier = verifier
         self._scopes = _scopes_function(required_scopes)
         self._htm = htm or wsgi_htm
+        self._reporter = reporter
 
     def __call__(self, environ: WSGIEnviron, start_response: WSGIStartResponse) -> Iterable[bytes]:
         """Verify the request, then pass it on or refuse it."""
         authorization = environ.get("HTTP_AUTHORIZATION")
         proof = environ.get("HTTP_BATON_PROOF")
         scopes = self._scopes(environ)
+        htm = self._htm(environ)
         verdict = authorize(
             self._verifier,
             # A server folds repeated headers into one, with commas: no longer one Bearer token.
             bearer_token([] if authorization is None else [authorization]),
             proof_of([] if proof is None else [proof]),
-            self._htm(environ),
+            htm,
             scopes,
         )
         if not isinstance(verdict, Refusal):
             environ[CLAIMS_KEY] = verdict
-            return self.app(environ, start_response)
+            if self._reporter is None:
+                return self.app(environ, start_response)
+            status: list[str] = []
+
+            def start_response_noting_status(status_line: str, *args: Any) -> Any:
+                status.append(status_line.split(" ", 1)[0])
+                return start_response(status_line, *args)
+
+            body = self.app(environ, start_response_noting_status)
+            return _reported_when_done(
+                body, lambda: report_decision(self._reporter, verdict, htm, scopes, status[-1] if status else "")
+            )
         response = _refusal_response(verdict, scopes)
+        report_decision(self._reporter, verdict, htm, scopes, str(response.status))
         start_response(f"{response.status} {_STATUS_TEXT[response.status]}", response.headers)
         return [response.body]
+
+
+def _reported_when_done(body: Iterable[bytes], report: Callable[[], None]) -> Iterator[bytes]:
+    """``body``, reporting once the server has sent it (a WSGI app may start its response while iterated)."""
+    try:
+        yield from body
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        report()
