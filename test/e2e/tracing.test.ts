@@ -9,10 +9,10 @@ import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { createServer, type Server } from "node:http";
 import { gunzipSync } from "node:zlib";
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../server/telemetry/logger.js";
 import { VERSION } from "../../server/telemetry/metrics.js";
-import { tracingEnabled } from "../../server/telemetry/tracing.js";
+import { startTracing, tracingEnabled } from "../../server/telemetry/tracing.js";
 import { agentMd, TestAgentKey } from "../helpers/agent-key.js";
 import { basic, call, createApp, issueRequest, OPERATOR_TOKEN, refusal, startTestBroker, type TestApp } from "../helpers/broker.js";
 
@@ -97,6 +97,7 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
   const callerTrace = randomBytes(16).toString("hex");
   const callerSpan = randomBytes(8).toString("hex");
   const unsampledTrace = randomBytes(16).toString("hex");
+  const sampledTrace = randomBytes(16).toString("hex");
   let app: TestApp;
   let accessToken = "";
   let delegatedToken = "";
@@ -131,6 +132,7 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
       badSecretReason = e.reason;
       // A caller that did not sample its trace: the broker records nothing of it.
       await call(b.client.getKeySet, b.client, {}, traceparent(unsampledTrace, randomBytes(8).toString("hex"), false));
+      await call(b.client.getKeySet, b.client, {}, traceparent(sampledTrace, randomBytes(8).toString("hex"), true));
     } finally {
       await b.stop();
     }
@@ -234,7 +236,9 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
   });
 
   it("the statements' spans carry no SQL parameters: only the operation and table", () => {
-    for (const s of spans.filter((x) => x.kind === CLIENT)) {
+    const db = spans.filter((x) => x.kind === CLIENT);
+    expect(db.length).toBeGreaterThan(5);
+    for (const s of db) {
       expect(s.name).toMatch(/^[A-Z]+( [a-z_.]+)?$/);
       expect(attr(s, "db.query.text")).toBeUndefined();
     }
@@ -242,11 +246,14 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
 
   it("nothing from a caller that did not sample its trace", () => {
     expect(spans.filter((s) => s.traceId === unsampledTrace)).toEqual([]);
-    expect(serverSpans("baton.v1.BrokerService/GetKeySet")).toEqual([]);
+    // The same call in a sampled trace is recorded.
+    expect(serverSpans("baton.v1.BrokerService/GetKeySet").map((s) => s.traceId)).toEqual([sampledTrace]);
   });
 
   it("no token, secret, proof or Authorization value anywhere in what was exported", () => {
     const all = collector.bodies.join("\n");
+    // What was exported holds the calls that carried them.
+    for (const m of ["Issue", "Delegate"]) expect(serverSpans(`baton.v1.BrokerService/${m}`).length).toBeGreaterThan(0);
     expect(accessToken.length).toBeGreaterThan(100);
     expect(delegatedToken.length).toBeGreaterThan(100);
     for (const secret of [accessToken, delegatedToken, proof, app.secret, `${app.secret}x`, OPERATOR_TOKEN]) {
@@ -303,5 +310,29 @@ describe("tracing off, and the standard variables", () => {
     expect(collector.paths[0]).toBe("POST /custom/traces application/json");
     expect(collector.spans().map((s) => s.name)).toContain("baton.v1.BrokerService/GetKeySet");
     await collector.stop();
+  });
+});
+
+describe("stopping", () => {
+  it("waits a bounded time for a collector that never answers, then unregisters", async () => {
+    let requests = 0;
+    const hanging = createServer(() => {
+      requests += 1; // and never answer
+    });
+    await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", r));
+    const port = (hanging.address() as { port: number }).port;
+    try {
+      const stop = startTracing({ url: `http://127.0.0.1:${port}/v1/traces`, sampleRatio: 1 });
+      trace.getTracer("test").startSpan("queued").end();
+      const started = Date.now();
+      await stop(200);
+      // The exporter itself would wait 5 s for an answer; the bound is 200 ms.
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(tracingEnabled()).toBe(false);
+      await vi.waitFor(() => expect(requests).toBe(1), { timeout: 10_000 });
+    } finally {
+      hanging.closeAllConnections();
+      await new Promise((r) => hanging.close(r));
+    }
   });
 });
