@@ -200,7 +200,8 @@ export function traceMethods<T extends object>(target: T, name: string, methods:
   for (const m of methods) {
     const original = target[m] as unknown as (...args: unknown[]) => Promise<unknown>;
     const spanName = `${name}.${m}`;
-    (target as Record<string, unknown>)[m] = (...args: unknown[]) => inSpan(t, spanName, SpanKind.INTERNAL, {}, () => original.apply(target, args));
+    (target as Record<string, unknown>)[m] = (...args: unknown[]) =>
+      tracedParent() === null ? original.apply(target, args) : inSpan(t, spanName, SpanKind.INTERNAL, {}, () => original.apply(target, args));
   }
   return target;
 }
@@ -263,9 +264,12 @@ function statementAttributes(sql: string): { name: string; attributes: Attribute
   return s;
 }
 
-/** The active span, when tracing is on and a traced call (or use case) is running. */
+/**
+ * The tracer, when a recorded span is active: a sampled call (or use case)
+ * is running. An unsampled call's children would be dropped anyway.
+ */
 function tracedParent(): Tracer | null {
-  return tracer !== null && trace.getActiveSpan() !== undefined ? tracer : null;
+  return tracer !== null && trace.getActiveSpan()?.isRecording() === true ? tracer : null;
 }
 
 /**

@@ -14,7 +14,8 @@ import { createLogger } from "../../server/telemetry/logger.js";
 import { VERSION } from "../../server/telemetry/metrics.js";
 import { startTracing, tracingEnabled } from "../../server/telemetry/tracing.js";
 import { agentMd, TestAgentKey } from "../helpers/agent-key.js";
-import { basic, call, createApp, issueRequest, OPERATOR_TOKEN, refusal, startTestBroker, type TestApp } from "../helpers/broker.js";
+import { basic, call, createApp, issueRequest, OPERATOR_TOKEN, operatorMd, refusal, startTestBroker, type TestApp } from "../helpers/broker.js";
+import { openStream, type TestStream } from "../helpers/stream.js";
 
 interface OtlpValue {
   stringValue?: string;
@@ -40,6 +41,7 @@ const SERVER = 2;
 const CLIENT = 3;
 const INTERNAL = 1;
 const STATUS_UNSET = 0;
+const STATUS_ERROR = 2;
 
 /** An OTLP/HTTP collector on 127.0.0.1: keeps every request body it is sent. */
 class Collector {
@@ -106,6 +108,7 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
   let spans: OtlpSpan[] = [];
   let providerWhileRunning: unknown;
   const lines: string[] = [];
+  let stream: TestStream;
 
   beforeAll(async () => {
     await collector.start();
@@ -133,6 +136,9 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
       // A caller that did not sample its trace: the broker records nothing of it.
       await call(b.client.getKeySet, b.client, {}, traceparent(unsampledTrace, randomBytes(8).toString("hex"), false));
       await call(b.client.getKeySet, b.client, {}, traceparent(sampledTrace, randomBytes(8).toString("hex"), true));
+      // A revocation stream, open until the broker stops: it ends with SHUTTING_DOWN.
+      stream = openStream(b.client, "", operatorMd());
+      await stream.waitFor((s) => s.events.length > 0, 10_000, "the snapshot");
     } finally {
       await b.stop();
     }
@@ -193,6 +199,20 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
     const rpc = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "rpc" && l.method === "BrokerService/Issue");
     expect(rpc).toHaveLength(2);
     expect(rpc.map((l) => l.trace_id)).toContain(callerTrace);
+  });
+
+  it("a revocation stream is one SERVER span for its whole life; ended by the shutdown, a server-side ERROR", () => {
+    expect(stream.ended).toMatchObject({ code: status.UNAVAILABLE, reason: "SHUTTING_DOWN" });
+    const [s, ...more] = serverSpans("baton.v1.BrokerService/StreamRevocations");
+    expect(more).toEqual([]);
+    expect(attr(s!, "rpc.method")).toBe("StreamRevocations");
+    expect(attr(s!, "rpc.grpc.status_code")).toBe(status.UNAVAILABLE);
+    expect(attr(s!, "baton.error.reason")).toBe("SHUTTING_DOWN");
+    expect(attr(s!, "baton.principal")).toBe("operator");
+    expect(s!.status).toMatchObject({ code: STATUS_ERROR, message: "SHUTTING_DOWN" });
+    const open = spans.find((x) => x.name === "RevocationStreams.open" && x.traceId === s!.traceId);
+    expect(open?.parentSpanId).toBe(s!.spanId);
+    expect(spans.some((x) => x.kind === CLIENT && x.traceId === s!.traceId), "its snapshot read").toBe(true);
   });
 
   it("a refused call: its status code, its ErrorInfo reason, and an unset span status (a caller's error, not the server's)", () => {
