@@ -109,6 +109,7 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
   let providerWhileRunning: unknown;
   const lines: string[] = [];
   let stream: TestStream;
+  const malformed: string[] = [];
 
   beforeAll(async () => {
     await collector.start();
@@ -136,6 +137,14 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
       // A caller that did not sample its trace: the broker records nothing of it.
       await call(b.client.getKeySet, b.client, {}, traceparent(unsampledTrace, randomBytes(8).toString("hex"), false));
       await call(b.client.getKeySet, b.client, {}, traceparent(sampledTrace, randomBytes(8).toString("hex"), true));
+      // Malformed traceparents: ignored, the call is served and starts its own trace.
+      for (const bad of ["00-zz-yy-01", `00-${"0".repeat(32)}-${"1".repeat(16)}-01`, `00-${"a".repeat(32)}-${"b".repeat(16)}-01-${"x".repeat(4000)}`]) {
+        const md = new Metadata();
+        md.set("traceparent", bad);
+        md.set("x-request-id", `bad-traceparent-${malformed.length}`);
+        await call(b.client.getKeySet, b.client, {}, md);
+        malformed.push(bad);
+      }
       // A revocation stream, open until the broker stops: it ends with SHUTTING_DOWN.
       stream = openStream(b.client, "", operatorMd());
       await stream.waitFor((s) => s.events.length > 0, 10_000, "the snapshot");
@@ -267,7 +276,19 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
   it("nothing from a caller that did not sample its trace", () => {
     expect(spans.filter((s) => s.traceId === unsampledTrace)).toEqual([]);
     // The same call in a sampled trace is recorded.
-    expect(serverSpans("baton.v1.BrokerService/GetKeySet").map((s) => s.traceId)).toEqual([sampledTrace]);
+    expect(serverSpans("baton.v1.BrokerService/GetKeySet").filter((s) => s.parentSpanId).map((s) => s.traceId)).toEqual([sampledTrace]);
+  });
+
+  it("a malformed traceparent is ignored: the call is served, as the root of a new trace", () => {
+    expect(malformed).toHaveLength(3);
+    for (let i = 0; i < malformed.length; i++) {
+      const s = serverSpans("baton.v1.BrokerService/GetKeySet").find((x) => attr(x, "baton.request_id") === `bad-traceparent-${i}`);
+      expect(s, malformed[i]).toBeDefined();
+      expect(s!.parentSpanId ?? "").toBe("");
+      expect(s!.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(s!.traceId).not.toBe("0".repeat(32));
+      expect(s!.traceId).not.toBe("a".repeat(32));
+    }
   });
 
   it("no token, secret, proof or Authorization value anywhere in what was exported", () => {
