@@ -42,6 +42,8 @@ export interface BenchApp {
 
 export interface BenchBroker {
   readonly address: string;
+  /** The broker process (for its CPU time in /proc). */
+  readonly pid: number;
   readonly client: InstanceType<typeof BrokerServiceClient>;
   stop(): Promise<void>;
 }
@@ -77,6 +79,7 @@ export async function startBench(): Promise<Bench> {
       await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 60_000, (e) => (e ? reject(e) : resolve())));
       const b: BenchBroker = {
         address,
+        pid: child.pid!,
         client,
         async stop() {
           client.close();

@@ -65,6 +65,11 @@ export interface Config {
   /** How long an approval waits for its decision and then its use (BATON_APPROVAL_WINDOW_SECONDS). */
   readonly approvalWindowSeconds: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
+  /**
+   * OpenTelemetry tracing (telemetry/tracing.ts): the OTLP/HTTP traces URL and
+   * the share of new traces sampled. null (the default): off.
+   */
+  readonly tracing: { readonly url: string; readonly sampleRatio: number } | null;
   /** Unknown BATON_* variables, each naming the closest known one: not errors, the caller logs them. */
   readonly warnings: readonly string[];
 }
@@ -108,6 +113,8 @@ export const KNOWN_VARIABLES: readonly string[] = [
   "BATON_TLS_KEY_FILE",
   "BATON_TLS_CLIENT_CA_FILE",
   "BATON_APPROVAL_WINDOW_SECONDS",
+  "BATON_OTLP_ENDPOINT",
+  "BATON_TRACE_SAMPLE_RATIO",
   // The `baton` operator and token commands.
   "BATON_ADDR",
   "BATON_CLIENT_ID",
@@ -166,6 +173,42 @@ function unknownVariables(env: Record<string, string | undefined>): string[] {
   }
   return warnings;
 }
+
+/**
+ * Where traces go, or null (tracing off). BATON_OTLP_ENDPOINT switches
+ * tracing on; so do the standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full
+ * traces URL) and OTEL_EXPORTER_OTLP_ENDPOINT (a base URL), so a broker
+ * deployed where those are set exports like its neighbours, unless
+ * OTEL_SDK_DISABLED=true. BATON_OTLP_ENDPOINT wins, then the traces-specific
+ * one. A base URL gets the OTLP path /v1/traces appended.
+ */
+function tracingUrl(env: Record<string, string | undefined>, problems: string[]): string | null {
+  const pick = (
+    [
+      ["BATON_OTLP_ENDPOINT", true],
+      ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", false],
+      ["OTEL_EXPORTER_OTLP_ENDPOINT", true],
+    ] as const
+  ).find(([name]) => (env[name] ?? "") !== "");
+  if (!pick) return null;
+  const [name, isBase] = pick;
+  if (name !== "BATON_OTLP_ENDPOINT" && env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") return null;
+  let url: URL;
+  try {
+    url = new URL(env[name]!);
+  } catch {
+    url = new URL("invalid:");
+  }
+  // Not echoed: a collector URL may carry credentials.
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    problems.push(`${name} must be an http(s) URL, such as http://localhost:4318`);
+    return null;
+  }
+  return isBase ? `${url.href.replace(/\/+$/, "")}/v1/traces` : url.href;
+}
+
+/** A number from 0 to 1, such as 0.25. */
+const RATIO = /^(0(\.[0-9]{1,9})?|1(\.0{1,9})?|\.[0-9]{1,9})$/;
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -264,6 +307,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     batchSize: int("BATON_RETENTION_BATCH_SIZE", 1000, 1, 100_000),
   });
 
+  const traceUrl = tracingUrl(env, problems);
+  const ratioText = str("BATON_TRACE_SAMPLE_RATIO", "1");
+  if (!RATIO.test(ratioText)) problems.push(`BATON_TRACE_SAMPLE_RATIO must be a number from 0 to 1 (got "${ratioText.slice(0, 32)}")`);
+
   const config: Config = Object.freeze({
     grpcListen,
     httpListen,
@@ -296,6 +343,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     retention,
     approvalWindowSeconds: int("BATON_APPROVAL_WINDOW_SECONDS", 900, 1, 86_400),
     tls: certFile ? Object.freeze({ certFile, keyFile, clientCaFile }) : null,
+    tracing: traceUrl ? Object.freeze({ url: traceUrl, sampleRatio: RATIO.test(ratioText) ? Number(ratioText) : 1 }) : null,
     warnings: Object.freeze(unknownVariables(env)),
   });
   if (problems.length > 0) throw new ConfigError(problems);

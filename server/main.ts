@@ -41,6 +41,7 @@ import { deleteExpiredProofs } from "./storage/proofs.js";
 import { createHttpServer, listenHttp } from "./http/http-server.js";
 import type { Logger } from "./telemetry/logger.js";
 import { Metrics } from "./telemetry/metrics.js";
+import { startTracing, traceMethods } from "./telemetry/tracing.js";
 import { GrpcServer } from "./transport/grpc-server.js";
 
 export interface RunningBroker {
@@ -63,6 +64,8 @@ const READY_TIMEOUT_MS = 1_000;
 const MIGRATION_TIMEOUT_MS = 15 * 60_000;
 // At most one "database unavailable" log line per interval; the rest are counted.
 const DB_WARN_INTERVAL_MS = 5_000;
+// The longest a stop waits for the last spans to reach the collector.
+const TRACE_FLUSH_MS = 2_000;
 
 /** The broker cannot start; the message says why and what to change. */
 export class StartupError extends Error {}
@@ -115,6 +118,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
   cleanups.push(async () => embedded?.stop());
   cleanups.push(() => db.end());
   try {
+    // Stopped last (cleanups run in reverse): the spans of the calls that
+    // drain are flushed too.
+    const stopTracing = startTracing(config.tracing);
+    cleanups.push(() => stopTracing(TRACE_FLUSH_MS));
+    if (config.tracing) logger.info("tracing on", { sample_ratio: config.tracing.sampleRatio });
     const where = describeDatabase(databaseUrl);
     logger.info("connecting to the database", { database: where });
     await checkConnection(databaseUrl, timeouts).catch((err: Error) => {
@@ -220,6 +228,19 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     await listener.start();
     cleanups.push(() => listener.stop());
 
+    // A span per use case under each call's span (tracing on only).
+    traceMethods(auth, "Authentication", ["authenticate", "charge"]);
+    traceMethods(issuer, "Issuer", ["issue"]);
+    traceMethods(delegator, "Delegator", ["delegate"]);
+    traceMethods(validator, "Validator", ["validate"]);
+    traceMethods(renewer, "Renewer", ["renew"]);
+    traceMethods(revoker, "Revoker", ["revoke", "revokeMany"]);
+    traceMethods(apps, "AppAdmin", ["create", "get", "list", "update", "disable", "rotateSecret"]);
+    traceMethods(resourceServers, "ResourceServerAdmin", ["create", "list", "disable"]);
+    traceMethods(keys, "KeyManager", ["rotate"]);
+    traceMethods(streams, "RevocationStreams", ["open"]);
+    traceMethods(accessReports, "AccessReporter", ["report"]);
+    traceMethods(approvers, "ApproverAdmin", ["create", "list", "disable"]);
     const grpcServer = new GrpcServer({ auth, issuer, delegator, renewer, validator, revoker, accessReports, apps, resourceServers, approvers, approvals, approvalWatches, keys, streams, db, logger, metrics });
     const grpcPort = await grpcServer.listen(config.grpcListen, config.tls);
     cleanups.push(async () => {

@@ -15,6 +15,7 @@
 
 import pg from "pg";
 import { UnavailableError } from "../domain/errors.js";
+import { bindToActive, traceQuery, traceTransaction } from "../telemetry/tracing.js";
 
 export type Db = pg.Pool;
 export type Tx = pg.PoolClient;
@@ -98,13 +99,18 @@ export function createPool(
     if (out instanceof DatabaseUnavailableError && out !== err) onUnavailable(out);
     return out;
   };
+  // Every statement, pooled or in a transaction, passes through
+  // Client.query: the one place for its span.
   class Client extends pg.Client {
     override query(...args: unknown[]): never {
-      return converting(super.query as AnyFn, this, args, convert) as never;
+      return traceQuery(args, (a) => converting(super.query as AnyFn, this, a, convert)) as never;
     }
   }
   class Pool extends pg.Pool {
     override connect(...args: unknown[]): never {
+      // pg-pool's own query() connects with a callback: keep the caller's trace.
+      const last = args.at(-1);
+      if (typeof last === "function") args = [...args.slice(0, -1), bindToActive(last as AnyFn)];
       return converting(super.connect as AnyFn, this, args, convert) as never;
     }
     override query(...args: unknown[]): never {
@@ -134,7 +140,11 @@ export function createPool(
 }
 
 /** `begin`: the statement that opens the transaction (an isolation level, READ ONLY). */
-export async function withTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, begin = "BEGIN"): Promise<T> {
+export function withTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, begin = "BEGIN"): Promise<T> {
+  return traceTransaction(() => transaction(db, fn, begin));
+}
+
+async function transaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, begin: string): Promise<T> {
   const tx = await db.connect();
   try {
     await tx.query(begin);

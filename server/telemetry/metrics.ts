@@ -11,7 +11,7 @@ const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 // The package's version: package.json sits two levels up from the sources
 // (server/telemetry) and three from the build (dist/server/telemetry).
 const PACKAGE_JSON = ["../../package.json", "../../../package.json"].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u));
-const VERSION = PACKAGE_JSON ? (JSON.parse(readFileSync(PACKAGE_JSON, "utf8")) as { version: string }).version : "unknown";
+export const VERSION = PACKAGE_JSON ? (JSON.parse(readFileSync(PACKAGE_JSON, "utf8")) as { version: string }).version : "unknown";
 
 /** A counter with one label, in `registry`. */
 function countedBy<L extends string>(registry: Registry, name: string, help: string, label: L): Counter<L> {

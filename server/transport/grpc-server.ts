@@ -32,6 +32,7 @@ import type { Allowed, Principal } from "../service/principals.js";
 import { sourceKey } from "../service/rate-limits.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Metrics } from "../telemetry/metrics.js";
+import { type CallSpan, startCallSpan } from "../telemetry/tracing.js";
 import { verifyAudit } from "../storage/audit.js";
 import { queryAudit } from "../service/audit-query.js";
 import type { Db } from "../storage/db.js";
@@ -112,12 +113,33 @@ function callerFields(p: Principal | null): Record<string, string> {
   }
 }
 
-/** One finished call, unary or stream: its metrics and its access-log line. */
-function observeCall(metrics: Metrics, log: Logger, method: string, logName: string, started: bigint, peer: string, who: Principal | null, code: grpc.status): void {
+/** A call's span, and its log lines carrying the request id (and the trace id when traced). */
+function startCall(logger: Logger, service: string, method: string, md: grpc.Metadata): { requestId: string; span: CallSpan; log: Logger } {
+  const requestId = requestIdOf(md);
+  const span = startCallSpan(`baton.v1.${service}`, method, md, requestId);
+  const log = logger.child(span.traceId ? { request_id: requestId, trace_id: span.traceId } : { request_id: requestId });
+  return { requestId, span, log };
+}
+
+/** One finished call, unary or stream: its metrics, its access-log line and the end of its span. */
+function observeCall(
+  metrics: Metrics,
+  log: Logger,
+  span: CallSpan,
+  method: string,
+  logName: string,
+  started: bigint,
+  peer: string,
+  who: Principal | null,
+  code: grpc.status,
+  reason: string | null,
+): void {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const name = grpc.status[code] ?? String(code);
+  const caller = callerFields(who);
   metrics.observeRpc(method, name, seconds);
-  log.info("rpc", { method: logName, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer, ...callerFields(who) });
+  log.info("rpc", { method: logName, code: name, duration_ms: Math.round(seconds * 1e6) / 1e3, peer, ...caller });
+  span.end(code, name, reason, caller);
 }
 
 /** Encoded revocation events, shared by every stream that sends them. */
@@ -362,8 +384,7 @@ export class GrpcServer {
     const logName = `${service}/${method}`;
     return (call, callback) => {
       const started = process.hrtime.bigint();
-      const requestId = requestIdOf(call.metadata);
-      const log = logger.child({ request_id: requestId });
+      const { requestId, span, log } = startCall(logger, service, method, call.metadata);
       let who: Principal | null = null;
       const ctx: CallContext = {
         requestId,
@@ -375,18 +396,21 @@ export class GrpcServer {
           return p;
         },
       };
-      const finish = (code: grpc.status): void => observeCall(metrics, log, method, logName, started, call.getPeer(), who, code);
-      const run = this.shuttingDown ? Promise.reject(new ShuttingDownError()) : Promise.resolve(call.request).then((req) => fn(checkedRequest(req), ctx));
+      const finish = (code: grpc.status, reason: string | null): void =>
+        observeCall(metrics, log, span, method, logName, started, call.getPeer(), who, code, reason);
+      const run = span.run(() =>
+        this.shuttingDown ? Promise.reject(new ShuttingDownError()) : Promise.resolve(call.request).then((req) => fn(checkedRequest(req), ctx)),
+      );
       run.then(
         (res) => {
-          finish(grpc.status.OK);
+          finish(grpc.status.OK, null);
           callback(null, res, requestIdTrailer(requestId));
         },
         (err: unknown) => {
           const m = mapError(err, requestId);
           if (m.unexpected) log.error("request failed", { method, error: err });
           else log.debug("request refused", { method, reason: m.reason });
-          finish(m.code);
+          finish(m.code, m.reason);
           const e = toServiceError(m);
           requestIdTrailer(requestId, e.metadata);
           callback(e);
@@ -468,27 +492,26 @@ export class GrpcServer {
   /** A server stream: authenticate, then hand the call to the stream service as a sink. */
   private streamRevocations(call: grpc.ServerWritableStream<StreamRevocationsRequest, StreamRevocationsResponse>): void {
     const { auth, streams, logger, metrics } = this.deps;
-    const requestId = requestIdOf(call.metadata);
-    const log = logger.child({ request_id: requestId });
     const started = process.hrtime.bigint();
+    const { requestId, span, log } = startCall(logger, "BrokerService", "StreamRevocations", call.metadata);
     let who: Principal | null = null;
     let stop: (() => void) | null = null;
     let ended = false;
-    const finish = (code: grpc.status): void => {
+    const finish = (code: grpc.status, reason: string | null): void => {
       if (ended) return;
       ended = true;
-      observeCall(metrics, log, "StreamRevocations", "BrokerService/StreamRevocations", started, call.getPeer(), who, code);
+      observeCall(metrics, log, span, "StreamRevocations", "BrokerService/StreamRevocations", started, call.getPeer(), who, code, reason);
     };
     const fail = (err: unknown): void => {
       const m = mapError(err, requestId);
       if (m.unexpected) log.error("stream failed", { method: "StreamRevocations", error: err });
-      finish(m.code);
+      finish(m.code, m.reason);
       const e = toServiceError(m);
       requestIdTrailer(requestId, e.metadata);
       call.emit("error", e);
     };
     call.on("cancelled", () => {
-      finish(grpc.status.CANCELLED);
+      finish(grpc.status.CANCELLED, null);
       stop?.();
     });
     const sink: StreamSink = {
@@ -498,12 +521,12 @@ export class GrpcServer {
       end: (err) => {
         if (err) fail(err);
         else {
-          finish(grpc.status.OK);
+          finish(grpc.status.OK, null);
           call.end(requestIdTrailer(requestId));
         }
       },
     };
-    (async () => {
+    span.run(async () => {
       if (this.shuttingDown) throw new ShuttingDownError();
       const caller = await auth.authenticate(
         credentialsFrom(call.metadata),
@@ -516,7 +539,7 @@ export class GrpcServer {
       const s = await streams.open(req.cursor, sink, caller);
       if (ended) s();
       else stop = s;
-    })().catch(fail);
+    }).catch(fail);
   }
 
   private adminHandlers(): AdminServiceServer {
@@ -694,22 +717,21 @@ export class GrpcServer {
   private watchApproval(call: grpc.ServerWritableStream<WatchApprovalRequest, WatchApprovalResponse>): void {
     const { auth, approvalWatches, logger, metrics } = this.deps;
     const method = "/baton.v1.ApprovalService/WatchApproval";
-    const requestId = requestIdOf(call.metadata);
-    const log = logger.child({ request_id: requestId });
     const started = process.hrtime.bigint();
+    const { requestId, span, log } = startCall(logger, "ApprovalService", "WatchApproval", call.metadata);
     let who: Principal | null = null;
     let stop: (() => void) | null = null;
     let ended = false;
-    const finish = (code: grpc.status): void => {
+    const finish = (code: grpc.status, reason: string | null = null): void => {
       if (ended) return;
       ended = true;
-      observeCall(metrics, log, "WatchApproval", "ApprovalService/WatchApproval", started, call.getPeer(), who, code);
+      observeCall(metrics, log, span, "WatchApproval", "ApprovalService/WatchApproval", started, call.getPeer(), who, code, reason);
     };
     const fail = (err: unknown): void => {
       if (ended) return;
       const m = mapError(err, requestId);
       if (m.unexpected) log.error("stream failed", { method: "WatchApproval", error: err });
-      finish(m.code);
+      finish(m.code, m.reason);
       const e = toServiceError(m);
       requestIdTrailer(requestId, e.metadata);
       call.emit("error", e);

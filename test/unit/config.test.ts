@@ -38,6 +38,8 @@ const BAD: Record<string, string> = {
   BATON_VALIDATE_SKEW_SECONDS: "31",
   BATON_LOG_LEVEL: "verbose",
   BATON_DATABASE_POOL_SIZE: "1.5",
+  BATON_OTLP_ENDPOINT: "localhost:4318",
+  BATON_TRACE_SAMPLE_RATIO: "1.5",
 };
 
 describe("loadConfig", () => {
@@ -163,6 +165,56 @@ describe("loadConfig", () => {
     expect(loadConfig({ BATON_GRPC_LISTEN: "[::1]:50051" }).grpcListen).toBe("[::1]:50051");
     expect(configError({ BATON_GRPC_LISTEN: "127.0.0.1:99999" }).message).toContain("BATON_GRPC_LISTEN");
     expect(configError({ BATON_HTTP_LISTEN: "127.0.0.1:70000" }).message).toContain("BATON_HTTP_LISTEN");
+  });
+});
+
+describe("tracing (BATON_OTLP_ENDPOINT and the standard OTLP variables)", () => {
+  it("off by default", () => {
+    expect(loadConfig({}).tracing).toBeNull();
+    expect(loadConfig({ BATON_OTLP_ENDPOINT: "" }).tracing).toBeNull();
+    // A ratio alone does not switch it on.
+    expect(loadConfig({ BATON_TRACE_SAMPLE_RATIO: "0.5" }).tracing).toBeNull();
+  });
+
+  it("BATON_OTLP_ENDPOINT is the collector's base URL: traces go to /v1/traces; every new trace is sampled unless a ratio is set", () => {
+    expect(loadConfig({ BATON_OTLP_ENDPOINT: "http://collector:4318" }).tracing).toEqual({ url: "http://collector:4318/v1/traces", sampleRatio: 1 });
+    expect(loadConfig({ BATON_OTLP_ENDPOINT: "https://otel.example/base/", BATON_TRACE_SAMPLE_RATIO: "0.25" }).tracing).toEqual({
+      url: "https://otel.example/base/v1/traces",
+      sampleRatio: 0.25,
+    });
+    expect(loadConfig({ BATON_OTLP_ENDPOINT: "http://c:4318", BATON_TRACE_SAMPLE_RATIO: "0" }).tracing?.sampleRatio).toBe(0);
+  });
+
+  it("the standard variables switch it on too: the traces URL as given, a base URL with /v1/traces; BATON_OTLP_ENDPOINT wins", () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/my/traces" }).tracing?.url).toBe("http://c:4318/my/traces");
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" }).tracing?.url).toBe("http://c:4318/v1/traces");
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://base:1", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://traces:2/t" }).tracing?.url).toBe("http://traces:2/t");
+    expect(loadConfig({ BATON_OTLP_ENDPOINT: "http://baton:3", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://traces:2/t" }).tracing?.url).toBe("http://baton:3/v1/traces");
+  });
+
+  it("OTEL_SDK_DISABLED=true turns the standard variables off, not an explicit BATON_OTLP_ENDPOINT", () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_SDK_DISABLED: "true" }).tracing).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/t", OTEL_SDK_DISABLED: " TRUE " }).tracing).toBeNull();
+    expect(loadConfig({ BATON_OTLP_ENDPOINT: "http://c:4318", OTEL_SDK_DISABLED: "true" }).tracing).not.toBeNull();
+  });
+
+  it("a bad endpoint or ratio is a ConfigError naming the variable, never echoing the URL (it may hold credentials)", () => {
+    const e = configError({ BATON_OTLP_ENDPOINT: "ftp://user:hunter2@collector" });
+    expect(e.message).toContain("BATON_OTLP_ENDPOINT must be an http(s) URL");
+    expect(e.message).not.toContain("hunter2");
+    expect(configError({ OTEL_EXPORTER_OTLP_ENDPOINT: "not a url" }).message).toContain("OTEL_EXPORTER_OTLP_ENDPOINT");
+    for (const bad of ["1.5", "-0.1", "abc", "0.5x", "2"]) {
+      expect(configError({ BATON_OTLP_ENDPOINT: "http://c:4318", BATON_TRACE_SAMPLE_RATIO: bad }).message).toContain("BATON_TRACE_SAMPLE_RATIO");
+    }
+    for (const ok of ["1", "1.0", "0.5", ".5", "0"]) {
+      expect(loadConfig({ BATON_OTLP_ENDPOINT: "http://c:4318", BATON_TRACE_SAMPLE_RATIO: ok }).tracing?.sampleRatio).toBe(Number(ok));
+    }
+  });
+
+  it("a misspelled BATON_OTLP_ENDPOINT is reported by the unknown-variable warning", () => {
+    expect(loadConfig({ BATON_OTLP_ENDPIONT: "http://c:4318" }).warnings).toEqual([
+      "unknown variable BATON_OTLP_ENDPIONT is ignored; did you mean BATON_OTLP_ENDPOINT?",
+    ]);
   });
 });
 
