@@ -28,6 +28,8 @@ const MAX_INFLIGHT = Number(process.env.LOAD_MAX_INFLIGHT ?? 2000);
 const RUNS = Number(process.env.LOAD_RUNS ?? 1);
 const SECONDS = Number(process.env.LOAD_SECONDS ?? 10);
 const BULK = Number(process.env.LOAD_BULK ?? 10);
+// LOAD_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
+const PROFILE = process.env.LOAD_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.LOAD_PROFILE}`] : [];
 
 interface Result {
   readonly per_second: number;
@@ -48,7 +50,7 @@ execFileSync("go", ["build", "-o", bin, "."], { cwd: resolve("bench/loadgen"), s
 
 const bench = await startBench();
 try {
-  const broker = await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" });
+  const broker = await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" }, PROFILE);
   const admin = new AdminServiceClient(broker.address, credentials.createInsecure());
   let app: { app?: { appId: string }; clientSecret: string } | undefined;
   // The broker may still be migrating the database: retry.
