@@ -9,8 +9,11 @@
 // round trip per batch instead of six (BEGIN, grants, head lock, events,
 // head, COMMIT), and the head row is locked only while that statement
 // commits. When the guess is wrong (another writer or replica appended, an
-// app changed) nothing was stored, and the batch takes the locked path:
-// grants and events in a transaction that reads the head under its lock.
+// app changed) nothing was stored; the statement also says where the head
+// was, and the batch tries once more from there (a revocation or a refusal
+// in between costs one round trip, not six). If that misses too, the batch
+// takes the locked path: grants and events in a transaction that reads the
+// head under its lock.
 
 import type { AuditEvent, ChainPoint } from "../storage/audit.js";
 import { appendAudit, chainEvents } from "../storage/audit.js";
@@ -57,14 +60,18 @@ export class GrantWriter {
   private async writeBatch(batch: readonly GrantWrite[]): Promise<boolean[]> {
     const grants = batch.map((p) => p.grant);
     const versions = batch.map((p) => p.appVersion);
-    const from = this.head;
-    if (from !== null) {
+    // The head this writer left, else the one a missed attempt saw (another
+    // writer moved it since): two tries, then the locked path.
+    let from = this.head;
+    this.head = null;
+    for (let attempt = 0; from !== null && attempt < 2; attempt++) {
       const events = chainEvents(from, batch.map((p) => p.event));
-      this.head = null;
-      if (await insertGrantsAtHead(this.db, grants, versions, from, events)) {
+      const r = await insertGrantsAtHead(this.db, grants, versions, from, events);
+      if (r.stored) {
         this.head = events.head;
         return batch.map(() => true);
       }
+      from = r.head;
     }
     return withTransaction(this.db, async (tx) => {
       const ids = await insertGrants(tx, grants, versions);

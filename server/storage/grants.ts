@@ -85,13 +85,20 @@ export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], ap
  * row is moved to their end only if it is still at `from` and every grant's
  * app still holds, and the grants and events are inserted only if it was.
  * The head row's lock, held until commit, orders the chain as in
- * appendAudit. Returns false, having stored nothing, when the head had moved
- * (another writer or replica appended) or an app no longer holds: the caller
- * then takes the locked path (insertGrants and appendAudit in a transaction).
+ * appendAudit. Returns null, having stored nothing, when the head had moved
+ * (another writer or replica appended) or an app no longer holds, with the
+ * head as this statement saw it (the caller may chain onto it and try again,
+ * or take the locked path: insertGrants and appendAudit in a transaction).
  */
-export async function insertGrantsAtHead(db: Queryable, gs: readonly GrantRecord[], appVersions: readonly (Date | null)[], from: ChainPoint, events: ChainedEvents): Promise<boolean> {
+export async function insertGrantsAtHead(
+  db: Queryable,
+  gs: readonly GrantRecord[],
+  appVersions: readonly (Date | null)[],
+  from: ChainPoint,
+  events: ChainedEvents,
+): Promise<{ readonly stored: true } | { readonly stored: false; readonly head: ChainPoint }> {
   const n = 17;
-  const { rows } = await db.query<{ moved: boolean }>(
+  const { rows } = await db.query<{ moved: boolean; seq: string; hash: Buffer }>(
     `WITH live AS (${LIVE_APPS}),
      x AS (SELECT * FROM ${GRANT_ROWS}),
      head AS (
@@ -102,7 +109,7 @@ export async function insertGrantsAtHead(db: Queryable, gs: readonly GrantRecord
      ),
      g AS (${INSERT_GRANTS} SELECT ${GRANT_VALUES} FROM x WHERE EXISTS (SELECT 1 FROM head)),
      e AS (${INSERT_CHAINED(n)} WHERE EXISTS (SELECT 1 FROM head))
-     SELECT EXISTS (SELECT 1 FROM head) AS moved`,
+     SELECT EXISTS (SELECT 1 FROM head) AS moved, seq, hash FROM audit_head WHERE id = 1`,
     [
       ...grantParams(gs, appVersions),
       ...chainedParams(events),
@@ -113,7 +120,8 @@ export async function insertGrantsAtHead(db: Queryable, gs: readonly GrantRecord
       gs.length,
     ],
   );
-  return rows[0]!.moved;
+  const r = rows[0]!;
+  return r.moved ? { stored: true } : { stored: false, head: { seq: BigInt(r.seq), hash: r.hash } };
 }
 
 interface Row {

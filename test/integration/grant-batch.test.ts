@@ -1,8 +1,9 @@
 // Grants in one-statement group commits (grant-writer.ts), on real
 // PostgreSQL: once the writer knows the audit head, a batch is one statement
-// and no explicit transaction; when another writer or replica moved the head,
-// or an app stopped holding, it stores nothing that way and takes the locked
-// path. Every grant keeps exactly one event, in an intact chain.
+// and no explicit transaction; when another writer or replica moved the head
+// it retries from the head it was told; when an app stopped holding, it
+// stores nothing that way and takes the locked path. Every grant keeps
+// exactly one event, in an intact chain.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomId } from "../../server/crypto/secrets.js";
@@ -103,13 +104,18 @@ describe("grant batches", () => {
     expect((await verifyAudit(t.db)).intact).toBe(true);
   });
 
-  it("when another writer moved the head, the batch stores nothing by the one statement and the locked path stores it once", async () => {
-    const w = new GrantWriter(t.db);
+  it("when another writer moved the head, the batch misses, chains onto the head the statement saw and is stored once, without a transaction", async () => {
+    const c = counting(t.db);
+    const w = new GrantWriter(c.db);
     await write(w, grant(APP));
     // Another writer (a revocation, a refusal, another replica) appends.
     await withTransaction(t.db, (tx) => appendAudit(tx, [{ kind: "test.other", time: new Date(), appId: null, requestId: null, actor: "operator", data: {} }]));
+    c.reset();
     const gs = Array.from({ length: 20 }, () => grant(APP));
     expect(await Promise.all(gs.map((g) => write(w, g)))).toEqual(gs.map(() => true));
+    // The batch of one: a miss and a retry; the next 19: one statement.
+    expect(c.connects()).toBe(0);
+    expect(c.statements()).toBeLessThanOrEqual(4);
     const ids = gs.map((g) => g.grant.tokenId);
     expect(await stored(ids)).toBe(20);
     const events = await eventsOf(ids);
