@@ -1,11 +1,14 @@
 // `npm run bench:load`: the compiled Go load generator (bench/loadgen)
 // against a broker process on an embedded PostgreSQL (fsync on, as in
 // production). Builds loadgen, starts the database and a broker with rate
-// limits out of the way, registers an app, then runs loadgen for each RPC at
-// each concurrency, LOAD_RUNS times, and prints the median of each figure.
+// limits out of the way, registers an app, then runs loadgen for each RPC:
+// in a closed loop at each concurrency (LOAD_CONCURRENCY), then in an open
+// loop at each fixed rate (LOAD_RATES, none by default), LOAD_RUNS times
+// each, and prints the median of each figure.
 //
 //   npm run bench:load
 //   LOAD_RPCS=revoke LOAD_RUNS=3 LOAD_SECONDS=10 LOAD_CONCURRENCY=1,16,64 npm run bench:load
+//   LOAD_RPCS=issue LOAD_CONCURRENCY= LOAD_RATES=500,1000,2000 npm run bench:load   (open loop only)
 
 import { credentials } from "@grpc/grpc-js";
 import { execFileSync, spawn } from "node:child_process";
@@ -16,10 +19,17 @@ import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
 import { machine, median, sleep, startBench, unary } from "./harness.js";
 
 const RPCS = (process.env.LOAD_RPCS ?? "issue,delegate,validate,revoke,revoke-many").split(",");
-const CONCURRENCY = (process.env.LOAD_CONCURRENCY ?? "1,16,64").split(",").map(Number);
+const list = (v: string): number[] => v.split(",").filter((s) => s.trim() !== "").map(Number);
+const CONCURRENCY = list(process.env.LOAD_CONCURRENCY ?? "1,16,64");
+// Open loop: calls per second, evenly spaced; latency from each call's scheduled time.
+const RATES = list(process.env.LOAD_RATES ?? "");
+// Open loop: the most calls outstanding (loadgen -max-inflight).
+const MAX_INFLIGHT = Number(process.env.LOAD_MAX_INFLIGHT ?? 2000);
 const RUNS = Number(process.env.LOAD_RUNS ?? 1);
 const SECONDS = Number(process.env.LOAD_SECONDS ?? 10);
 const BULK = Number(process.env.LOAD_BULK ?? 10);
+// LOAD_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
+const PROFILE = process.env.LOAD_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.LOAD_PROFILE}`] : [];
 
 interface Result {
   readonly per_second: number;
@@ -29,6 +39,9 @@ interface Result {
   readonly calls: number;
   readonly errors: Record<string, number>;
   readonly targets_per_second?: number;
+  readonly sent?: number;
+  readonly late?: number;
+  readonly dropped?: number;
 }
 
 const dir = mkdtempSync(join(tmpdir(), "baton-loadgen-"));
@@ -37,7 +50,7 @@ execFileSync("go", ["build", "-o", bin, "."], { cwd: resolve("bench/loadgen"), s
 
 const bench = await startBench();
 try {
-  const broker = await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" });
+  const broker = await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" }, PROFILE);
   const admin = new AdminServiceClient(broker.address, credentials.createInsecure());
   let app: { app?: { appId: string }; clientSecret: string } | undefined;
   // The broker may still be migrating the database: retry.
@@ -52,21 +65,35 @@ try {
   admin.close();
 
   console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call`);
-  console.log("rpc          conc    ops/s   p50 ms   p99 ms  p999 ms  errors");
-  for (const rpc of RPCS) {
-    for (const c of CONCURRENCY) {
-      const runs: Result[] = [];
-      for (let r = 0; r < RUNS; r++) {
-        const out = await runLoadgen(["-addr", broker.address, "-client-id", app.app!.appId, "-rpc", rpc, "-concurrency", String(c), "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"], app.clientSecret);
-        runs.push(JSON.parse(out) as Result);
+  const base = ["-addr", broker.address, "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"];
+  const row = async (rpc: string, args: string[]): Promise<{ runs: Result[]; m: (f: (r: Result) => number) => number; line: string }> => {
+    const runs: Result[] = [];
+    for (let r = 0; r < RUNS; r++) runs.push(JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result);
+    const m = (f: (r: Result) => number) => median(runs.map(f));
+    const errors = runs.reduce((n, r) => n + Object.values(r.errors ?? {}).reduce((a, b) => a + b, 0), 0);
+    const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${errors}`;
+    return { runs, m, line };
+  };
+  const extras = (rpc: string, runs: Result[], m: (f: (r: Result) => number) => number): string =>
+    (rpc === "revoke-many" ? `  (${m((r) => r.targets_per_second ?? 0).toFixed(0)} revocations/s)` : "") +
+    (RUNS > 1 ? `  runs ops/s: ${runs.map((r) => r.per_second.toFixed(0)).join(", ")}` : "");
+  if (CONCURRENCY.length > 0) {
+    console.log("closed loop\nrpc          conc    ops/s   p50 ms   p99 ms  p999 ms  errors");
+    for (const rpc of RPCS) {
+      for (const c of CONCURRENCY) {
+        const { runs, m, line } = await row(rpc, ["-concurrency", String(c)]);
+        console.log(`${rpc.padEnd(12)} ${String(c).padStart(4)} ${line}${extras(rpc, runs, m)}`);
       }
-      const m = (f: (r: Result) => number) => median(runs.map(f));
-      const errors = runs.reduce((n, r) => n + Object.values(r.errors ?? {}).reduce((a, b) => a + b, 0), 0);
-      const each = RUNS > 1 ? `  runs ops/s: ${runs.map((r) => r.per_second.toFixed(0)).join(", ")}` : "";
-      const targets = rpc === "revoke-many" ? `  (${m((r) => r.targets_per_second ?? 0).toFixed(0)} revocations/s)` : "";
-      console.log(
-        `${rpc.padEnd(12)} ${String(c).padStart(4)} ${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${errors}${targets}${each}`,
-      );
+    }
+  }
+  if (RATES.length > 0) {
+    console.log(`open loop (latency from the scheduled send; at most ${MAX_INFLIGHT} in flight)\nrpc          rate    ops/s   p50 ms   p99 ms  p999 ms  errors  late  dropped`);
+    for (const rpc of RPCS) {
+      for (const rate of RATES) {
+        // -concurrency: parent tokens for delegate, shared round robin.
+        const { runs, m, line } = await row(rpc, ["-rate", String(rate), "-max-inflight", String(MAX_INFLIGHT), "-concurrency", "64"]);
+        console.log(`${rpc.padEnd(12)} ${String(rate).padStart(4)} ${line}  ${m((r) => r.late ?? 0).toFixed(0).padStart(4)}  ${m((r) => r.dropped ?? 0).toFixed(0).padStart(7)}${extras(rpc, runs, m)}`);
+      }
     }
   }
 } finally {

@@ -1,10 +1,22 @@
-// loadgen drives one Baton RPC in a closed loop: each of -concurrency
-// workers sends a call, waits for its answer and sends the next, for
-// -duration. It prints calls per second and p50/p99/p999 latency, and with
-// -json one machine-readable line (bench/load.ts reads it).
+// loadgen drives one Baton RPC for -duration and prints calls per second and
+// p50/p99/p999 latency, and with -json one machine-readable line
+// (bench/load.ts reads it). Two modes:
 //
-//	go run . -addr 127.0.0.1:50051 -client-id app_... -client-secret ... \
-//	    -rpc revoke -concurrency 64 -duration 10s
+//   - closed loop (default): each of -concurrency workers sends a call,
+//     waits for its answer and sends the next. The rate is whatever the
+//     broker sustains; a slow answer also delays the calls behind it, so
+//     the latency figures understate the tail (coordinated omission).
+//
+//   - open loop (-rate N): calls are scheduled N per second, evenly spaced,
+//     whatever the answers do, with up to -max-inflight outstanding. Latency
+//     runs from each call's scheduled send time, so time spent waiting to be
+//     sent counts. It also reports the rate achieved, calls sent more than
+//     1 ms late, and calls dropped: scheduled in the window but never sent
+//     because -max-inflight calls were outstanding until it ended.
+//
+//     go run . -addr 127.0.0.1:50051 -client-id app_... -client-secret ... \
+//     -rpc revoke -concurrency 64 -duration 10s
+//     go run . ... -rpc issue -rate 1500 -duration 10s
 //
 // RPCs: issue, delegate (from one parent token per worker), validate (one
 // token, checked by the app), revoke (a fresh task id per call: the full
@@ -49,7 +61,17 @@ type result struct {
 	P999ms      float64        `json:"p999_ms"`
 	// Revocations per second (revoke-many: calls times -bulk).
 	TargetsPerSecond float64 `json:"targets_per_second,omitempty"`
+	// Open loop only: the rate asked for, calls sent in the window, calls
+	// sent more than lateAfter past their scheduled time, and scheduled
+	// calls never sent (the in-flight bound was full until the window ended).
+	Rate    float64 `json:"rate,omitempty"`
+	Sent    int     `json:"sent,omitempty"`
+	Late    int     `json:"late"`
+	Dropped int     `json:"dropped"`
 }
+
+// An open-loop call sent later than this after its scheduled time is late.
+const lateAfter = time.Millisecond
 
 type op func(ctx context.Context, worker, n int) error
 
@@ -58,7 +80,9 @@ func main() {
 	clientID := flag.String("client-id", os.Getenv("BATON_CLIENT_ID"), "app client id (default $BATON_CLIENT_ID)")
 	secret := flag.String("client-secret", "", "app client secret (default $BATON_CLIENT_SECRET; prefer the variable: flags show in ps)")
 	rpc := flag.String("rpc", "issue", "issue, delegate, validate, revoke or revoke-many")
-	concurrency := flag.Int("concurrency", 16, "workers, each with one call in flight")
+	concurrency := flag.Int("concurrency", 16, "closed loop: workers, each with one call in flight; open loop: parent tokens (delegate) shared round robin")
+	rate := flag.Float64("rate", 0, "open loop: calls per second, evenly spaced (0: closed loop)")
+	maxInFlight := flag.Int("max-inflight", 2000, "open loop: most calls outstanding at once")
 	duration := flag.Duration("duration", 10*time.Second, "how long to measure")
 	warmup := flag.Duration("warmup", time.Second, "calls before measuring, not counted")
 	bulk := flag.Int("bulk", 10, "targets per revoke-many call")
@@ -86,7 +110,12 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	res := measure(do, *concurrency, *warmup, *duration)
+	var res result
+	if *rate > 0 {
+		res = measureOpen(do, *rate, *maxInFlight, *concurrency, *warmup, *duration)
+	} else {
+		res = measure(do, *concurrency, *warmup, *duration)
+	}
 	res.RPC = *rpc
 	if *rpc == "revoke-many" {
 		res.TargetsPerSecond = res.PerSecond * float64(*bulk)
@@ -99,8 +128,13 @@ func main() {
 		fmt.Println(string(out))
 		return
 	}
-	fmt.Printf("%-11s c=%-3d %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  p999 %7.2f ms  calls %d  errors %v\n",
-		res.RPC, res.Concurrency, res.PerSecond, res.P50ms, res.P99ms, res.P999ms, res.Calls, res.Errors)
+	if res.Rate > 0 {
+		fmt.Printf("%-11s rate=%-5.0f %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  p999 %7.2f ms  calls %d  late %d  dropped %d  errors %v\n",
+			res.RPC, res.Rate, res.PerSecond, res.P50ms, res.P99ms, res.P999ms, res.Calls, res.Late, res.Dropped, res.Errors)
+	} else {
+		fmt.Printf("%-11s c=%-3d %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  p999 %7.2f ms  calls %d  errors %v\n",
+			res.RPC, res.Concurrency, res.PerSecond, res.P50ms, res.P99ms, res.P999ms, res.Calls, res.Errors)
+	}
 	if res.TargetsPerSecond > 0 {
 		fmt.Printf("%-11s %8.0f revocations/s\n", "", res.TargetsPerSecond)
 	}
@@ -212,6 +246,14 @@ func measure(do op, workers int, warmup, duration time.Duration) result {
 		}()
 	}
 	wg.Wait()
+	res := summarise(latencies, duration)
+	res.Concurrency = workers
+	res.Errors = errors
+	return res
+}
+
+// summarise sorts the latencies and computes the figures both modes share.
+func summarise(latencies []time.Duration, duration time.Duration) result {
 	slices.Sort(latencies)
 	ms := func(p float64) float64 {
 		if len(latencies) == 0 {
@@ -222,13 +264,93 @@ func measure(do op, workers int, warmup, duration time.Duration) result {
 	}
 	secs := duration.Seconds()
 	return result{
-		Concurrency: workers,
-		Seconds:     secs,
-		Calls:       len(latencies),
-		Errors:      errors,
-		PerSecond:   float64(len(latencies)) / secs,
-		P50ms:       ms(0.50),
-		P99ms:       ms(0.99),
-		P999ms:      ms(0.999),
+		Seconds:   secs,
+		Calls:     len(latencies),
+		PerSecond: float64(len(latencies)) / secs,
+		P50ms:     ms(0.50),
+		P99ms:     ms(0.99),
+		P999ms:    ms(0.999),
 	}
+}
+
+// measureOpen runs the open loop: call i is scheduled at i/rate seconds, the
+// first `warmup` of them not counted. A call waits for a free in-flight slot;
+// its latency runs from its scheduled time, so that wait is measured rather
+// than hidden. Calls are not sent after the window ends.
+func measureOpen(do op, rate float64, maxInFlight, workers int, warmup, duration time.Duration) result {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errors    = map[string]int{}
+		wg        sync.WaitGroup
+		sent      int
+		late      int
+		dropped   int
+	)
+	slots := make(chan struct{}, maxInFlight)
+	t0 := time.Now()
+	start := t0.Add(warmup)
+	end := start.Add(duration)
+	at := func(i int) time.Time { return t0.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
+	for i := 0; ; i++ {
+		scheduled := at(i)
+		if !scheduled.Before(end) {
+			break
+		}
+		time.Sleep(time.Until(scheduled))
+		counted := !scheduled.Before(start)
+		waited := false
+		select {
+		case slots <- struct{}{}:
+		default:
+			slots <- struct{}{}
+			waited = true
+		}
+		now := time.Now()
+		if waited && !now.Before(end) {
+			// Held back by the in-flight bound until the window closed: this
+			// call and every one scheduled after it in the window.
+			<-slots
+			for j := i; at(j).Before(end); j++ {
+				if !at(j).Before(start) {
+					dropped++
+				}
+			}
+			break
+		}
+		if counted {
+			sent++
+			if now.Sub(scheduled) > lateAfter {
+				late++
+			}
+		}
+		wg.Add(1)
+		go func(n int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := do(ctx, n%workers, n)
+			took := time.Since(scheduled)
+			cancel()
+			<-slots
+			if !counted {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errors[status.Code(err).String()]++
+				return
+			}
+			latencies = append(latencies, took)
+		}(i)
+	}
+	wg.Wait()
+	res := summarise(latencies, duration)
+	res.Concurrency = maxInFlight
+	res.Errors = errors
+	res.Rate = rate
+	res.Sent = sent
+	res.Late = late
+	res.Dropped = dropped
+	return res
 }

@@ -1,6 +1,6 @@
 // Compact JWS with node:crypto directly. jose (v6) signs and verifies through
 // WebCrypto, whose per-call overhead was ~30% of the broker's CPU on the
-// issuance path (measured with `BENCH_PROFILE`); this does the same two
+// issuance path (a V8 profile of the broker, now `LOAD_PROFILE`); this does the same two
 // operations for the two algorithms Baton allows. The algorithm is always
 // the key's own, never read from the token.
 

@@ -258,7 +258,7 @@ export class AppAdmin {
     return clientSecret;
   }
 
-  private audit(tx: Tx, kind: string, app: AppRecord, requestId: string, data: Record<string, unknown>): Promise<void> {
-    return appendAudit(tx, [{ kind, time: new Date(this.now()), appId: app.appId, requestId, actor: "operator", data }]);
+  private async audit(tx: Tx, kind: string, app: AppRecord, requestId: string, data: Record<string, unknown>): Promise<void> {
+    await appendAudit(tx, [{ kind, time: new Date(this.now()), appId: app.appId, requestId, actor: "operator", data }]);
   }
 }

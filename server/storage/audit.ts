@@ -2,6 +2,9 @@
 // the transaction of the change they record; the head row's lock orders the
 // chain across writers and replicas. hash = sha256(prev_hash || payload),
 // payload = canonical JSON (sorted keys) of the event including its seq.
+// The grant writer chains its events itself (chainEvents) and stores them
+// with their grants in one statement that moves the head only if it is still
+// where the writer expected (grants.ts, insertGrantsAtHead).
 
 import { createHash } from "node:crypto";
 import type { Db, Queryable, Tx } from "./db.js";
@@ -32,13 +35,25 @@ export function chainHash(prev: Buffer, payload: string): Buffer {
   return createHash("sha256").update(prev).update(payload, "utf8").digest();
 }
 
-/** Appends events, in order, to the chain. Must run inside a transaction. */
-export async function appendAudit(tx: Tx, events: readonly AuditEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  const head = await tx.query<{ seq: string; hash: Buffer }>("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE");
-  let seq = BigInt(head.rows[0]!.seq);
-  let prev = head.rows[0]!.hash;
-  const cols = { seq: [] as string[], time: [] as Date[], kind: [] as string[], app: [] as (string | null)[], req: [] as (string | null)[], payload: [] as string[], prev: [] as Buffer[], hash: [] as Buffer[] };
+/** Events as audit_events columns, chained from a head. */
+export interface ChainedEvents {
+  readonly seq: string[];
+  readonly time: Date[];
+  readonly kind: string[];
+  readonly appId: (string | null)[];
+  readonly requestId: (string | null)[];
+  readonly payload: string[];
+  readonly prevHash: Buffer[];
+  readonly hash: Buffer[];
+  /** The head after the last of them. */
+  readonly head: ChainPoint;
+}
+
+/** Numbers and hashes `events`, in order, as the chain's next links after `from`. */
+export function chainEvents(from: ChainPoint, events: readonly AuditEvent[]): ChainedEvents {
+  let seq = from.seq;
+  let prev = from.hash;
+  const out = { seq: [] as string[], time: [] as Date[], kind: [] as string[], appId: [] as (string | null)[], requestId: [] as (string | null)[], payload: [] as string[], prevHash: [] as Buffer[], hash: [] as Buffer[] };
   for (const e of events) {
     seq += 1n;
     const payload = canonicalJson({
@@ -51,22 +66,37 @@ export async function appendAudit(tx: Tx, events: readonly AuditEvent[]): Promis
       data: e.data,
     });
     const hash = chainHash(prev, payload);
-    cols.seq.push(seq.toString());
-    cols.time.push(e.time);
-    cols.kind.push(e.kind);
-    cols.app.push(e.appId);
-    cols.req.push(e.requestId);
-    cols.payload.push(payload);
-    cols.prev.push(prev);
-    cols.hash.push(hash);
+    out.seq.push(seq.toString());
+    out.time.push(e.time);
+    out.kind.push(e.kind);
+    out.appId.push(e.appId);
+    out.requestId.push(e.requestId);
+    out.payload.push(payload);
+    out.prevHash.push(prev);
+    out.hash.push(hash);
     prev = hash;
   }
-  await tx.query(
-    `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
-     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])`,
-    [cols.seq, cols.time, cols.kind, cols.app, cols.req, cols.payload, cols.prev, cols.hash],
-  );
-  await tx.query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", [seq.toString(), prev]);
+  return { ...out, head: { seq, hash: prev } };
+}
+
+/** The parameters of INSERT_CHAINED, from $1 to $8. */
+export const chainedParams = (c: ChainedEvents): unknown[] => [c.seq, c.time, c.kind, c.appId, c.requestId, c.payload, c.prevHash, c.hash];
+/** Inserts chainEvents' rows: `${INSERT_CHAINED(n)}` with their parameters from $n to $n+7. */
+export const INSERT_CHAINED = (n: number): string =>
+  `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
+   SELECT * FROM unnest($${n}::bigint[], $${n + 1}::timestamptz[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[], $${n + 6}::bytea[], $${n + 7}::bytea[])`;
+
+/**
+ * Appends events, in order, to the chain, and returns the new head. Must run
+ * inside a transaction: the head row stays locked until it commits.
+ */
+export async function appendAudit(tx: Tx, events: readonly AuditEvent[]): Promise<ChainPoint | null> {
+  if (events.length === 0) return null;
+  const head = await tx.query<{ seq: string; hash: Buffer }>("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE");
+  const chained = chainEvents({ seq: BigInt(head.rows[0]!.seq), hash: head.rows[0]!.hash }, events);
+  await tx.query(INSERT_CHAINED(1), chainedParams(chained));
+  await tx.query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", [chained.head.seq.toString(), chained.head.hash]);
+  return chained.head;
 }
 
 export interface AuditVerification {

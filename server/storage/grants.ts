@@ -1,5 +1,6 @@
 // Grants: one row per issued or delegated token (query functions only).
 
+import { type ChainedEvents, chainedParams, type ChainPoint, INSERT_CHAINED } from "./audit.js";
 import type { Queryable } from "./db.js";
 
 export interface GrantRecord {
@@ -22,54 +23,109 @@ export interface GrantRecord {
   readonly taskStartTime?: Date;
 }
 
+// The grants of a batch as unnest parameters $1..$16 (with the app versions).
+// Arrays of arrays cannot go through unnest, so scopes and audiences travel
+// as space-joined text (neither may contain a space) and are split in SQL.
+const GRANT_ROWS = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+       $17::timestamptz[])
+       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et, v, ts)`;
+const INSERT_GRANTS = `INSERT INTO grants (token_id, app_id, agent_id, task_id, orchestration_id, human_principal, parent_token_id,
+       root_token_id, depth, scopes, audiences, key_thumbprint, key_id, issue_time, expire_time, task_start_time)`;
+const GRANT_VALUES = "t, a, ag, tk, o, h, p, r, d, string_to_array(s, ' '), string_to_array(au, ' '), k, kid, it, et, COALESCE(ts, it)";
+// The apps of the batch that are enabled, share-locked: a concurrent disable
+// waits for this batch, and its revocation covers every grant committed here.
+const LIVE_APPS = "SELECT app_id, update_time FROM apps WHERE app_id = ANY($2::text[]) AND NOT disabled FOR SHARE";
+// A grant may be stored while its app is enabled and, when its version is
+// given, unchanged since (its update_time): the ceiling and credentials
+// checked at the door still hold at commit, so a narrowing, disable or
+// secret rotation committed on any replica stops issuance under the old
+// settings at once.
+const APP_HOLDS = "live.app_id = x.a AND (x.v IS NULL OR live.update_time = x.v)";
+
+function grantParams(gs: readonly GrantRecord[], appVersions: readonly (Date | null)[]): unknown[] {
+  return [
+    gs.map((g) => g.tokenId),
+    gs.map((g) => g.appId),
+    gs.map((g) => g.agentId),
+    gs.map((g) => g.taskId),
+    gs.map((g) => g.orchestrationId),
+    gs.map((g) => g.humanPrincipal),
+    gs.map((g) => g.parentTokenId),
+    gs.map((g) => g.rootTokenId),
+    gs.map((g) => g.depth),
+    gs.map((g) => g.scopes.join(" ")),
+    gs.map((g) => g.audiences.join(" ")),
+    gs.map((g) => g.keyThumbprint),
+    gs.map((g) => g.keyId),
+    gs.map((g) => g.issueTime),
+    gs.map((g) => g.expireTime),
+    appVersions,
+    gs.map((g) => g.taskStartTime ?? null),
+  ];
+}
+
 /**
  * Inserts many grants in one statement (the issuance batch), each only if its
- * app is still enabled and, when `appVersions[i]` is given, unchanged since
- * (its update_time): the ceiling and credentials checked at the door still
- * hold at commit, so a narrowing, disable or secret rotation committed on any
- * replica stops issuance under the old settings at once.
- * The app rows are share-locked, so a concurrent disable waits for this batch
- * and its revocation covers every grant committed here. Returns the ids
- * inserted.
+ * app still holds (see APP_HOLDS). Returns the ids inserted.
  */
 export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], appVersions: readonly (Date | null)[]): Promise<Set<string>> {
   if (gs.length === 0) return new Set();
-  // Arrays of arrays cannot go through unnest, so scopes and audiences travel
-  // as space-joined text (neither may contain a space) and are split in SQL.
   const { rows } = await db.query<{ token_id: string }>(
-    `WITH live AS (
-       SELECT app_id, update_time FROM apps WHERE app_id = ANY($2::text[]) AND NOT disabled FOR SHARE
-     )
-     INSERT INTO grants (token_id, app_id, agent_id, task_id, orchestration_id, human_principal, parent_token_id,
-       root_token_id, depth, scopes, audiences, key_thumbprint, key_id, issue_time, expire_time, task_start_time)
-     SELECT t, a, ag, tk, o, h, p, r, d, string_to_array(s, ' '), string_to_array(au, ' '), k, kid, it, et, COALESCE(ts, it)
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-       $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-       $17::timestamptz[])
-       AS x(t, a, ag, tk, o, h, p, r, d, s, au, k, kid, it, et, v, ts)
-     JOIN live ON live.app_id = x.a AND (x.v IS NULL OR live.update_time = x.v)
+    `WITH live AS (${LIVE_APPS})
+     ${INSERT_GRANTS}
+     SELECT ${GRANT_VALUES} FROM ${GRANT_ROWS}
+     JOIN live ON ${APP_HOLDS}
      RETURNING token_id`,
-    [
-      gs.map((g) => g.tokenId),
-      gs.map((g) => g.appId),
-      gs.map((g) => g.agentId),
-      gs.map((g) => g.taskId),
-      gs.map((g) => g.orchestrationId),
-      gs.map((g) => g.humanPrincipal),
-      gs.map((g) => g.parentTokenId),
-      gs.map((g) => g.rootTokenId),
-      gs.map((g) => g.depth),
-      gs.map((g) => g.scopes.join(" ")),
-      gs.map((g) => g.audiences.join(" ")),
-      gs.map((g) => g.keyThumbprint),
-      gs.map((g) => g.keyId),
-      gs.map((g) => g.issueTime),
-      gs.map((g) => g.expireTime),
-      appVersions,
-      gs.map((g) => g.taskStartTime ?? null),
-    ],
+    grantParams(gs, appVersions),
   );
   return new Set(rows.map((r) => r.token_id));
+}
+
+/**
+ * Stores every grant with its audit event in one statement, which is its own
+ * transaction, or nothing: one round trip instead of a transaction of six.
+ * `events` were chained from `from`, the head this writer expects; the head
+ * row is moved to their end only if it is still at `from` and every grant's
+ * app still holds, and the grants and events are inserted only if it was.
+ * The head row's lock, held until commit, orders the chain as in
+ * appendAudit. Returns null, having stored nothing, when the head had moved
+ * (another writer or replica appended) or an app no longer holds, with the
+ * head as this statement saw it (the caller may chain onto it and try again,
+ * or take the locked path: insertGrants and appendAudit in a transaction).
+ */
+export async function insertGrantsAtHead(
+  db: Queryable,
+  gs: readonly GrantRecord[],
+  appVersions: readonly (Date | null)[],
+  from: ChainPoint,
+  events: ChainedEvents,
+): Promise<{ readonly stored: true } | { readonly stored: false; readonly head: ChainPoint }> {
+  const n = 18; // the first parameter after grantParams
+  const { rows } = await db.query<{ moved: boolean; seq: string; hash: Buffer }>(
+    `WITH live AS (${LIVE_APPS}),
+     x AS (SELECT * FROM ${GRANT_ROWS}),
+     head AS (
+       UPDATE audit_head SET seq = $${n + 8}, hash = $${n + 9}
+       WHERE id = 1 AND seq = $${n + 10} AND hash = $${n + 11}
+         AND (SELECT count(*) FROM x JOIN live ON ${APP_HOLDS}) = $${n + 12}
+       RETURNING 1
+     ),
+     g AS (${INSERT_GRANTS} SELECT ${GRANT_VALUES} FROM x WHERE EXISTS (SELECT 1 FROM head)),
+     e AS (${INSERT_CHAINED(n)} WHERE EXISTS (SELECT 1 FROM head))
+     SELECT EXISTS (SELECT 1 FROM head) AS moved, seq, hash FROM audit_head WHERE id = 1`,
+    [
+      ...grantParams(gs, appVersions),
+      ...chainedParams(events),
+      events.head.seq.toString(),
+      events.head.hash,
+      from.seq.toString(),
+      from.hash,
+      gs.length,
+    ],
+  );
+  const r = rows[0]!;
+  return r.moved ? { stored: true } : { stored: false, head: { seq: BigInt(r.seq), hash: r.hash } };
 }
 
 interface Row {
