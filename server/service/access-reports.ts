@@ -17,7 +17,7 @@ import { parseScope } from "../domain/scopes.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
 import { grantsWithLineage } from "../storage/lineage.js";
-import type { RequestContext } from "./minter.js";
+import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
 
 /** The most reports one call may carry (documented in broker.proto). */
@@ -93,7 +93,7 @@ export class AccessReporter {
             task_id: g.taskId,
             orchestration_id: g.orchestrationId,
             human: g.humanPrincipal,
-            lineage: g.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+            lineage: lineageData(g.lineage),
             scopes: r.scope === null ? [] : [r.scope],
             audiences: [r.audience],
             resource_server_id: caller.resourceServer.resourceServerId,

@@ -42,7 +42,7 @@ import {
 } from "../storage/approvals.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
 import { type Db, type Tx, withTransaction } from "../storage/db.js";
-import type { RequestContext } from "./minter.js";
+import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
 
 export interface ApprovalSettings {
@@ -126,7 +126,7 @@ export class Approvals {
           actor: actorOf(caller),
           data: approvalData(a, "pending", {
             agent_id: caller.kind === "agent" ? caller.claims.agentId : null,
-            lineage: lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+            lineage: lineageData(lineage),
           }),
         },
       ]);

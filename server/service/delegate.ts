@@ -18,7 +18,7 @@ import { parseAgentKey } from "../crypto/agent-keys.js";
 import { randomId } from "../crypto/secrets.js";
 import type { AppRecord } from "../storage/apps.js";
 import type { Approvals } from "./approvals.js";
-import type { IssuedToken, Minter, RequestContext } from "./minter.js";
+import { type IssuedToken, lineageData, type Minter, type RequestContext } from "./minter.js";
 import type { Principal } from "./principals.js";
 
 export interface DelegateInput {
@@ -57,7 +57,7 @@ export class Delegator {
           task_id: parent.taskId,
           orchestration_id: parent.orchestrationId,
           human: parent.humanPrincipal,
-          lineage: lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+          lineage: lineageData(lineage),
           ...asked,
         });
       }

@@ -10,7 +10,7 @@
 // the callers' own concurrency bounds the queue, so nothing is dropped.
 
 import { type BatonError, UnavailableError } from "../domain/errors.js";
-import type { TokenClaims } from "../domain/tokens.js";
+import type { LineageEntry, TokenClaims } from "../domain/tokens.js";
 import { signToken } from "../crypto/tokens.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
 import { type Db, type Tx, withTransaction } from "../storage/db.js";
@@ -50,6 +50,51 @@ export interface HowMinted {
   readonly useApproval?: (tx: Tx) => Promise<AuditEvent>;
 }
 
+/** A lineage as audit events record it, root first. */
+export const lineageData = (lineage: readonly LineageEntry[]): { token_id: string; agent_id: string }[] =>
+  lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId }));
+
+/** The grant row of a signed token; `taskStartMs` only for a renewal (else the token starts its task line). */
+export function grantOf(claims: TokenClaims, keyId: string, taskStartMs?: number): GrantRecord {
+  return {
+    tokenId: claims.tokenId,
+    appId: claims.appId,
+    agentId: claims.agentId,
+    taskId: claims.taskId,
+    orchestrationId: claims.orchestrationId,
+    humanPrincipal: claims.humanPrincipal,
+    parentTokenId: claims.lineage.at(-1)?.tokenId ?? null,
+    rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
+    depth: claims.lineage.length,
+    scopes: claims.scopes,
+    audiences: claims.audiences,
+    keyThumbprint: claims.keyThumbprint,
+    keyId,
+    issueTime: new Date(claims.issuedAtMs),
+    expireTime: new Date(claims.expiresAtMs),
+    ...(taskStartMs === undefined ? {} : { taskStartTime: new Date(taskStartMs) }),
+  };
+}
+
+/** What the audit event of a minted token (issued, delegated, renewed) records. */
+export function mintedData(claims: TokenClaims, ttlClamped: boolean): Record<string, unknown> {
+  return {
+    token_id: claims.tokenId,
+    agent_id: claims.agentId,
+    task_id: claims.taskId,
+    orchestration_id: claims.orchestrationId,
+    human: claims.humanPrincipal,
+    lineage: lineageData(claims.lineage),
+    scopes: claims.scopes,
+    audiences: claims.audiences,
+    expire_time: new Date(claims.expiresAtMs).toISOString(),
+    ttl_seconds: (claims.expiresAtMs - claims.notBeforeMs) / 1000,
+    key_bound: claims.keyThumbprint !== null,
+    ttl_clamped: ttlClamped,
+    ...(claims.approval ? { approval_id: claims.approval.approvalId } : {}),
+  };
+}
+
 export class Minter {
   private readonly writer: GrantWriter;
   private readonly refusals: Batcher<AuditEvent, null>;
@@ -70,45 +115,14 @@ export class Minter {
   async mint(claims: TokenClaims, how: HowMinted, ctx: RequestContext): Promise<IssuedToken> {
     const key = this.keys.ring.active;
     const token = await signToken(claims, key);
-    const parent = claims.lineage.at(-1);
-    const grant: GrantRecord = {
-      tokenId: claims.tokenId,
-      appId: claims.appId,
-      agentId: claims.agentId,
-      taskId: claims.taskId,
-      orchestrationId: claims.orchestrationId,
-      humanPrincipal: claims.humanPrincipal,
-      parentTokenId: parent?.tokenId ?? null,
-      rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
-      depth: claims.lineage.length,
-      scopes: claims.scopes,
-      audiences: claims.audiences,
-      keyThumbprint: claims.keyThumbprint,
-      keyId: key.stored.keyId,
-      issueTime: new Date(claims.issuedAtMs),
-      expireTime: new Date(claims.expiresAtMs),
-    };
+    const grant = grantOf(claims, key.stored.keyId);
     const event: AuditEvent = {
       kind: how.kind,
       time: new Date(claims.issuedAtMs),
       appId: claims.appId,
       requestId: ctx.requestId,
       actor: how.actor,
-      data: {
-        token_id: claims.tokenId,
-        agent_id: claims.agentId,
-        task_id: claims.taskId,
-        orchestration_id: claims.orchestrationId,
-        human: claims.humanPrincipal,
-        lineage: claims.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
-        scopes: claims.scopes,
-        audiences: claims.audiences,
-        expire_time: new Date(claims.expiresAtMs).toISOString(),
-        ttl_seconds: (claims.expiresAtMs - claims.notBeforeMs) / 1000,
-        key_bound: claims.keyThumbprint !== null,
-        ttl_clamped: how.ttlClamped,
-        ...(claims.approval ? { approval_id: claims.approval.approvalId } : {}),
-      },
+      data: mintedData(claims, how.ttlClamped),
     };
     const stored = how.useApproval
       ? await this.writeApproved(grant, event, how.appVersion, how.useApproval)

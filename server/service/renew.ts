@@ -29,7 +29,7 @@ import { type Db, withTransaction } from "../storage/db.js";
 import { getGrant, insertGrants } from "../storage/grants.js";
 import { insertRevocations, revokedBefore } from "../storage/revocations.js";
 import type { KeyManager } from "./keys.js";
-import type { IssuedToken, Minter, RequestContext } from "./minter.js";
+import { grantOf, type IssuedToken, lineageData, mintedData, type Minter, type RequestContext } from "./minter.js";
 import type { Principal } from "./principals.js";
 import type { RevocationState } from "./revocation-state.js";
 
@@ -44,9 +44,6 @@ export interface RenewSettings {
   /** A revocation stays live this long past the last expiry it covers. */
   readonly revocationMarginMs: number;
 }
-
-const lineageData = (c: TokenClaims): { token_id: string; agent_id: string }[] =>
-  c.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId }));
 
 export class Renewer {
   constructor(
@@ -72,7 +69,7 @@ export class Renewer {
           task_id: old.taskId,
           orchestration_id: old.orchestrationId,
           human: old.humanPrincipal,
-          lineage: lineageData(old),
+          lineage: lineageData(old.lineage),
         });
       }
       throw err;
@@ -118,30 +115,7 @@ export class Renewer {
     const key = this.keys.ring.active;
     const token = await signToken(claims, key);
     const revocation = await withTransaction(this.db, async (tx) => {
-      const inserted = await insertGrants(
-        tx,
-        [
-          {
-            tokenId: claims.tokenId,
-            appId: claims.appId,
-            agentId: claims.agentId,
-            taskId: claims.taskId,
-            orchestrationId: claims.orchestrationId,
-            humanPrincipal: claims.humanPrincipal,
-            parentTokenId: parentId ?? null,
-            rootTokenId: claims.lineage[0]?.tokenId ?? claims.tokenId,
-            depth: claims.lineage.length,
-            scopes: claims.scopes,
-            audiences: claims.audiences,
-            keyThumbprint: claims.keyThumbprint,
-            keyId: key.stored.keyId,
-            issueTime: new Date(nowMs),
-            expireTime: new Date(claims.expiresAtMs),
-            taskStartTime: new Date(taskStartMs),
-          },
-        ],
-        [null],
-      );
+      const inserted = await insertGrants(tx, [grantOf(claims, key.stored.keyId, taskStartMs)], [null]);
       if (inserted.size === 0) throw new AppDisabledError();
       const [stored] = await insertRevocations(tx, [
         {
@@ -175,21 +149,9 @@ export class Renewer {
           requestId: ctx.requestId,
           actor,
           data: {
-            token_id: claims.tokenId,
-            agent_id: claims.agentId,
-            task_id: claims.taskId,
-            orchestration_id: claims.orchestrationId,
-            human: claims.humanPrincipal,
-            lineage: lineageData(claims),
-            scopes: claims.scopes,
-            audiences: claims.audiences,
-            expire_time: new Date(claims.expiresAtMs).toISOString(),
-            ttl_seconds: (claims.expiresAtMs - claims.notBeforeMs) / 1000,
+            ...mintedData(claims, d.clamped),
             renewed_from: old.tokenId,
             task_expire_time: new Date(d.taskExpiresAtMs).toISOString(),
-            key_bound: claims.keyThumbprint !== null,
-            ttl_clamped: d.clamped,
-            ...(claims.approval ? { approval_id: claims.approval.approvalId } : {}),
           },
         },
       ]);

@@ -21,7 +21,7 @@ import { type Db, type Queryable, withTransaction } from "../storage/db.js";
 import { agentGrantSpan, getGrant } from "../storage/grants.js";
 import { audiencesOfAgent, insertRevocations, type NewRevocation } from "../storage/revocations.js";
 import { Batcher } from "./batcher.js";
-import type { RequestContext } from "./minter.js";
+import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
 import type { RevocationState } from "./revocation-state.js";
 
@@ -168,7 +168,7 @@ export class Revoker {
           task_id: c.taskId,
           agent_id: c.agentId,
           human: c.humanPrincipal,
-          lineage: c.lineage.map((e) => ({ token_id: e.tokenId, agent_id: e.agentId })),
+          lineage: lineageData(c.lineage),
         },
       };
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
@@ -30,6 +31,33 @@ def call(
         return method(request, timeout=timeout, metadata=metadata)
     except grpc.RpcError as error:
         raise from_rpc_error(error) from error
+
+
+_Client = TypeVar("_Client", bound="ChannelClient")
+
+
+class ChannelClient:
+    """What every client with a channel of its own shares: :meth:`close` and
+    use as a context manager. Subclasses set ``self._channel``."""
+
+    _channel: grpc.Channel
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self: _Client) -> _Client:
+        """Return the client itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
 
 
 # ---- Approvals (issue 8): following an approval until it is decided ----

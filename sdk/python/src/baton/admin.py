@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import grpc
 
 from baton._args import string_list
-from baton._rpc import call
+from baton._rpc import ChannelClient, call
 from baton.client import DEFAULT_TIMEOUT
 from baton.errors import bearer_metadata
 from baton.v1 import admin_pb2, admin_pb2_grpc
@@ -18,7 +17,7 @@ from baton.v1 import admin_pb2, admin_pb2_grpc
 _Response = TypeVar("_Response")
 
 
-class AdminClient:
+class AdminClient(ChannelClient):
     """A connection to a broker's AdminService with the operator credential.
 
     Every call sends ``authorization: Bearer <operator token>``, has a
@@ -450,23 +449,6 @@ class AdminClient:
         _aware(end_time, "end_time")
         _whole(after_seq, "after_seq")
         _whole(page_size, "page_size")
-
-    def close(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        self._channel.close()
-
-    def __enter__(self) -> AdminClient:
-        """Return the client itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the client."""
-        self.close()
 
     def __repr__(self) -> str:
         """Never the operator token."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import grpc
 
-from baton._rpc import call, wait_for_decision
+from baton._rpc import ChannelClient, call, wait_for_decision
 from baton.client import DEFAULT_APPROVAL_WAIT, DEFAULT_TIMEOUT
 from baton.errors import bearer_metadata
 from baton.v1 import approvals_pb2, approvals_pb2_grpc
@@ -58,7 +57,7 @@ def _reason(reason: Any) -> str:
     return reason
 
 
-class ApprovalClient:
+class ApprovalClient(ChannelClient):
     """A connection to a broker's ApprovalService with an approver's credentials.
 
     Approvers authenticate with ``authorization: Basic`` (their ``apv_...``
@@ -208,23 +207,6 @@ class ApprovalClient:
         request = approvals_pb2.DenyRequest(approval_id=approval_id, reason=_reason(reason))
         response: approvals_pb2.DenyResponse = self._call(self._stub.Deny, request, timeout)
         return response.approval
-
-    def close(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        self._channel.close()
-
-    def __enter__(self) -> ApprovalClient:
-        """Return the client itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the client."""
-        self.close()
 
     def __repr__(self) -> str:
         """Never the credentials."""

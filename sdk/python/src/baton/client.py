@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import Any, TypeVar, Union, cast
 
 import grpc
 
 from baton._args import string_list
-from baton._rpc import call, wait_for_decision
+from baton._rpc import ChannelClient, call, wait_for_decision
 from baton.errors import ApprovalRequiredError, bearer_metadata
 from baton.proof import DELEGATE_METHOD, PROOF_METADATA_KEY, RENEW_METHOD, REVOKE_METHOD, AgentKey
 from baton.v1 import approvals_pb2, approvals_pb2_grpc, broker_pb2, broker_pb2_grpc
@@ -39,7 +38,7 @@ GET_APPROVAL_METHOD = _approval_method("GetApproval")
 WATCH_APPROVAL_METHOD = _approval_method("WatchApproval")
 
 
-class BrokerClient:
+class BrokerClient(ChannelClient):
     """A connection to a broker with the caller's credentials.
 
     Every call sends an ``authorization`` header (``Basic`` for an app,
@@ -607,23 +606,6 @@ class BrokerClient:
             self.wait_for_approval(required.approval_id, approval_timeout)
             issue_args["approval_id"] = required.approval_id
             return self.issue(task_id, scopes, audiences, **issue_args)
-
-    def close(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        self._channel.close()
-
-    def __enter__(self) -> BrokerClient:
-        """Return the client itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the client."""
-        self.close()
 
     def _call(
         self,
