@@ -176,7 +176,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const issuer = new Issuer(minter, approvals);
     const delegator = new Delegator(minter, (id) => auth.findApp(id), approvals);
     const validator = new Validator(checker);
-    const revoker = new Revoker(db, revocations, { revocationMarginMs: marginMs, now });
+    const revoker = new Revoker(db, revocations, appView, { revocationMarginMs: marginMs, now });
     const renewer = new Renewer(db, keys, minter, revocations, (id) => auth.findApp(id), { maxTaskSeconds: config.maxTaskSeconds, revocationMarginMs: marginMs });
     const accessReports = new AccessReporter(db, now);
     // The change is committed: a failed read here is retried by the periodic catch-up, the RPC still succeeds.

@@ -168,7 +168,7 @@ export class AppAdmin {
     if (!APP_ID.test(input.appId)) throw new NotFoundError("app");
     const nowMs = this.now();
     const { app, revoked } = await withTransaction(this.db, async (tx) => {
-      const old = await getApp(tx, input.appId, true);
+      const old = await getApp(tx, input.appId, "FOR UPDATE");
       if (!old) throw new NotFoundError("app");
       const app: AppRecord = {
         ...old,
@@ -223,7 +223,7 @@ export class AppAdmin {
     if (!APP_ID.test(appId)) throw new NotFoundError("app");
     if (reason.length > 256) throw new InvalidRequestError("reason", "must be at most 256 characters");
     const { app, revocation } = await withTransaction(this.db, async (tx) => {
-      const old = await getApp(tx, appId, true);
+      const old = await getApp(tx, appId, "FOR UPDATE");
       if (!old) throw new NotFoundError("app");
       // Read the clock only once the row is locked: every grant batch that
       // saw the app enabled has committed by now, so their tokens were issued
@@ -248,7 +248,7 @@ export class AppAdmin {
     if (!APP_ID.test(appId)) throw new NotFoundError("app");
     const clientSecret = newClientSecret();
     await withTransaction(this.db, async (tx) => {
-      const old = await getApp(tx, appId, true);
+      const old = await getApp(tx, appId, "FOR UPDATE");
       if (!old) throw new NotFoundError("app");
       const app: AppRecord = { ...old, secretHash: hashSecret(clientSecret), updateTime: new Date(this.now()) };
       await updateApp(tx, app);

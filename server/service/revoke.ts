@@ -3,23 +3,32 @@
 // replica's revocation set; other replicas learn of it from the table.
 //
 // Every revocation takes the one cursor row's lock until commit, so one
-// transaction per revocation serialises them on commit latency. Concurrent
-// calls are group-committed instead (see batcher.ts): each call is checked
-// and resolved on its own first, so one caller's refusal never touches the
-// others; then one transaction takes the cursor once for the whole batch,
-// assigns consecutive cursors in queue order, and appends each revocation's
-// own audit event. Nobody is answered before that commit, and a failed batch
-// fails every call in it.
+// transaction per revocation would serialise them on commit latency.
+// Concurrent calls are group-committed instead (see batcher.ts): each call
+// is checked and resolved on its own first, so one caller's refusal never
+// touches the others; then one transaction takes the cursor once for the
+// whole batch, assigns consecutive cursors in queue order, and appends each
+// revocation's own audit event. Nobody is answered before that commit, and
+// a failed batch fails every call in it.
+//
+// A batch is normally one statement (insertRevocationsAtHead): the writer
+// numbers and chains it from where it left the cursor and the audit head,
+// and the statement stores it only if both are still there (and every app
+// a task or app revocation was worked out from is unchanged). A miss
+// (another writer or replica moved them) stores nothing and says where they
+// are: one more try from there, then the locked path, which reads them
+// under their locks. Target lookups of concurrent calls share a statement
+// too (getGrants), and tasks and apps are read from the in-memory app view.
 
 import { BatonError, InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
 import { APP_ID } from "../crypto/secrets.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
-import { appendAudit } from "../storage/audit.js";
-import { type Db, type Queryable, withTransaction } from "../storage/db.js";
-import { agentGrantSpan, getGrant } from "../storage/grants.js";
-import { audiencesOfAgent, insertRevocations, type NewRevocation } from "../storage/revocations.js";
+import { type AuditEvent, appendAudit, chainEvents } from "../storage/audit.js";
+import { type Db, withTransaction } from "../storage/db.js";
+import { agentGrantSpan, type GrantRecord, getGrants } from "../storage/grants.js";
+import { type AppVersion, insertRevocations, insertRevocationsAtHead, type NewRevocation, numberedAfter, type RevocationPoint } from "../storage/revocations.js";
 import { Batcher } from "./batcher.js";
 import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
@@ -44,6 +53,8 @@ export const MAX_BULK_REVOCATIONS = 1000;
 /** A revocation to store, and what its audit event says of the token it names (task, agent, human). */
 interface ResolvedRevocation extends NewRevocation {
   readonly about: Readonly<Record<string, unknown>>;
+  /** A task or app revocation: the app version its audiences and expiry were worked out from. */
+  readonly app: AppVersion | null;
 }
 
 /** One call's revocations: stored together, in order, in one transaction. */
@@ -56,13 +67,24 @@ interface RevocationWrite {
 
 export class Revoker {
   private readonly writer: Batcher<RevocationWrite, StoredRevocation[]>;
+  private readonly grants: Batcher<string, GrantRecord | null>;
+  /** Where this writer left the cursor and the audit head, when known; null sends the next batch down the locked path. */
+  private at: RevocationPoint | null = null;
+
   constructor(
     private readonly db: Db,
     private readonly revocations: RevocationState,
+    /** The in-memory app view (complete, but a change on another replica reaches it a moment later). */
+    private readonly apps: { app(appId: string): AppRecord | null },
     private readonly settings: RevokeSettings,
   ) {
     // One batch in flight: a second would only wait on the cursor row's lock.
     this.writer = new Batcher((batch) => this.writeBatch(batch), 256, 1);
+    // Concurrent lookups of tokens and chains share one statement.
+    this.grants = new Batcher(async (ids) => {
+      const found = new Map((await getGrants(this.db, ids)).map((g) => [g.tokenId, g]));
+      return ids.map((id) => found.get(id) ?? null);
+    }, 1000, 2);
   }
 
   async revoke(caller: Principal, input: RevokeInput, ctx: RequestContext): Promise<StoredRevocation> {
@@ -82,14 +104,17 @@ export class Revoker {
     if (inputs.length === 0) throw new InvalidRequestError("targets", "at least one target is required");
     if (inputs.length > MAX_BULK_REVOCATIONS) throw new InvalidRequestError("targets", `at most ${MAX_BULK_REVOCATIONS} targets per call`);
     const nowMs = this.settings.now();
+    // Resolved together (their lookups share statements); the first refusal in request order is the answer.
+    const settled = await Promise.allSettled(inputs.map((input) => this.resolve(caller, input, nowMs)));
     const resolved: ResolvedRevocation[] = [];
-    for (const [i, input] of inputs.entries()) {
-      try {
-        resolved.push(await this.resolve(caller, input, nowMs));
-      } catch (err) {
-        if (!(err instanceof BatonError)) throw err;
-        throw new BatonError(err.reason, `targets[${i}]: ${err.message}`, { ...err.details, index: String(i) });
+    for (const [i, s] of settled.entries()) {
+      if (s.status === "fulfilled") {
+        resolved.push(s.value);
+        continue;
       }
+      const err: unknown = s.reason;
+      if (!(err instanceof BatonError)) throw err;
+      throw new BatonError(err.reason, `targets[${i}]: ${err.message}`, { ...err.details, index: String(i) });
     }
     return this.store(caller, resolved, ctx, nowMs);
   }
@@ -97,8 +122,8 @@ export class Revoker {
   private async resolve(caller: Principal, input: RevokeInput, nowMs: number): Promise<ResolvedRevocation> {
     if (input.target === null) throw new InvalidRequestError("target", "a revocation target is required");
     const reason = optionalText("reason", input.reason, MAX_REASON_LENGTH);
-    const { revocation, about } = await this.resolveTarget(caller, input, nowMs);
-    return { revocation, reason, about };
+    const { revocation, about, app } = await this.resolveTarget(caller, input, nowMs);
+    return { revocation, reason, about, app: app ? { appId: app.appId, updateTime: app.updateTime } : null };
   }
 
   private async store(caller: Principal, revocations: readonly ResolvedRevocation[], ctx: RequestContext, nowMs: number): Promise<StoredRevocation[]> {
@@ -107,41 +132,38 @@ export class Revoker {
     return stored;
   }
 
-  /** Lock order as in every writer: the cursor row, then the audit head. */
   private async writeBatch(batch: readonly RevocationWrite[]): Promise<StoredRevocation[][]> {
-    return withTransaction(this.db, async (tx) => {
-      const stored = await insertRevocations(tx, batch.flatMap((w) => w.revocations));
-      const perCall: StoredRevocation[][] = [];
-      let next = 0;
-      for (const w of batch) {
-        perCall.push(stored.slice(next, next + w.revocations.length));
-        next += w.revocations.length;
+    const all = batch.flatMap((w) => w.revocations);
+    const apps = [...new Map(all.flatMap((r) => (r.app ? [[`${r.app.appId}@${r.app.updateTime.getTime()}`, r.app] as const] : []))).values()];
+    let from = this.at;
+    this.at = null;
+    for (let attempt = 0; from !== null && attempt < 2; attempt++) {
+      const events = chainEvents(from.head, auditEvents(batch, numberedAfter(from.cursor, all)));
+      const r = await insertRevocationsAtHead(this.db, all, apps, from, events);
+      if (r.stored) {
+        this.at = { cursor: r.stored.at(-1)!.cursor, head: events.head };
+        return perCall(batch, r.stored);
       }
-      await appendAudit(
-        tx,
-        batch.flatMap((w, i) =>
-          perCall[i]!.map((r, j) => ({
-            kind: "revocation.created",
-            time: new Date(w.nowMs),
-            appId: r.appId,
-            requestId: w.requestId,
-            actor: w.actor,
-            data: {
-              target: r.target,
-              id: r.id,
-              // The target again under the keys every event uses, so a query by token, agent or task finds it.
-              token_id: r.target === "token" || r.target === "chain" ? r.id : undefined,
-              agent_id: r.target === "agent" ? r.id : undefined,
-              task_id: r.target === "task" ? r.id : undefined,
-              ...w.revocations[j]!.about,
-              audiences: r.audiences,
-              reason: w.revocations[j]!.reason,
-              cursor: r.cursor.toString(),
-            },
-          })),
-        ),
-      );
-      return perCall;
+      from = r.at;
+    }
+    // Lock order as in every writer: the apps, the cursor row, then the audit head.
+    return withTransaction(this.db, async (tx) => {
+      const fresh = new Map<string, AppRecord | null>();
+      for (const a of apps) if (!fresh.has(a.appId)) fresh.set(a.appId, await getApp(tx, a.appId, "FOR SHARE"));
+      // A task or app revocation whose app changed since it was worked out: again, from the locked row.
+      const current = batch.map((w) => ({
+        ...w,
+        revocations: w.revocations.map((r) => {
+          const app = r.app && fresh.get(r.app.appId);
+          return app && app.updateTime.getTime() !== r.app!.updateTime.getTime()
+            ? { ...r, revocation: this.ofApp(r.revocation.target, r.revocation.id, app, w.nowMs) }
+            : r;
+        }),
+      }));
+      const stored = await insertRevocations(tx, current.flatMap((w) => w.revocations));
+      const head = await appendAudit(tx, auditEvents(current, stored));
+      this.at = { cursor: stored.at(-1)!.cursor, head: head! };
+      return perCall(current, stored);
     });
   }
 
@@ -153,7 +175,7 @@ export class Revoker {
     caller: Principal,
     input: RevokeInput,
     nowMs: number,
-  ): Promise<{ revocation: Omit<StoredRevocation, "cursor">; about: Record<string, unknown> }> {
+  ): Promise<{ revocation: Omit<StoredRevocation, "cursor">; about: Record<string, unknown>; app?: AppRecord }> {
     const margin = this.settings.revocationMarginMs;
     const target = input.target!;
     if (caller.kind === "agent") {
@@ -183,7 +205,7 @@ export class Revoker {
     switch (target) {
       case "token":
       case "chain": {
-        const g = await getGrant(this.db, input.id);
+        const g = await this.grants.submit(input.id);
         if (!g) throw new NotFoundError(target);
         mayTouch(g.appId);
         // The task and human are the whole chain's; the agent is the named token's.
@@ -196,7 +218,7 @@ export class Revoker {
           };
         }
         // A chain is stored as its root; nothing below the root outlives it.
-        const root = g.rootTokenId === g.tokenId ? g : await getGrant(this.db, g.rootTokenId);
+        const root = g.rootTokenId === g.tokenId ? g : await this.grants.submit(g.rootTokenId);
         if (!root) throw new NotFoundError(target);
         return {
           revocation: { target, id: root.tokenId, appId: g.appId, revokedAtMs: nowMs, expiresAtMs: root.expireTime.getTime() + margin, audiences: root.audiences },
@@ -207,35 +229,78 @@ export class Revoker {
         const span = await agentGrantSpan(this.db, input.id);
         if (!span) throw new NotFoundError("agent");
         mayTouch(span.appId);
-        const audiences = await audiencesOfAgent(this.db, input.id);
-        return { revocation: { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + margin, audiences }, about: {} };
+        return {
+          revocation: { target, id: input.id, appId: span.appId, revokedAtMs: nowMs, expiresAtMs: span.expireTime.getTime() + margin, audiences: span.audiences },
+          about: {},
+        };
       }
       case "task": {
         const appId = input.appId || ownApp;
         if (!appId) throw new InvalidRequestError("app_id", "the app the task belongs to is required");
         requireTaskId("id", input.id);
-        const app = await this.appOf(this.db, appId, target);
+        const app = await this.appOf(appId, target);
         mayTouch(app.appId);
-        // Every live token of the app fits its audience list (narrowing it revokes what does not).
-        return {
-          revocation: { target, id: input.id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences },
-          about: {},
-        };
+        return { revocation: this.ofApp(target, input.id, app, nowMs), about: {}, app };
       }
       case "app": {
-        const app = await this.appOf(this.db, input.id, target);
+        const app = await this.appOf(input.id, target);
         mayTouch(app.appId);
-        return {
-          revocation: { target, id: app.appId, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + margin, audiences: app.audiences },
-          about: {},
-        };
+        return { revocation: this.ofApp(target, app.appId, app, nowMs), about: {}, app };
       }
     }
   }
 
-  private async appOf(db: Queryable, appId: string, target: RevocationTarget): Promise<AppRecord> {
-    const app = APP_ID.test(appId) ? await getApp(db, appId) : null;
+  /**
+   * A task or app revocation covers every live token of the app, so it lives
+   * as long as the longest token the app may hold, for all its audiences
+   * (every live token fits the app's audience list: narrowing it revokes
+   * what does not).
+   */
+  private ofApp(target: RevocationTarget, id: string, app: AppRecord, nowMs: number): Omit<StoredRevocation, "cursor"> {
+    return { target, id, appId: app.appId, revokedAtMs: nowMs, expiresAtMs: nowMs + app.maxTtlSeconds * 1000 + this.settings.revocationMarginMs, audiences: app.audiences };
+  }
+
+  /** From the view; an app it does not hold yet (created on another replica a moment ago) from the database. */
+  private async appOf(appId: string, target: RevocationTarget): Promise<AppRecord> {
+    const app = APP_ID.test(appId) ? (this.apps.app(appId) ?? (await getApp(this.db, appId))) : null;
     if (!app) throw new NotFoundError(target);
     return app;
   }
+}
+
+/** Each call's share of the stored revocations, in order. */
+function perCall(batch: readonly RevocationWrite[], stored: readonly StoredRevocation[]): StoredRevocation[][] {
+  const out: StoredRevocation[][] = [];
+  let next = 0;
+  for (const w of batch) {
+    out.push(stored.slice(next, next + w.revocations.length));
+    next += w.revocations.length;
+  }
+  return out;
+}
+
+/** One revocation.created event per stored revocation, in order. */
+function auditEvents(batch: readonly RevocationWrite[], stored: readonly StoredRevocation[]): AuditEvent[] {
+  const calls = perCall(batch, stored);
+  return batch.flatMap((w, i) =>
+    calls[i]!.map((r, j) => ({
+      kind: "revocation.created",
+      time: new Date(w.nowMs),
+      appId: r.appId,
+      requestId: w.requestId,
+      actor: w.actor,
+      data: {
+        target: r.target,
+        id: r.id,
+        // The target again under the keys every event uses, so a query by token, agent or task finds it.
+        token_id: r.target === "token" || r.target === "chain" ? r.id : undefined,
+        agent_id: r.target === "agent" ? r.id : undefined,
+        task_id: r.target === "task" ? r.id : undefined,
+        ...w.revocations[j]!.about,
+        audiences: r.audiences,
+        reason: w.revocations[j]!.reason,
+        cursor: r.cursor.toString(),
+      },
+    })),
+  );
 }

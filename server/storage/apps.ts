@@ -93,8 +93,9 @@ export async function insertApp(db: Queryable, a: AppRecord): Promise<boolean> {
   return true;
 }
 
-export async function getApp(db: Queryable, appId: string, forUpdate = false): Promise<AppRecord | null> {
-  const { rows } = await db.query<Row>(`SELECT ${COLUMNS} FROM apps WHERE app_id = $1${forUpdate ? " FOR UPDATE" : ""}`, [appId]);
+/** The app; `lock` locks its row until the transaction ends. */
+export async function getApp(db: Queryable, appId: string, lock: "" | "FOR UPDATE" | "FOR SHARE" = ""): Promise<AppRecord | null> {
+  const { rows } = await db.query<Row>(`SELECT ${COLUMNS} FROM apps WHERE app_id = $1 ${lock}`, [appId]);
   return rows[0] ? fromRow(rows[0]) : null;
 }
 

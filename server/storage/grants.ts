@@ -172,13 +172,25 @@ export async function getGrant(db: Queryable, tokenId: string): Promise<GrantRec
   return rows[0] ? fromRow(rows[0]) : null;
 }
 
-/** The latest expiry among an agent's grants, with the agent's app; null when the agent has none. */
-export async function agentGrantSpan(db: Queryable, agentId: string): Promise<{ appId: string; expireTime: Date } | null> {
-  const { rows } = await db.query<{ app_id: string; expire_time: Date }>(
-    "SELECT app_id, max(expire_time) AS expire_time FROM grants WHERE agent_id = $1 GROUP BY app_id",
+/** The grants among `tokenIds` (one statement however many). */
+export async function getGrants(db: Queryable, tokenIds: readonly string[]): Promise<GrantRecord[]> {
+  const { rows } = await db.query<Row>("SELECT * FROM grants WHERE token_id = ANY($1::text[])", [tokenIds]);
+  return rows.map(fromRow);
+}
+
+/**
+ * What revoking an agent covers: its app, the latest expiry among its
+ * grants, and the audiences of all of them (its descendants' are a subset),
+ * sorted; null when the agent has no grant.
+ */
+export async function agentGrantSpan(db: Queryable, agentId: string): Promise<{ appId: string; expireTime: Date; audiences: string[] } | null> {
+  const { rows } = await db.query<{ app_id: string; expire_time: Date; audiences: string[] }>(
+    `SELECT app_id, max(expire_time) AS expire_time,
+            ARRAY(SELECT DISTINCT a FROM grants g, unnest(g.audiences) AS a WHERE g.agent_id = $1 ORDER BY a) AS audiences
+     FROM grants WHERE agent_id = $1 GROUP BY app_id`,
     [agentId],
   );
-  return rows[0] ? { appId: rows[0].app_id, expireTime: rows[0].expire_time } : null;
+  return rows[0] ? { appId: rows[0].app_id, expireTime: rows[0].expire_time, audiences: rows[0].audiences } : null;
 }
 
 /** Grants of an app still alive at `now` (for re-checking them against a narrowed ceiling). */

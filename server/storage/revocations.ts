@@ -1,6 +1,7 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
+import { type ChainedEvents, chainedParams, type ChainPoint, INSERT_CHAINED } from "./audit.js";
 import { type Db, type Queryable, type Tx, withTransaction } from "./db.js";
 
 /** The channel that wakes replicas when a revocation commits (payload: cursor). */
@@ -34,6 +35,107 @@ export interface NewRevocation {
   readonly reason: string | null;
 }
 
+// Revocations as unnest parameters from $1 to $8. Audience lists differ in
+// length, and a SQL array cannot be ragged: they travel as JSON.
+const REVOCATION_ROWS = `unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::jsonb[])
+       AS u(cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)`;
+const INSERT_REVOCATIONS = `INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)
+     SELECT u.cursor, u.target, u.target_id, u.app_id, u.revoke_time, u.expire_time, u.reason,
+            ARRAY(SELECT jsonb_array_elements_text(u.audiences))
+     FROM ${REVOCATION_ROWS}`;
+
+function revocationParams(stored: readonly StoredRevocation[], rs: readonly NewRevocation[]): unknown[] {
+  return [
+    stored.map((r) => r.cursor.toString()),
+    stored.map((r) => r.target),
+    stored.map((r) => r.id),
+    stored.map((r) => r.appId),
+    stored.map((r) => new Date(r.revokedAtMs)),
+    stored.map((r) => new Date(r.expiresAtMs)),
+    rs.map((n) => n.reason),
+    stored.map((r) => JSON.stringify(r.audiences)),
+  ];
+}
+
+/** The revocations with the cursors that follow `cursor`, in order. */
+export const numberedAfter = (cursor: bigint, rs: readonly NewRevocation[]): StoredRevocation[] =>
+  rs.map((n, i) => ({ ...n.revocation, cursor: cursor + BigInt(i + 1) }));
+
+/** Where a revocation writer expects the cursor and the audit head to be. */
+export interface RevocationPoint {
+  readonly cursor: bigint;
+  readonly head: ChainPoint;
+}
+
+/** An app read from memory, at the version (its update_time) a revocation was worked out from. */
+export interface AppVersion {
+  readonly appId: string;
+  readonly updateTime: Date;
+}
+
+/**
+ * Stores revocations with their audit events in one statement, which is its
+ * own transaction, or nothing: one round trip instead of a transaction of
+ * eight (BEGIN, cursor, revocations, NOTIFY, head lock, events, head,
+ * COMMIT). The revocations take the cursors after `from.cursor`
+ * (numberedAfter), and `events` were chained from `from.head`: they are
+ * stored, the cursor and head moved and replicas notified at commit only if
+ * both are still where the writer expected, and every app in `apps` is
+ * still at that version (a task or app revocation was worked out from the
+ * in-memory view: its audiences and expiry hold only if the app did not
+ * change since). Locks in the order every writer takes them: the apps
+ * (shared, so a concurrent change waits for this commit), the cursor row,
+ * then the audit head, each read as last committed, so a miss says where
+ * the cursor and head really are (null: an app changed, the caller must
+ * work its revocations out again).
+ */
+export async function insertRevocationsAtHead(
+  db: Queryable,
+  rs: readonly NewRevocation[],
+  apps: readonly AppVersion[],
+  from: RevocationPoint,
+  events: ChainedEvents,
+): Promise<{ readonly stored: StoredRevocation[] } | { readonly stored: null; readonly at: RevocationPoint | null }> {
+  const stored = numberedAfter(from.cursor, rs);
+  const last = stored[stored.length - 1]!.cursor;
+  const n = 9; // the first parameter after revocationParams
+  const p = n + 8; // the first after chainedParams
+  const { rows } = await db.query<{ ok: boolean; apps_held: boolean; cursor: string; seq: string; hash: Buffer }>({
+    name: "revocations-at-head",
+    text: `WITH held AS (
+       SELECT count(*) = cardinality($${p + 5}::text[]) AS yes FROM (
+         SELECT 1 FROM apps JOIN unnest($${p + 5}::text[], $${p + 6}::timestamptz[]) AS v(a, t) ON apps.app_id = v.a AND apps.update_time = v.t
+         FOR SHARE OF apps) s
+     ),
+     cur AS (SELECT value FROM revocation_cursor WHERE id = 1 AND (SELECT yes FROM held) IS NOT NULL FOR UPDATE),
+     head AS (SELECT seq, hash FROM audit_head WHERE id = 1 AND (SELECT value FROM cur) IS NOT NULL FOR UPDATE),
+     ok AS (SELECT (SELECT yes FROM held) AND (SELECT value FROM cur) = $${p + 2}::bigint AND (SELECT seq FROM head) = $${p + 3}::bigint
+                   AND (SELECT hash FROM head) = $${p + 4}::bytea AS yes),
+     c AS (UPDATE revocation_cursor SET value = $${p + 7}::bigint WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
+     h AS (UPDATE audit_head SET seq = $${p}::bigint, hash = $${p + 1}::bytea WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
+     r AS (${INSERT_REVOCATIONS} WHERE (SELECT yes FROM ok)),
+     e AS (${INSERT_CHAINED(n)} WHERE (SELECT yes FROM ok))
+     SELECT (SELECT yes FROM ok) AS ok, (SELECT yes FROM held) AS apps_held, (SELECT value FROM cur) AS cursor,
+            (SELECT seq FROM head) AS seq, (SELECT hash FROM head) AS hash,
+            CASE WHEN (SELECT yes FROM ok) THEN pg_notify('${REVOCATIONS_CHANNEL}', $${p + 7}::text) END`,
+    values: [
+      ...revocationParams(stored, rs),
+      ...chainedParams(events),
+      events.head.seq.toString(),
+      events.head.hash,
+      from.cursor.toString(),
+      from.head.seq.toString(),
+      from.head.hash,
+      apps.map((a) => a.appId),
+      apps.map((a) => a.updateTime),
+      last.toString(),
+    ],
+  });
+  const r = rows[0]!;
+  if (r.ok) return { stored };
+  return { stored: null, at: r.apps_held ? { cursor: BigInt(r.cursor), head: { seq: BigInt(r.seq), hash: r.hash } } : null };
+}
+
 /**
  * Stores revocations with consecutive cursors, in order. Must run inside a
  * transaction: the cursor row stays locked until commit, so concurrent
@@ -43,26 +145,8 @@ export interface NewRevocation {
 export async function insertRevocations(tx: Tx, rs: readonly NewRevocation[]): Promise<StoredRevocation[]> {
   if (rs.length === 0) return [];
   const c = await tx.query<{ value: string }>("UPDATE revocation_cursor SET value = value + $1 WHERE id = 1 RETURNING value", [rs.length]);
-  const first = BigInt(c.rows[0]!.value) - BigInt(rs.length) + 1n;
-  const stored = rs.map((n, i) => ({ ...n.revocation, cursor: first + BigInt(i) }));
-  await tx.query(
-    `INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)
-     SELECT u.cursor, u.target, u.target_id, u.app_id, u.revoke_time, u.expire_time, u.reason,
-            ARRAY(SELECT jsonb_array_elements_text(u.audiences))
-     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::jsonb[])
-       AS u(cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)`,
-    [
-      stored.map((r) => r.cursor.toString()),
-      stored.map((r) => r.target),
-      stored.map((r) => r.id),
-      stored.map((r) => r.appId),
-      stored.map((r) => new Date(r.revokedAtMs)),
-      stored.map((r) => new Date(r.expiresAtMs)),
-      rs.map((n) => n.reason),
-      // Audience lists differ in length, and a SQL array cannot be ragged.
-      stored.map((r) => JSON.stringify(r.audiences)),
-    ],
-  );
+  const stored = numberedAfter(BigInt(c.rows[0]!.value) - BigInt(rs.length), rs);
+  await tx.query(INSERT_REVOCATIONS, revocationParams(stored, rs));
   // Delivered at commit, to every replica listening: a wake-up only (the
   // table stays the truth), so one per transaction is enough.
   await tx.query("SELECT pg_notify($1, $2)", [REVOCATIONS_CHANNEL, stored[stored.length - 1]!.cursor.toString()]);
@@ -113,18 +197,6 @@ export async function revokedBefore(tx: Tx, t: RevocableFacts, beforeCursor: big
 /** Stores one revocation (see insertRevocations). */
 export async function insertRevocation(tx: Tx, r: Omit<StoredRevocation, "cursor">, reason: string | null): Promise<StoredRevocation> {
   return (await insertRevocations(tx, [{ revocation: r, reason }]))[0]!;
-}
-
-/**
- * The audiences of every token of an agent (an agent revocation kills them
- * and their descendants, whose audiences are a subset), sorted.
- */
-export async function audiencesOfAgent(db: Queryable, agentId: string): Promise<string[]> {
-  const { rows } = await db.query<{ a: string }>(
-    "SELECT DISTINCT a FROM grants, unnest(audiences) AS a WHERE agent_id = $1 ORDER BY a",
-    [agentId],
-  );
-  return rows.map((r) => r.a);
 }
 
 /** Revocations that may still match a live token at `nowMs`, in cursor order. */

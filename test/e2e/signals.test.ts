@@ -141,12 +141,21 @@ describe.each([DATABASE_URL_MODE("SIGTERM"), DATABASE_URL_MODE("SIGINT"), EMBEDD
         ),
       ];
       // Running: the broker's transactions wait on the row the test holds.
-      await waitUntil("calls waiting on the lock", async () => {
-        const { rows } = await lock.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'baton' AND wait_event_type = 'Lock'",
-        );
-        return rows[0]!.n >= 2;
-      });
+      // Asked from another connection: inside the lock's transaction
+      // PostgreSQL would answer from one snapshot of pg_stat_activity.
+      const watcher = new pg.Client({ connectionString: adminUrl() });
+      watcher.on("error", () => {});
+      await watcher.connect();
+      try {
+        await waitUntil("calls waiting on the lock", async () => {
+          const { rows } = await watcher.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'baton' AND wait_event_type = 'Lock'",
+          );
+          return rows[0]!.n >= 2;
+        });
+      } finally {
+        await watcher.end();
+      }
       await new Promise((r) => setTimeout(r, 300)); // the rest of the calls reach the broker
 
       const signalled = Date.now();

@@ -48,3 +48,28 @@ export async function freshDatabase(): Promise<TestDatabase> {
     },
   };
 }
+
+/** The pool, counting what the writer asks of it. */
+export function counting(db: Db): { db: Db; connects: () => number; statements: () => number; reset(): void } {
+  let connects = 0;
+  let statements = 0;
+  const proxy = new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop === "connect") {
+        return async () => {
+          connects++;
+          const client = await target.connect();
+          return new Proxy(client, {
+            get(c, p, r) {
+              if (p === "query") return (...args: unknown[]) => (statements++, (c.query as (...a: unknown[]) => unknown)(...args));
+              return Reflect.get(c, p, r) as unknown;
+            },
+          });
+        };
+      }
+      if (prop === "query") return (...args: unknown[]) => (statements++, (target.query as (...a: unknown[]) => unknown)(...args));
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+  return { db: proxy, connects: () => connects, statements: () => statements, reset: () => ((connects = 0), (statements = 0)) };
+}

@@ -10,9 +10,9 @@ import { randomId } from "../../server/crypto/secrets.js";
 import { GrantWriter } from "../../server/service/grant-writer.js";
 import { type AppRecord, insertApp } from "../../server/storage/apps.js";
 import { appendAudit, type AuditEvent, verifyAudit } from "../../server/storage/audit.js";
-import { type Db, withTransaction } from "../../server/storage/db.js";
+import { withTransaction } from "../../server/storage/db.js";
 import type { GrantRecord } from "../../server/storage/grants.js";
-import { freshDatabase, type TestDatabase } from "../helpers/database.js";
+import { counting, freshDatabase, type TestDatabase } from "../helpers/database.js";
 
 let t: TestDatabase;
 const APP = "app_GRANTBATCHAAAAAAAAAAA";
@@ -44,31 +44,6 @@ function grant(appId: string): { grant: GrantRecord; event: AuditEvent } {
     },
     event: { kind: "token.issued", time: now, appId, requestId: null, actor: `app:${appId}`, data: { token_id: tokenId } },
   };
-}
-
-/** The pool, counting what the writer asks of it. */
-function counting(db: Db): { db: Db; connects: () => number; statements: () => number; reset(): void } {
-  let connects = 0;
-  let statements = 0;
-  const proxy = new Proxy(db, {
-    get(target, prop, receiver) {
-      if (prop === "connect") {
-        return async () => {
-          connects++;
-          const client = await target.connect();
-          return new Proxy(client, {
-            get(c, p, r) {
-              if (p === "query") return (...args: unknown[]) => (statements++, (c.query as (...a: unknown[]) => unknown)(...args));
-              return Reflect.get(c, p, r) as unknown;
-            },
-          });
-        };
-      }
-      if (prop === "query") return (...args: unknown[]) => (statements++, (target.query as (...a: unknown[]) => unknown)(...args));
-      return Reflect.get(target, prop, receiver) as unknown;
-    },
-  });
-  return { db: proxy, connects: () => connects, statements: () => statements, reset: () => ((connects = 0), (statements = 0)) };
 }
 
 async function eventsOf(tokenIds: string[]): Promise<Map<string, number>> {

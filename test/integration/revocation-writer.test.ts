@@ -1,0 +1,184 @@
+// Revocations in one-statement group commits (revoke.ts,
+// insertRevocationsAtHead), on real PostgreSQL: once the writer knows the
+// cursor and the audit head, a batch is one statement and no explicit
+// transaction; when another writer or replica moved either, it retries from
+// where the statement saw them; a task or app revocation worked out from an
+// app that has since changed is stored as the app now is; locks are taken in
+// the order every writer takes them (apps, cursor, head), so a writer
+// holding an app row does not deadlock with it. Cursors stay gap-free and
+// commit-ordered, one audit event each, the chain intact.
+
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Revoker } from "../../server/service/revoke.js";
+import { RevocationState } from "../../server/service/revocation-state.js";
+import type { Principal } from "../../server/service/principals.js";
+import { type AppRecord, getApp, insertApp } from "../../server/storage/apps.js";
+import { appendAudit, verifyAudit } from "../../server/storage/audit.js";
+import { type Db, withTransaction } from "../../server/storage/db.js";
+import { insertRevocation } from "../../server/storage/revocations.js";
+import { counting, freshDatabase, type TestDatabase } from "../helpers/database.js";
+
+let t: TestDatabase;
+const APP = "app_REVWRITERAAAAAAAAAAAAA";
+const OPERATOR: Principal = { kind: "operator" };
+const MARGIN = 30_000;
+/** The app as the view holds it. */
+let held: AppRecord;
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  const now = new Date();
+  await insertApp(t.db, {
+    appId: APP, name: "revocation-writer", secretHash: Buffer.alloc(32), scopeCeiling: ["read:*"], audiences: ["ehr-api"], maxTtlSeconds: 600,
+    maxDelegationDepth: 1, disabled: false, createTime: now, updateTime: now, ratePerSecond: 0, rateBurst: 0, approvalPolicy: [], maxTaskSeconds: null,
+  });
+  held = (await getApp(t.db, APP))!;
+});
+afterAll(async () => t?.drop());
+
+/** A revoker whose app view is `view` (the real one catches up on notifications; here the test decides what it holds). */
+function revoker(db: Db, view: (id: string) => AppRecord | null = (id) => (id === APP ? held : null)): Revoker {
+  return new Revoker(db, new RevocationState(db, Date.now), { app: view }, { revocationMarginMs: MARGIN, now: Date.now });
+}
+
+let n = 0;
+const revokeTask = (r: Revoker, taskId = `task-${n++}`) =>
+  r.revoke(OPERATOR, { target: "task", id: taskId, appId: APP, reason: "test" }, { requestId: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` });
+
+async function cursor(): Promise<bigint> {
+  const { rows } = await t.db.query<{ value: string }>("SELECT value FROM revocation_cursor WHERE id = 1");
+  return BigInt(rows[0]!.value);
+}
+
+/** The revocation.created events after `after`, by cursor, and the cursors stored. */
+async function eventsAfter(after: bigint): Promise<{ events: bigint[]; stored: bigint[] }> {
+  const e = await t.db.query<{ c: string }>(
+    "SELECT payload::json->'data'->>'cursor' AS c FROM audit_events WHERE kind = 'revocation.created' AND (payload::json->'data'->>'cursor')::bigint > $1 ORDER BY seq",
+    [after.toString()],
+  );
+  const s = await t.db.query<{ cursor: string }>("SELECT cursor FROM revocations WHERE cursor > $1 ORDER BY cursor", [after.toString()]);
+  return { events: e.rows.map((r) => BigInt(r.c)), stored: s.rows.map((r) => BigInt(r.cursor)) };
+}
+
+const range = (from: bigint, count: number): bigint[] => Array.from({ length: count }, (_, i) => from + 1n + BigInt(i));
+
+describe("revocation batches", () => {
+  it("once the cursor and head are known, concurrent revocations are one statement per batch, with no transaction", async () => {
+    const c = counting(t.db);
+    const r = revoker(c.db);
+    await revokeTask(r); // learns the cursor and the head (locked path)
+    const start = await cursor();
+    c.reset();
+    const out = await Promise.all(Array.from({ length: 50 }, () => revokeTask(r)));
+    // The first call starts a batch of one; the other 49 go in the next.
+    expect(c.connects()).toBe(0);
+    expect(c.statements()).toBeLessThanOrEqual(3);
+    expect(out.map((s) => s.cursor).sort((a, b) => (a < b ? -1 : 1))).toEqual(range(start, 50));
+    // One event each, in cursor order (the chain orders them as the commits did).
+    const { events, stored } = await eventsAfter(start);
+    expect(stored).toEqual(range(start, 50));
+    expect(events).toEqual(range(start, 50));
+    expect((await verifyAudit(t.db)).intact).toBe(true);
+  });
+
+  it("when another writer moved the head or the cursor, the batch retries from where the statement saw them: one extra statement, no transaction", async () => {
+    const c = counting(t.db);
+    const r = revoker(c.db);
+    await revokeTask(r);
+    for (const other of [
+      // An audit event of another kind (an app change, a refusal) on any replica.
+      () => withTransaction(t.db, (tx) => appendAudit(tx, [{ kind: "test.other", time: new Date(), appId: null, requestId: null, actor: "operator", data: {} }])),
+      // A revocation by another replica's locked path (cursor and head both move).
+      () =>
+        withTransaction(t.db, async (tx) => {
+          const s = await insertRevocation(tx, { target: "agent", id: "agent-x", appId: APP, revokedAtMs: Date.now(), expiresAtMs: Date.now() + 60_000, audiences: ["ehr-api"] }, null);
+          await appendAudit(tx, [{ kind: "revocation.created", time: new Date(), appId: APP, requestId: null, actor: "operator", data: { cursor: s.cursor.toString() } }]);
+        }),
+    ]) {
+      await other();
+      const start = await cursor();
+      c.reset();
+      const s = await revokeTask(r);
+      expect(s.cursor).toBe(start + 1n);
+      expect(c.connects()).toBe(0);
+      expect(c.statements()).toBe(2);
+      // And it knows where it left them: the next is one statement.
+      c.reset();
+      await revokeTask(r);
+      expect(c.statements()).toBe(1);
+    }
+    expect((await verifyAudit(t.db)).intact).toBe(true);
+  });
+
+  it("a task revocation worked out from an app that has since changed is stored with the app's current audiences and lifetime", async () => {
+    const stale = held;
+    const r = revoker(t.db, (id) => (id === APP ? stale : null));
+    await revokeTask(r); // cursor and head known: the one statement is tried first
+    // Another replica widens the audiences and lifetime; this view has not caught up.
+    const updateTime = new Date(stale.updateTime.getTime() + 1000);
+    await t.db.query("UPDATE apps SET audiences = $2, max_ttl_seconds = 1200, update_time = $3 WHERE app_id = $1", [APP, ["ehr-api", "lab-api"], updateTime]);
+    try {
+      const before = Date.now();
+      const s = await revokeTask(r, "task-after-widening");
+      const { rows } = await t.db.query<{ audiences: string[]; expire_time: Date }>("SELECT audiences, expire_time FROM revocations WHERE cursor = $1", [
+        s.cursor.toString(),
+      ]);
+      // Resource servers of the new audience get it on their stream, and it lives as long as the app's longest token now can.
+      expect(rows[0]!.audiences).toEqual(["ehr-api", "lab-api"]);
+      expect(s.audiences).toEqual(["ehr-api", "lab-api"]);
+      expect(rows[0]!.expire_time.getTime()).toBeGreaterThanOrEqual(before + 1200_000 + MARGIN);
+      const { rows: ev } = await t.db.query<{ a: string }>(
+        "SELECT payload::json->'data'->>'audiences' AS a FROM audit_events WHERE kind = 'revocation.created' AND payload::json->'data'->>'cursor' = $1",
+        [s.cursor.toString()],
+      );
+      expect(JSON.parse(ev[0]!.a)).toEqual(["ehr-api", "lab-api"]);
+      expect((await verifyAudit(t.db)).intact).toBe(true);
+    } finally {
+      await t.db.query("UPDATE apps SET audiences = $2, max_ttl_seconds = 600, update_time = $3 WHERE app_id = $1", [APP, ["ehr-api"], stale.updateTime]);
+    }
+  });
+
+  it("a writer holding the app row and then taking the cursor (UpdateApp's order) does not deadlock with a task revocation of that app", async () => {
+    const r = revoker(t.db);
+    await revokeTask(r);
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM apps WHERE app_id = $1 FOR UPDATE", [APP]);
+      const pending = revokeTask(r);
+      // The statement waits on the app row, holding neither the cursor nor the head.
+      for (;;) {
+        const { rows } = await t.db.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%revocation_cursor%'");
+        if (Number(rows[0]!.n) > 0) break;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      // So the holder gets the cursor and the head at once (a deadlock would fail one of us after deadlock_timeout).
+      const started = Date.now();
+      await holder.query("SET LOCAL lock_timeout = '5s'");
+      await holder.query("UPDATE revocation_cursor SET value = value WHERE id = 1");
+      await holder.query("UPDATE audit_head SET seq = seq WHERE id = 1");
+      expect(Date.now() - started).toBeLessThan(500);
+      await holder.query("COMMIT");
+      const s = await pending;
+      expect(s.target).toBe("task");
+    } finally {
+      await holder.end();
+    }
+    expect((await verifyAudit(t.db)).intact).toBe(true);
+  });
+
+  it("two writers on one database (two replicas), 100 revocations each at once: gap-free cursors, one event each, chain intact", async () => {
+    const start = await cursor();
+    const a = revoker(t.db);
+    const b = revoker(t.db);
+    for (let i = 0; i < 100; i += 20) {
+      await Promise.all(Array.from({ length: 40 }, (_, j) => revokeTask(j % 2 === 0 ? a : b)));
+    }
+    const { events, stored } = await eventsAfter(start);
+    expect(stored).toEqual(range(start, 200));
+    expect(events).toEqual(range(start, 200));
+    expect((await verifyAudit(t.db)).intact).toBe(true);
+  });
+});
