@@ -3,7 +3,7 @@
 // wrapper for generated unary calls.
 
 import { credentials, Metadata } from "@grpc/grpc-js";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +22,8 @@ export function unary<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | n
   return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
-export const machine = (): string => `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}`;
+const brokerNode = (): string => (process.env.BENCH_NODE ? execFileSync(process.env.BENCH_NODE, ["-v"], { encoding: "utf8" }).trim() : process.version);
+export const machine = (): string => `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}, broker under node ${brokerNode()}`;
 
 export interface Bench {
   readonly pg: EmbeddedDatabase;
@@ -60,7 +61,8 @@ export async function startBench(): Promise<Bench> {
     operatorMd,
     async broker(extraEnv = {}, nodeArgs = []) {
       const port = await freePort();
-      const child = spawn(process.execPath, [...nodeArgs, "bin/baton.mjs", "serve"], {
+      // BENCH_NODE: run the broker under another Node (the release the image pins, say).
+      const child = spawn(process.env.BENCH_NODE || process.execPath, [...nodeArgs, "bin/baton.mjs", "serve"], {
         env: {
           ...process.env,
           DATABASE_URL: pg.url("postgres"),

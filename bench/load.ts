@@ -9,10 +9,14 @@
 //   npm run bench:load
 //   LOAD_RPCS=revoke LOAD_RUNS=3 LOAD_SECONDS=10 LOAD_CONCURRENCY=1,16,64 npm run bench:load
 //   LOAD_RPCS=issue LOAD_CONCURRENCY= LOAD_RATES=500,1000,2000 npm run bench:load   (open loop only)
+//   BENCH_NODE=.tools/node-24.22.3/bin/node npm run bench:load   (the broker under the Node the image pins)
+//
+// Besides latency, each row gives the CPU the broker and PostgreSQL used
+// during the run (cores busy) and per call, from /proc.
 
 import { credentials } from "@grpc/grpc-js";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
@@ -42,7 +46,40 @@ interface Result {
   readonly sent?: number;
   readonly late?: number;
   readonly dropped?: number;
+  /** Added here: CPU seconds of the broker and of PostgreSQL per second of the run (1 = one core busy). */
+  broker_cores?: number;
+  db_cores?: number;
 }
+
+// CPU time from /proc (Linux), in seconds: of one process, and of every
+// process named postgres (the bench's embedded server is the only one).
+const TICK = 100; // USER_HZ
+function cpuOf(stat: string): number {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+function processCpu(pid: number): number {
+  try {
+    return cpuOf(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return NaN;
+  }
+}
+function postgresCpu(): number {
+  let total = 0;
+  for (const d of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      if (stat.includes("(postgres)")) total += cpuOf(stat);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+const HEADER = "rpc          conc    ops/s   p50 ms   p99 ms  p999 ms  broker  ms/op     db  ms/op  errors";
 
 const dir = mkdtempSync(join(tmpdir(), "baton-loadgen-"));
 const bin = join(dir, "loadgen");
@@ -68,17 +105,27 @@ try {
   const base = ["-addr", broker.address, "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"];
   const row = async (rpc: string, args: string[]): Promise<{ runs: Result[]; m: (f: (r: Result) => number) => number; line: string }> => {
     const runs: Result[] = [];
-    for (let r = 0; r < RUNS; r++) runs.push(JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result);
+    for (let r = 0; r < RUNS; r++) {
+      const t0 = performance.now();
+      const [b0, d0] = [processCpu(broker.pid), postgresCpu()];
+      const res = JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result;
+      const wall = (performance.now() - t0) / 1000;
+      res.broker_cores = (processCpu(broker.pid) - b0) / wall;
+      res.db_cores = (postgresCpu() - d0) / wall;
+      runs.push(res);
+    }
     const m = (f: (r: Result) => number) => median(runs.map(f));
     const errors = runs.reduce((n, r) => n + Object.values(r.errors ?? {}).reduce((a, b) => a + b, 0), 0);
-    const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${errors}`;
+    // CPU per call: cores busy over the run (warm-up included) over the measured rate.
+    const perCall = (f: (r: Result) => number | undefined) => m((r) => ((f(r) ?? NaN) / r.per_second) * 1000).toFixed(2).padStart(6);
+    const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${m((r) => r.broker_cores ?? NaN).toFixed(2).padStart(6)} ${perCall((r) => r.broker_cores)} ${m((r) => r.db_cores ?? NaN).toFixed(2).padStart(6)} ${perCall((r) => r.db_cores)}  ${errors}`;
     return { runs, m, line };
   };
   const extras = (rpc: string, runs: Result[], m: (f: (r: Result) => number) => number): string =>
     (rpc === "revoke-many" ? `  (${m((r) => r.targets_per_second ?? 0).toFixed(0)} revocations/s)` : "") +
     (RUNS > 1 ? `  runs ops/s: ${runs.map((r) => r.per_second.toFixed(0)).join(", ")}` : "");
   if (CONCURRENCY.length > 0) {
-    console.log("closed loop\nrpc          conc    ops/s   p50 ms   p99 ms  p999 ms  errors");
+    console.log(`closed loop (broker/db: cores busy, and CPU ms per call)\n${HEADER}`);
     for (const rpc of RPCS) {
       for (const c of CONCURRENCY) {
         const { runs, m, line } = await row(rpc, ["-concurrency", String(c)]);
@@ -87,7 +134,7 @@ try {
     }
   }
   if (RATES.length > 0) {
-    console.log(`open loop (latency from the scheduled send; at most ${MAX_INFLIGHT} in flight)\nrpc          rate    ops/s   p50 ms   p99 ms  p999 ms  errors  late  dropped`);
+    console.log(`open loop (latency from the scheduled send; at most ${MAX_INFLIGHT} in flight)\n${HEADER.replace("conc", "rate")}  late  dropped`);
     for (const rpc of RPCS) {
       for (const rate of RATES) {
         // -concurrency: parent tokens for delegate, shared round robin.

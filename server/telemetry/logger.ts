@@ -71,7 +71,20 @@ function wrap(p: pino.Logger): Logger {
     // would put it last: readers (and scripts) find a line by its "msg".
     if (p.isLevelEnabled(lvl)) p[lvl]({ msg: redactCredentials(msg), ...redact(fields) });
   };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (b) => wrap(p.child(redact(b))) };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (b) => lazyChild(p, b) };
+}
+
+/**
+ * A child made only when it first writes a line: every call has one (its
+ * request id), and most calls write nothing at the levels run in production.
+ */
+function lazyChild(p: pino.Logger, bindings: Fields): Logger {
+  let made: Logger | null = null;
+  const child = (): Logger => (made ??= wrap(p.child(redact(bindings))));
+  const at = (lvl: Level) => (msg: string, fields?: Fields) => {
+    if (p.isLevelEnabled(lvl)) child()[lvl](msg, fields);
+  };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (b) => child().child(b) };
 }
 
 /** JSON lines at `level` and above, to stdout or to `write` (tests capture lines this way). */
