@@ -8,12 +8,12 @@
 // statement stores everything only if the head is still there. That is one
 // round trip per batch instead of six (BEGIN, grants, head lock, events,
 // head, COMMIT), and the head row is locked only while that statement
-// commits. When the guess is wrong (another writer or replica appended, an
-// app changed) nothing was stored; the statement also says where the head
-// was, and the batch tries once more from there (a revocation or a refusal
-// in between costs one round trip, not six). If that misses too, the batch
-// takes the locked path: grants and events in a transaction that reads the
-// head under its lock.
+// commits. When the guess is wrong (another writer or replica appended)
+// nothing was stored; the statement also says where the head is, read under
+// its lock, and the batch tries once more from there (a revocation or a
+// refusal in between costs one round trip, not six). If that misses too, or
+// an app no longer holds, the batch takes the locked path: grants and events
+// in a transaction that reads the head under its lock.
 
 import type { AuditEvent, ChainPoint } from "../storage/audit.js";
 import { appendAudit, chainEvents } from "../storage/audit.js";

@@ -86,6 +86,20 @@ export const INSERT_CHAINED = (n: number): string =>
   `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
    SELECT * FROM unnest($${n}::bigint[], $${n + 1}::timestamptz[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[], $${n + 6}::bytea[], $${n + 7}::bytea[])`;
 
+// Pieces of the one-statement writers (grants.ts, revocations.ts), which
+// store their rows with chained events only if the head is where they
+// expected. The head row is locked and read as last committed (so a miss
+// says where it really is), only once `after` has been evaluated: a scalar
+// subquery over what the writer must lock first (every writer locks apps,
+// then the revocation cursor, then the head). Their `ok` CTE says whether
+// to store; HEAD_AT is the head part of it.
+export const LOCK_HEAD = (after: string): string => `head AS (SELECT seq, hash FROM audit_head WHERE id = 1 AND ${after} IS NOT NULL FOR UPDATE)`;
+export const HEAD_AT = (seq: number, hash: number): string => `(SELECT seq FROM head) = $${seq}::bigint AND (SELECT hash FROM head) = $${hash}::bytea`;
+export const MOVE_HEAD = (seq: number, hash: number): string =>
+  `moved AS (UPDATE audit_head SET seq = $${seq}::bigint, hash = $${hash}::bytea WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1)`;
+/** The head a missed statement saw, from its `head` CTE. */
+export const headSeen = (r: { seq: string; hash: Buffer }): ChainPoint => ({ seq: BigInt(r.seq), hash: r.hash });
+
 /**
  * Appends events, in order, to the chain, and returns the new head. Must run
  * inside a transaction: the head row stays locked until it commits.

@@ -1,6 +1,6 @@
 // Grants: one row per issued or delegated token (query functions only).
 
-import { type ChainedEvents, chainedParams, type ChainPoint, INSERT_CHAINED } from "./audit.js";
+import { type ChainedEvents, chainedParams, type ChainPoint, HEAD_AT, headSeen, INSERT_CHAINED, LOCK_HEAD, MOVE_HEAD } from "./audit.js";
 import type { Queryable } from "./db.js";
 
 export interface GrantRecord {
@@ -86,13 +86,15 @@ export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], ap
  * Stores every grant with its audit event in one statement, which is its own
  * transaction, or nothing: one round trip instead of a transaction of six.
  * `events` were chained from `from`, the head this writer expects; the head
- * row is moved to their end only if it is still at `from` and every grant's
- * app still holds, and the grants and events are inserted only if it was.
- * The head row's lock, held until commit, orders the chain as in
- * appendAudit. Returns null, having stored nothing, when the head had moved
- * (another writer or replica appended) or an app no longer holds, with the
- * head as this statement saw it (the caller may chain onto it and try again,
- * or take the locked path: insertGrants and appendAudit in a transaction).
+ * row is moved to their end, and the grants and events inserted, only if it
+ * is still at `from` and every grant's app still holds. The head row's lock,
+ * held until commit, orders the chain as in appendAudit; the apps are
+ * share-locked first, in the order every writer locks them. When the head
+ * had moved (another writer or replica appended) nothing is stored and the
+ * head is returned as last committed, to chain onto and try again; when an
+ * app no longer holds, nothing is stored and the head is null: the caller
+ * takes the locked path (insertGrants and appendAudit in a transaction),
+ * which stores the grants that still hold.
  */
 export async function insertGrantsAtHead(
   db: Queryable,
@@ -100,21 +102,21 @@ export async function insertGrantsAtHead(
   appVersions: readonly (Date | null)[],
   from: ChainPoint,
   events: ChainedEvents,
-): Promise<{ readonly stored: true } | { readonly stored: false; readonly head: ChainPoint }> {
+): Promise<{ readonly stored: true } | { readonly stored: false; readonly head: ChainPoint | null }> {
   const n = 18; // the first parameter after grantParams
-  const { rows } = await db.query<{ moved: boolean; seq: string; hash: Buffer }>(
-    `WITH live AS (${LIVE_APPS}),
+  const p = n + 8; // the first after chainedParams
+  const { rows } = await db.query<{ ok: boolean; apps_held: boolean; seq: string; hash: Buffer }>({
+    name: "grants-at-head",
+    text: `WITH live AS (${LIVE_APPS}),
      x AS (SELECT * FROM ${GRANT_ROWS}),
-     head AS (
-       UPDATE audit_head SET seq = $${n + 8}, hash = $${n + 9}
-       WHERE id = 1 AND seq = $${n + 10} AND hash = $${n + 11}
-         AND (SELECT count(*) FROM x JOIN live ON ${APP_HOLDS}) = $${n + 12}
-       RETURNING 1
-     ),
-     g AS (${INSERT_GRANTS} SELECT ${GRANT_VALUES} FROM x WHERE EXISTS (SELECT 1 FROM head)),
-     e AS (${INSERT_CHAINED(n)} WHERE EXISTS (SELECT 1 FROM head))
-     SELECT EXISTS (SELECT 1 FROM head) AS moved, seq, hash FROM audit_head WHERE id = 1`,
-    [
+     held AS (SELECT count(*) = $${p + 4}::int AS yes FROM x JOIN live ON ${APP_HOLDS}),
+     ${LOCK_HEAD("(SELECT yes FROM held)")},
+     ok AS (SELECT (SELECT yes FROM held) AND ${HEAD_AT(p + 2, p + 3)} AS yes),
+     ${MOVE_HEAD(p, p + 1)},
+     g AS (${INSERT_GRANTS} SELECT ${GRANT_VALUES} FROM x WHERE (SELECT yes FROM ok)),
+     e AS (${INSERT_CHAINED(n)} WHERE (SELECT yes FROM ok))
+     SELECT (SELECT yes FROM ok) AS ok, (SELECT yes FROM held) AS apps_held, (SELECT seq FROM head) AS seq, (SELECT hash FROM head) AS hash`,
+    values: [
       ...grantParams(gs, appVersions),
       ...chainedParams(events),
       events.head.seq.toString(),
@@ -123,9 +125,10 @@ export async function insertGrantsAtHead(
       from.hash,
       gs.length,
     ],
-  );
+  });
   const r = rows[0]!;
-  return r.moved ? { stored: true } : { stored: false, head: { seq: BigInt(r.seq), hash: r.hash } };
+  if (r.ok) return { stored: true };
+  return { stored: false, head: r.apps_held ? headSeen(r) : null };
 }
 
 interface Row {

@@ -5,12 +5,13 @@
 // stores nothing that way and takes the locked path. Every grant keeps
 // exactly one event, in an intact chain.
 
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomId } from "../../server/crypto/secrets.js";
 import { GrantWriter } from "../../server/service/grant-writer.js";
 import { type AppRecord, insertApp } from "../../server/storage/apps.js";
 import { appendAudit, type AuditEvent, verifyAudit } from "../../server/storage/audit.js";
-import { withTransaction } from "../../server/storage/db.js";
+import { type Tx, withTransaction } from "../../server/storage/db.js";
 import type { GrantRecord } from "../../server/storage/grants.js";
 import { counting, freshDatabase, type TestDatabase } from "../helpers/database.js";
 
@@ -95,6 +96,36 @@ describe("grant batches", () => {
     expect(await stored(ids)).toBe(20);
     const events = await eventsOf(ids);
     expect(ids.every((id) => events.get(id) === 1)).toBe(true);
+    expect((await verifyAudit(t.db)).intact).toBe(true);
+  });
+
+  it("when the head moves while the batch waits on its lock, the retry chains onto the head as committed: no transaction", async () => {
+    const c = counting(t.db);
+    const w = new GrantWriter(c.db);
+    await write(w, grant(APP));
+    // Another writer holds the head and appends; the batch's statement waits on the row.
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await appendAudit(holder as unknown as Tx, [{ kind: "test.other", time: new Date(), appId: null, requestId: null, actor: "operator", data: {} }]);
+      c.reset();
+      const g = grant(APP);
+      const pending = write(w, g);
+      for (;;) {
+        const { rows } = await t.db.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%grants%'");
+        if (Number(rows[0]!.n) > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await holder.query("COMMIT");
+      expect(await pending).toBe(true);
+      // The miss saw the head the holder committed (not its own snapshot's), so the retry was stored.
+      expect(c.connects()).toBe(0);
+      expect(c.statements()).toBe(2);
+      expect((await eventsOf([g.grant.tokenId])).get(g.grant.tokenId)).toBe(1);
+    } finally {
+      await holder.end();
+    }
     expect((await verifyAudit(t.db)).intact).toBe(true);
   });
 
