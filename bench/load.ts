@@ -10,6 +10,7 @@
 //   LOAD_RPCS=revoke LOAD_RUNS=3 LOAD_SECONDS=10 LOAD_CONCURRENCY=1,16,64 npm run bench:load
 //   LOAD_RPCS=issue LOAD_CONCURRENCY= LOAD_RATES=500,1000,2000 npm run bench:load   (open loop only)
 //   BENCH_NODE=.tools/node-24.22.3/bin/node npm run bench:load   (the broker under the Node the image pins)
+//   LOAD_RPCS=issue+revoke LOAD_CONCURRENCY=32 npm run bench:load   (mixed: both at once, 32 callers each)
 //
 // Besides latency, each row gives the CPU the broker and PostgreSQL used
 // during the run (cores busy) and per call, from /proc.
@@ -49,6 +50,8 @@ interface Result {
   /** Added here: CPU seconds of the broker and of PostgreSQL per second of the run (1 = one core busy). */
   broker_cores?: number;
   db_cores?: number;
+  /** This RPC's part of a mixed run's calls (its part of the CPU). */
+  share?: number;
 }
 
 // CPU time from /proc (Linux), in seconds: of one process, and of every
@@ -103,43 +106,52 @@ try {
 
   console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call`);
   const base = ["-addr", broker.address, "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"];
-  const row = async (rpc: string, args: string[]): Promise<{ runs: Result[]; m: (f: (r: Result) => number) => number; line: string }> => {
-    const runs: Result[] = [];
+  // One row per RPC; "issue+revoke" runs one loadgen per RPC at once (a
+  // mixed load), each at the row's concurrency or rate, and prints a line
+  // for each, with the CPU of the whole run divided by all their calls.
+  const rows = async (rpcs: string, args: string[]): Promise<{ rpc: string; runs: Result[]; m: (f: (r: Result) => number) => number; line: string }[]> => {
+    const parts = rpcs.split("+");
+    const runs: Result[][] = parts.map(() => []);
     for (let r = 0; r < RUNS; r++) {
       const t0 = performance.now();
       const [b0, d0] = [processCpu(broker.pid), postgresCpu()];
-      const res = JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result;
+      const out = await Promise.all(parts.map(async (rpc) => JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result));
       const wall = (performance.now() - t0) / 1000;
-      res.broker_cores = (processCpu(broker.pid) - b0) / wall;
-      res.db_cores = (postgresCpu() - d0) / wall;
-      runs.push(res);
+      const [broker_cores, db_cores] = [(processCpu(broker.pid) - b0) / wall, (postgresCpu() - d0) / wall];
+      const calls = out.reduce((n, o) => n + o.per_second, 0);
+      out.forEach((res, i) => runs[i]!.push({ ...res, broker_cores, db_cores, share: res.per_second / calls }));
     }
-    const m = (f: (r: Result) => number) => median(runs.map(f));
-    const errors = runs.reduce((n, r) => n + Object.values(r.errors ?? {}).reduce((a, b) => a + b, 0), 0);
-    // CPU per call: cores busy over the run (warm-up included) over the measured rate.
-    const perCall = (f: (r: Result) => number | undefined) => m((r) => ((f(r) ?? NaN) / r.per_second) * 1000).toFixed(2).padStart(6);
-    const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${m((r) => r.broker_cores ?? NaN).toFixed(2).padStart(6)} ${perCall((r) => r.broker_cores)} ${m((r) => r.db_cores ?? NaN).toFixed(2).padStart(6)} ${perCall((r) => r.db_cores)}  ${errors}`;
-    return { runs, m, line };
+    return parts.map((rpc, i) => {
+      const m = (f: (r: Result) => number) => median(runs[i]!.map(f));
+      const errors = runs[i]!.reduce((n, r) => n + Object.values(r.errors ?? {}).reduce((a, b) => a + b, 0), 0);
+      // CPU per call: cores busy over the run (warm-up included) over the measured rate.
+      const perCall = (f: (r: Result) => number | undefined) => m((r) => (((f(r) ?? NaN) * (r.share ?? 1)) / r.per_second) * 1000).toFixed(2).padStart(6);
+      const cores = (f: (r: Result) => number | undefined) => m((r) => f(r) ?? NaN).toFixed(2).padStart(6);
+      const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${cores((r) => r.broker_cores)} ${perCall((r) => r.broker_cores)} ${cores((r) => r.db_cores)} ${perCall((r) => r.db_cores)}  ${errors}`;
+      return { rpc: parts.length > 1 ? `${rpc}(${rpcs})` : rpc, runs: runs[i]!, m, line };
+    });
   };
   const extras = (rpc: string, runs: Result[], m: (f: (r: Result) => number) => number): string =>
     (rpc === "revoke-many" ? `  (${m((r) => r.targets_per_second ?? 0).toFixed(0)} revocations/s)` : "") +
     (RUNS > 1 ? `  runs ops/s: ${runs.map((r) => r.per_second.toFixed(0)).join(", ")}` : "");
   if (CONCURRENCY.length > 0) {
     console.log(`closed loop (broker/db: cores busy, and CPU ms per call)\n${HEADER}`);
-    for (const rpc of RPCS) {
+    for (const rpcs of RPCS) {
       for (const c of CONCURRENCY) {
-        const { runs, m, line } = await row(rpc, ["-concurrency", String(c)]);
-        console.log(`${rpc.padEnd(12)} ${String(c).padStart(4)} ${line}${extras(rpc, runs, m)}`);
+        for (const { rpc, runs, m, line } of await rows(rpcs, ["-concurrency", String(c)])) {
+          console.log(`${rpc.padEnd(12)} ${String(c).padStart(4)} ${line}${extras(rpc, runs, m)}`);
+        }
       }
     }
   }
   if (RATES.length > 0) {
     console.log(`open loop (latency from the scheduled send; at most ${MAX_INFLIGHT} in flight)\n${HEADER.replace("conc", "rate")}  late  dropped`);
-    for (const rpc of RPCS) {
+    for (const rpcs of RPCS) {
       for (const rate of RATES) {
         // -concurrency: parent tokens for delegate, shared round robin.
-        const { runs, m, line } = await row(rpc, ["-rate", String(rate), "-max-inflight", String(MAX_INFLIGHT), "-concurrency", "64"]);
-        console.log(`${rpc.padEnd(12)} ${String(rate).padStart(4)} ${line}  ${m((r) => r.late ?? 0).toFixed(0).padStart(4)}  ${m((r) => r.dropped ?? 0).toFixed(0).padStart(7)}${extras(rpc, runs, m)}`);
+        for (const { rpc, runs, m, line } of await rows(rpcs, ["-rate", String(rate), "-max-inflight", String(MAX_INFLIGHT), "-concurrency", "64"])) {
+          console.log(`${rpc.padEnd(12)} ${String(rate).padStart(4)} ${line}  ${m((r) => r.late ?? 0).toFixed(0).padStart(4)}  ${m((r) => r.dropped ?? 0).toFixed(0).padStart(7)}${extras(rpc, runs, m)}`);
+        }
       }
     }
   }

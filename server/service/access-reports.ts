@@ -16,7 +16,7 @@ import { optionalText, requireAudiences } from "../domain/limits.js";
 import { parseScope } from "../domain/scopes.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
-import { grantsWithLineage } from "../storage/lineage.js";
+import { grantsWithLineage } from "../storage/grants.js";
 import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
 

@@ -2,6 +2,7 @@
 // indexed column (migration 0009), and a page is read in seq order after the
 // last seq of the previous one, so appends between pages never shift it.
 
+import type { StoredAuditEvent } from "./audit.js";
 import type { Queryable } from "./db.js";
 
 const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
@@ -39,15 +40,8 @@ export interface AuditFilter {
   readonly end: Date | null;
 }
 
-export interface ListedAuditEvent {
-  readonly seq: bigint;
-  readonly eventTime: Date;
-  readonly kind: string;
-  readonly appId: string | null;
-  readonly requestId: string | null;
-  /** The hashed canonical JSON of the event. */
-  readonly payload: string;
-}
+/** A stored event without its chain links (the query answers the record; `baton audit verify` checks the chain). */
+export type ListedAuditEvent = Omit<StoredAuditEvent, "prevHash" | "hash">;
 
 /** Up to `limit` events matching `filter` with seq above `afterSeq`, oldest first. */
 export async function listAuditEvents(db: Queryable, filter: AuditFilter, afterSeq: bigint, limit: number): Promise<ListedAuditEvent[]> {

@@ -491,52 +491,65 @@ export class GrpcServer {
 
   /** A server stream: authenticate, then hand the call to the stream service as a sink. */
   private streamRevocations(call: grpc.ServerWritableStream<StreamRevocationsRequest, StreamRevocationsResponse>): void {
-    const { auth, streams, logger, metrics } = this.deps;
+    const { streams } = this.deps;
+    this.serverStream(call, "BrokerService", "StreamRevocations", ["resourceServer", "app", "operator"], (caller, req, stream) => {
+      const sink: StreamSink = {
+        // Pre-encoded bytes: the tolerant serializer passes them through.
+        write: (e) => call.write(encodeStreamEvent(e) as unknown as StreamRevocationsResponse),
+        onceDrained: (fn) => call.once("drain", fn),
+        end: stream.end,
+      };
+      return streams.open(req.cursor, sink, caller);
+    });
+  }
+
+  /**
+   * What every server stream shares: the request id, span, access log line
+   * and metrics, authentication, and one end with a status (an error's
+   * status and reason, OK with the request id trailer, or CANCELLED when the
+   * client went away, which also stops what `open` started).
+   */
+  private serverStream<Req, Res>(
+    call: grpc.ServerWritableStream<Req, Res>,
+    service: "BrokerService" | "ApprovalService",
+    method: string,
+    allowed: readonly Allowed[],
+    open: (caller: Principal, req: Req, stream: { readonly ended: () => boolean; readonly end: (err?: unknown) => void }) => Promise<() => void>,
+  ): void {
+    const { auth, logger, metrics } = this.deps;
     const started = process.hrtime.bigint();
-    const { requestId, span, log } = startCall(logger, "BrokerService", "StreamRevocations", call.metadata);
+    const { requestId, span, log } = startCall(logger, service, method, call.metadata);
     let who: Principal | null = null;
     let stop: (() => void) | null = null;
     let ended = false;
     const finish = (code: grpc.status, reason: string | null): void => {
       if (ended) return;
       ended = true;
-      observeCall(metrics, log, span, "StreamRevocations", "BrokerService/StreamRevocations", started, call.getPeer(), who, code, reason);
+      observeCall(metrics, log, span, method, `${service}/${method}`, started, call.getPeer(), who, code, reason);
     };
     const fail = (err: unknown): void => {
+      if (ended) return;
       const m = mapError(err, requestId);
-      if (m.unexpected) log.error("stream failed", { method: "StreamRevocations", error: err });
+      if (m.unexpected) log.error("stream failed", { method, error: err });
       finish(m.code, m.reason);
       const e = toServiceError(m);
       requestIdTrailer(requestId, e.metadata);
       call.emit("error", e);
     };
+    const end = (err?: unknown): void => {
+      if (err) return fail(err);
+      if (ended) return;
+      finish(grpc.status.OK, null);
+      call.end(requestIdTrailer(requestId));
+    };
     call.on("cancelled", () => {
       finish(grpc.status.CANCELLED, null);
       stop?.();
     });
-    const sink: StreamSink = {
-      // Pre-encoded bytes: the tolerant serializer passes them through.
-      write: (e) => call.write(encodeStreamEvent(e) as unknown as StreamRevocationsResponse),
-      onceDrained: (fn) => call.once("drain", fn),
-      end: (err) => {
-        if (err) fail(err);
-        else {
-          finish(grpc.status.OK, null);
-          call.end(requestIdTrailer(requestId));
-        }
-      },
-    };
     span.run(async () => {
       if (this.shuttingDown) throw new ShuttingDownError();
-      const caller = await auth.authenticate(
-        credentialsFrom(call.metadata),
-        ["resourceServer", "app", "operator"],
-        "/baton.v1.BrokerService/StreamRevocations",
-        sourceKey(call.getPeer()),
-      );
-      who = caller;
-      const req = checkedRequest(call.request);
-      const s = await streams.open(req.cursor, sink, caller);
+      who = await auth.authenticate(credentialsFrom(call.metadata), allowed, `/baton.v1.${service}/${method}`, sourceKey(call.getPeer()));
+      const s = await open(who, checkedRequest(call.request), { ended: () => ended, end });
       if (ended) s();
       else stop = s;
     }).catch(fail);
@@ -715,50 +728,15 @@ export class GrpcServer {
 
   /** A server stream: authenticate, then follow the approval until it is no longer pending. */
   private watchApproval(call: grpc.ServerWritableStream<WatchApprovalRequest, WatchApprovalResponse>): void {
-    const { auth, approvalWatches, logger, metrics } = this.deps;
-    const method = "/baton.v1.ApprovalService/WatchApproval";
-    const started = process.hrtime.bigint();
-    const { requestId, span, log } = startCall(logger, "ApprovalService", "WatchApproval", call.metadata);
-    let who: Principal | null = null;
-    let stop: (() => void) | null = null;
-    let ended = false;
-    const finish = (code: grpc.status, reason: string | null = null): void => {
-      if (ended) return;
-      ended = true;
-      observeCall(metrics, log, span, "WatchApproval", "ApprovalService/WatchApproval", started, call.getPeer(), who, code, reason);
-    };
-    const fail = (err: unknown): void => {
-      if (ended) return;
-      const m = mapError(err, requestId);
-      if (m.unexpected) log.error("stream failed", { method: "WatchApproval", error: err });
-      finish(m.code, m.reason);
-      const e = toServiceError(m);
-      requestIdTrailer(requestId, e.metadata);
-      call.emit("error", e);
-    };
-    call.on("cancelled", () => {
-      finish(grpc.status.CANCELLED);
-      stop?.();
+    const { approvalWatches } = this.deps;
+    this.serverStream(call, "ApprovalService", "WatchApproval", ["approver", "app", "agent", "operator"], (caller, req, stream) => {
+      const sink: WatchSink = {
+        write: (a) => {
+          if (!stream.ended()) call.write({ approval: approvalToProto(a) });
+        },
+        end: stream.end,
+      };
+      return approvalWatches.open(caller, req.approvalId, sink);
     });
-    const sink: WatchSink = {
-      write: (a) => {
-        if (!ended) call.write({ approval: approvalToProto(a) });
-      },
-      end: (err) => {
-        if (err) return fail(err);
-        if (ended) return;
-        finish(grpc.status.OK);
-        call.end(requestIdTrailer(requestId));
-      },
-    };
-    (async () => {
-      if (this.shuttingDown) throw new ShuttingDownError();
-      const caller = await auth.authenticate(credentialsFrom(call.metadata), ["approver", "app", "agent", "operator"], method, sourceKey(call.getPeer()));
-      who = caller;
-      const req = checkedRequest(call.request);
-      const s = await approvalWatches.open(caller, req.approvalId, sink);
-      if (ended) s();
-      else stop = s;
-    })().catch(fail);
   }
 }
