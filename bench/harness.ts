@@ -23,7 +23,8 @@ export function unary<Req, Res>(fn: (req: Req, md: Metadata, cb: (err: Error | n
 }
 
 const brokerNode = (): string => (process.env.BENCH_NODE ? execFileSync(process.env.BENCH_NODE, ["-v"], { encoding: "utf8" }).trim() : process.version);
-export const machine = (): string => `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}, broker under node ${brokerNode()}`;
+export const machine = (): string =>
+  `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), node ${process.version}, broker under node ${brokerNode()}${process.env.BENCH_COMPILED === "1" ? ", compiled build" : ", TypeScript through tsx"}`;
 
 export interface Bench {
   readonly pg: EmbeddedDatabase;
@@ -62,7 +63,9 @@ export async function startBench(): Promise<Bench> {
     async broker(extraEnv = {}, nodeArgs = []) {
       const port = await freePort();
       // BENCH_NODE: run the broker under another Node (the release the image pins, say).
-      const child = spawn(process.env.BENCH_NODE || process.execPath, [...nodeArgs, "bin/baton.mjs", "serve"], {
+      // BENCH_COMPILED=1: run the compiled build (`npm run build` first), as the container does.
+      const entry = process.env.BENCH_COMPILED === "1" ? "dist/server/cli.js" : "bin/baton.mjs";
+      const child = spawn(process.env.BENCH_NODE || process.execPath, [...nodeArgs, entry, "serve"], {
         env: {
           ...process.env,
           DATABASE_URL: pg.url("postgres"),
