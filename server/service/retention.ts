@@ -1,4 +1,5 @@
-// The periodic pruner: deletes grants that can no longer matter and, when an
+// The periodic pruner: deletes grants and approvals that can no longer
+// matter and, when an
 // audit retention is set, audit events older than it (exported first, with
 // the chain anchored at the last pruned event). Work is done in bounded
 // batches with a pause between them, and only by the replica holding the
@@ -8,14 +9,15 @@ import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { auditAnchor, auditEventsAfter, chainHash, type ChainPoint, exportLine, type StoredAuditEvent } from "../storage/audit.js";
 import type { Db, Tx } from "../storage/db.js";
-import { deleteExpiredGrants, pruneAuditThrough, releaseRetentionLock, tryRetentionLock } from "../storage/retention.js";
+import { deleteClosedApprovals, deleteExpiredGrants, pruneAuditThrough, releaseRetentionLock, tryRetentionLock } from "../storage/retention.js";
 import type { Logger } from "../telemetry/logger.js";
 
 export interface RetentionSettings {
   /**
    * How long after its expiry a grant is kept. At least the leeway: until
    * then its token still validates, may be revoked by id, and may parent a
-   * delegation (a deleted parent would fail the child's insert).
+   * delegation (a deleted parent would fail the child's insert). Approvals
+   * are kept as long after their window closes.
    */
   readonly grantRetentionMs: number;
   /** Audit events older than this are pruned; 0 keeps them forever. */
@@ -32,6 +34,7 @@ export interface RetentionSettings {
 
 export interface RetentionRun {
   readonly grants: { readonly deleted: number; readonly batches: number };
+  readonly approvals: { readonly deleted: number; readonly batches: number };
   readonly audit: { readonly deleted: number; readonly batches: number; readonly exportFile: string | null };
 }
 
@@ -59,9 +62,10 @@ export class RetentionPruner {
     const tick = (): void => {
       this.runOnce()
         .then((r) => {
-          if (r && (r.grants.deleted > 0 || r.audit.deleted > 0)) {
+          if (r && (r.grants.deleted > 0 || r.approvals.deleted > 0 || r.audit.deleted > 0)) {
             this.logger.info("retention pruned", {
               grants_deleted: r.grants.deleted,
+              approvals_deleted: r.approvals.deleted,
               audit_events_deleted: r.audit.deleted,
               audit_export_file: r.audit.exportFile,
             });
@@ -103,9 +107,10 @@ export class RetentionPruner {
     try {
       locked = await tryRetentionLock(client);
       if (!locked) return null;
-      const grants = await this.pruneGrants(client);
+      const grants = await this.pruneBatches(client, deleteExpiredGrants);
+      const approvals = await this.pruneBatches(client, deleteClosedApprovals);
       const audit = await this.pruneAudit(client);
-      return { grants, audit };
+      return { grants, approvals, audit };
     } finally {
       const unlocked = !locked || (await releaseRetentionLock(client).then(() => true, () => false));
       // A connection that could not unlock is destroyed, which frees the lock.
@@ -113,14 +118,14 @@ export class RetentionPruner {
     }
   }
 
-  private async pruneGrants(client: Tx): Promise<RetentionRun["grants"]> {
+  /** Grants or approvals closed for longer than the grant retention, a bounded batch per statement (autocommit). */
+  private async pruneBatches(client: Tx, deleteBatch: (db: Tx, before: Date, limit: number) => Promise<number>): Promise<RetentionRun["grants"]> {
     const before = new Date(this.settings.now() - this.settings.grantRetentionMs);
     let deleted = 0;
     let batches = 0;
-    // Each batch is its own statement (autocommit); parents freed by one
-    // batch become leaves for the next.
+    // Parents freed by one grant batch become leaves for the next.
     while (!this.stopping) {
-      const n = await deleteExpiredGrants(client, before, this.settings.batchSize);
+      const n = await deleteBatch(client, before, this.settings.batchSize);
       if (n === 0) break;
       deleted += n;
       batches += 1;

@@ -38,6 +38,22 @@ export async function deleteExpiredGrants(db: Queryable, before: Date, limit: nu
 }
 
 /**
+ * Deletes up to `limit` approvals whose window closed before `before`,
+ * oldest first, with their decisions; returns how many. Past its window an
+ * approval can no longer be decided or used (a token minted under it
+ * carries the approval in its own claims), and the audit trail keeps every
+ * request, decision and use.
+ */
+export async function deleteClosedApprovals(db: Queryable, before: Date, limit: number): Promise<number> {
+  const res = await db.query(
+    `DELETE FROM approvals WHERE approval_id = ANY(ARRAY(
+       SELECT approval_id FROM approvals WHERE expire_time < $1 ORDER BY expire_time LIMIT $2 FOR UPDATE SKIP LOCKED))`,
+    [before, limit],
+  );
+  return res.rowCount ?? 0;
+}
+
+/**
  * Deletes the audit events after `anchor` up to and including `through`,
  * moves the anchor to `through` and records the pruning as an event of the
  * chain, in one transaction. False (and nothing done) when the anchor moved

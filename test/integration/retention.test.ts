@@ -72,6 +72,51 @@ async function grantIds(db: Db): Promise<string[]> {
   return rows.map((r) => r.token_id);
 }
 
+describe("approval retention", () => {
+  let d: TestDatabase;
+  beforeAll(async () => {
+    d = await freshDatabase();
+    await addApp(d.db);
+    await d.db.query("INSERT INTO approvers VALUES ('apv_RETENTIONAAAAAAAAAAAAAA', 'reviewer', '\\x00', '{clinical}', false, now(), now())");
+  });
+  afterAll(async () => d?.drop());
+
+  /** An approval whose window closes `closesInMs` from now (negative: in the past), decided when `approved` is given. */
+  async function approval(id: string, closesInMs: number, state: string, approved?: boolean): Promise<void> {
+    const close = new Date(Date.now() + closesInMs);
+    await d.db.query(
+      `INSERT INTO approvals (approval_id, state, request_kind, app_id, requester, task_id, scopes, scopes_needing_approval, audiences,
+         approvals_required, approver_group, create_time, expire_time)
+       VALUES ($1, $2, 'issue', $3, 'app', 'task', '{a:b:c}', '{a:b:c}', '{x}', 1, 'clinical', $4, $5)`,
+      [id, state, APP, new Date(close.getTime() - 900_000), close],
+    );
+    if (approved !== undefined) {
+      await d.db.query(
+        "INSERT INTO approval_decisions (approval_id, approver_id, approver_name, approved, reason, decide_time) VALUES ($1, 'apv_RETENTIONAAAAAAAAAAAAAA', 'reviewer', $2, '', now())",
+        [id, approved],
+      );
+    }
+  }
+
+  it("deletes approvals whose window closed longer ago than the grant retention, with their decisions; keeps the rest", async () => {
+    await approval("apr_old_used", -2 * HOUR, "USED", true);
+    await approval("apr_old_denied", -3 * HOUR, "DENIED", false);
+    await approval("apr_old_pending", -2 * HOUR, "PENDING"); // never marked EXPIRED: its window closed all the same
+    await approval("apr_recent", -10_000, "EXPIRED"); // inside the retention: stays
+    await approval("apr_open", 600_000, "APPROVED", true); // still usable: stays
+
+    const run = await pruner(d.db, { batchSize: 2 }).runOnce();
+
+    expect(run!.approvals).toEqual({ deleted: 3, batches: 2 });
+    const { rows } = await d.db.query<{ approval_id: string }>("SELECT approval_id FROM approvals ORDER BY approval_id");
+    expect(rows.map((r) => r.approval_id)).toEqual(["apr_open", "apr_recent"]);
+    const decisions = await d.db.query<{ approval_id: string }>("SELECT approval_id FROM approval_decisions ORDER BY approval_id");
+    expect(decisions.rows.map((r) => r.approval_id)).toEqual(["apr_open"]);
+    // Grants are left alone by the approval batches, and the other way round.
+    expect(run!.grants.deleted).toBe(0);
+  });
+});
+
 describe("grant retention", () => {
   let d: TestDatabase;
   beforeAll(async () => {
