@@ -8,6 +8,7 @@
 // holding an app row does not deadlock with it. Cursors stay gap-free and
 // commit-ordered, one audit event each, the chain intact.
 
+import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Revoker } from "../../server/service/revoke.js";
@@ -180,5 +181,56 @@ describe("revocation batches", () => {
     expect(stored).toEqual(range(start, 200));
     expect(events).toEqual(range(start, 200));
     expect((await verifyAudit(t.db)).intact).toBe(true);
+  });
+
+  it("property: whatever interleaves with them (another replica's revocations, other audit events, app changes), every revocation gets the next cursor, one event in cursor order, the app's audiences as of its commit, and the chain verifies", async () => {
+    const step = fc.oneof(
+      // A burst of task revocations through one of two writers (two replicas).
+      fc.record({ kind: fc.constant("revoke" as const), writer: fc.integer({ min: 0, max: 1 }), n: fc.integer({ min: 1, max: 12 }) }),
+      // Another writer's audit event (an app change, a refusal) on the locked path.
+      fc.record({ kind: fc.constant("other" as const) }),
+      // The app's audiences change on "another replica": the writers' view is not told.
+      fc.record({ kind: fc.constant("app" as const), audiences: fc.constantFrom(["ehr-api"], ["ehr-api", "lab-api"], ["lab-api"]) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(step, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }), async (rounds) => {
+        const start = await cursor();
+        const view = { ...held };
+        const writers = [revoker(t.db, () => view), revoker(t.db, () => view)];
+        let expected = 0;
+        try {
+          for (const round of rounds) {
+            // The steps of a round run at once.
+            await Promise.all(
+              round.map(async (s) => {
+                if (s.kind === "revoke") {
+                  expected += s.n;
+                  await Promise.all(Array.from({ length: s.n }, () => revokeTask(writers[s.writer]!)));
+                } else if (s.kind === "other") {
+                  await withTransaction(t.db, (tx) => appendAudit(tx, [{ kind: "test.other", time: new Date(), appId: null, requestId: null, actor: "operator", data: {} }]));
+                } else {
+                  await t.db.query("UPDATE apps SET audiences = $2, update_time = clock_timestamp() WHERE app_id = $1", [APP, s.audiences]);
+                }
+              }),
+            );
+          }
+          const { events, stored } = await eventsAfter(start);
+          expect(stored).toEqual(range(start, expected));
+          expect(events).toEqual(range(start, expected));
+          // Each revocation carries the audiences the app had when it committed: the newest change committed
+          // before it. Checked against the app's final audiences for those committed after the last change.
+          const app = (await getApp(t.db, APP))!;
+          const { rows } = await t.db.query<{ audiences: string[] }>(
+            "SELECT audiences FROM revocations WHERE cursor > $1 AND revoke_time >= $2 ORDER BY cursor",
+            [start.toString(), app.updateTime],
+          );
+          for (const r of rows) expect(r.audiences).toEqual(app.audiences);
+          expect((await verifyAudit(t.db)).intact).toBe(true);
+        } finally {
+          await t.db.query("UPDATE apps SET audiences = $2, update_time = $3 WHERE app_id = $1", [APP, held.audiences, held.updateTime]);
+        }
+      }),
+      { numRuns: 15 },
+    );
   });
 });
