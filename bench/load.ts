@@ -11,6 +11,7 @@
 //   LOAD_RPCS=issue LOAD_CONCURRENCY= LOAD_RATES=500,1000,2000 npm run bench:load   (open loop only)
 //   BENCH_NODE=.tools/node-24.22.3/bin/node npm run bench:load   (the broker under the Node the image pins)
 //   LOAD_RPCS=issue+revoke LOAD_CONCURRENCY=32 npm run bench:load   (mixed: both at once, 32 callers each)
+//   LOAD_REPLICAS=2 npm run bench:load   (two broker processes on the one database; the broker column sums them)
 //
 // Besides latency, each row gives the CPU the broker and PostgreSQL used
 // during the run (cores busy) and per call, from /proc.
@@ -21,7 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
-import { machine, median, sleep, startBench, unary } from "./harness.js";
+import { type BenchBroker, machine, median, sleep, startBench, unary } from "./harness.js";
 
 const RPCS = (process.env.LOAD_RPCS ?? "issue,delegate,validate,revoke,revoke-many").split(",");
 const list = (v: string): number[] => v.split(",").filter((s) => s.trim() !== "").map(Number);
@@ -33,6 +34,7 @@ const MAX_INFLIGHT = Number(process.env.LOAD_MAX_INFLIGHT ?? 2000);
 const RUNS = Number(process.env.LOAD_RUNS ?? 1);
 const SECONDS = Number(process.env.LOAD_SECONDS ?? 10);
 const BULK = Number(process.env.LOAD_BULK ?? 10);
+const REPLICAS = Number(process.env.LOAD_REPLICAS ?? 1);
 // LOAD_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
 const PROFILE = process.env.LOAD_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.LOAD_PROFILE}`] : [];
 
@@ -90,7 +92,10 @@ execFileSync("go", ["build", "-o", bin, "."], { cwd: resolve("bench/loadgen"), s
 
 const bench = await startBench();
 try {
-  const broker = await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" }, PROFILE);
+  // LOAD_REPLICAS=N: N broker processes on the one database, loadgen's workers spread over them.
+  const brokers: BenchBroker[] = [];
+  for (let i = 0; i < REPLICAS; i++) brokers.push(await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" }, PROFILE));
+  const broker = brokers[0]!;
   const admin = new AdminServiceClient(broker.address, credentials.createInsecure());
   let app: { app?: { appId: string }; clientSecret: string } | undefined;
   // The broker may still be migrating the database: retry.
@@ -104,8 +109,8 @@ try {
   }
   admin.close();
 
-  console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call`);
-  const base = ["-addr", broker.address, "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"];
+  console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call${REPLICAS > 1 ? `; ${REPLICAS} broker replicas, workers spread over them` : ""}`);
+  const base = ["-addr", brokers.map((b) => b.address).join(","), "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"];
   // One row per RPC; "issue+revoke" runs one loadgen per RPC at once (a
   // mixed load), each at the row's concurrency or rate, and prints a line
   // for each, with the CPU of the whole run divided by all their calls.
@@ -114,10 +119,11 @@ try {
     const runs: Result[][] = parts.map(() => []);
     for (let r = 0; r < RUNS; r++) {
       const t0 = performance.now();
-      const [b0, d0] = [processCpu(broker.pid), postgresCpu()];
+      const brokerCpu = (): number => brokers.reduce((n, b) => n + processCpu(b.pid), 0);
+      const [b0, d0] = [brokerCpu(), postgresCpu()];
       const out = await Promise.all(parts.map(async (rpc) => JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result));
       const wall = (performance.now() - t0) / 1000;
-      const [broker_cores, db_cores] = [(processCpu(broker.pid) - b0) / wall, (postgresCpu() - d0) / wall];
+      const [broker_cores, db_cores] = [(brokerCpu() - b0) / wall, (postgresCpu() - d0) / wall];
       const calls = out.reduce((n, o) => n + o.per_second, 0);
       out.forEach((res, i) => runs[i]!.push({ ...res, broker_cores, db_cores, share: res.per_second / calls }));
     }

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ const lateAfter = time.Millisecond
 type op func(ctx context.Context, worker, n int) error
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:50051", "broker gRPC address (plaintext)")
+	addr := flag.String("addr", "127.0.0.1:50051", "broker gRPC address (plaintext); several, comma-separated: worker w uses the w-th modulo their number (replicas)")
 	clientID := flag.String("client-id", os.Getenv("BATON_CLIENT_ID"), "app client id (default $BATON_CLIENT_ID)")
 	secret := flag.String("client-secret", "", "app client secret (default $BATON_CLIENT_SECRET; prefer the variable: flags show in ps)")
 	rpc := flag.String("rpc", "issue", "issue, delegate, validate, revoke or revoke-many")
@@ -96,17 +97,20 @@ func main() {
 		os.Exit(2)
 	}
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		fail(err)
+	var clients []batonv1.BrokerServiceClient
+	for _, a := range strings.Split(*addr, ",") {
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			fail(err)
+		}
+		defer conn.Close()
+		clients = append(clients, batonv1.NewBrokerServiceClient(conn))
 	}
-	defer conn.Close()
-	client := batonv1.NewBrokerServiceClient(conn)
 	appMD := metadata.Pairs("authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(*clientID+":"+*secret)))
 	// Task ids unique to this run, so repeated runs on one database never collide.
 	run := time.Now().UnixNano()
 
-	do, err := prepare(appMD, client, *rpc, *concurrency, *bulk, run)
+	do, err := prepare(appMD, clients, *rpc, *concurrency, *bulk, run)
 	if err != nil {
 		fail(err)
 	}
@@ -150,37 +154,39 @@ func issueReq(task string) *batonv1.IssueRequest {
 }
 
 // prepare does the setup an RPC needs (not measured) and returns one call.
-func prepare(appMD metadata.MD, c batonv1.BrokerServiceClient, rpc string, workers, bulk int, run int64) (op, error) {
+// Worker w talks to clients[w % len(clients)].
+func prepare(appMD metadata.MD, clients []batonv1.BrokerServiceClient, rpc string, workers, bulk int, run int64) (op, error) {
+	of := func(w int) batonv1.BrokerServiceClient { return clients[w%len(clients)] }
 	asApp := func(ctx context.Context) context.Context { return metadata.NewOutgoingContext(ctx, appMD) }
 	setup, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	switch rpc {
 	case "issue":
 		return func(ctx context.Context, w, n int) error {
-			_, err := c.Issue(asApp(ctx), issueReq(fmt.Sprintf("load-%d-%d", run, w)))
+			_, err := of(w).Issue(asApp(ctx), issueReq(fmt.Sprintf("load-%d-%d", run, w)))
 			return err
 		}, nil
 	case "delegate":
 		parents := make([]metadata.MD, workers)
 		for w := range parents {
-			r, err := c.Issue(asApp(setup), issueReq(fmt.Sprintf("load-%d-%d", run, w)))
+			r, err := of(w).Issue(asApp(setup), issueReq(fmt.Sprintf("load-%d-%d", run, w)))
 			if err != nil {
 				return nil, fmt.Errorf("issuing a parent token: %w", err)
 			}
 			parents[w] = metadata.Pairs("authorization", "Bearer "+r.GetAccessToken())
 		}
 		return func(ctx context.Context, w, n int) error {
-			_, err := c.Delegate(metadata.NewOutgoingContext(ctx, parents[w]), &batonv1.DelegateRequest{Scopes: []string{scope}})
+			_, err := of(w).Delegate(metadata.NewOutgoingContext(ctx, parents[w]), &batonv1.DelegateRequest{Scopes: []string{scope}})
 			return err
 		}, nil
 	case "validate":
-		r, err := c.Issue(asApp(setup), issueReq(fmt.Sprintf("load-%d", run)))
+		r, err := of(0).Issue(asApp(setup), issueReq(fmt.Sprintf("load-%d", run)))
 		if err != nil {
 			return nil, fmt.Errorf("issuing the token to validate: %w", err)
 		}
 		req := &batonv1.ValidateRequest{Token: r.GetAccessToken(), Audience: audience}
 		return func(ctx context.Context, w, n int) error {
-			v, err := c.Validate(asApp(ctx), req)
+			v, err := of(w).Validate(asApp(ctx), req)
 			if err == nil && !v.GetValid() {
 				return fmt.Errorf("token not valid: %v", v.GetStatus())
 			}
@@ -188,7 +194,7 @@ func prepare(appMD metadata.MD, c batonv1.BrokerServiceClient, rpc string, worke
 		}, nil
 	case "revoke":
 		return func(ctx context.Context, w, n int) error {
-			_, err := c.Revoke(asApp(ctx), &batonv1.RevokeRequest{Target: batonv1.RevocationTarget_REVOCATION_TARGET_TASK, Id: fmt.Sprintf("rv-%d-%d-%d", run, w, n), Reason: "load"})
+			_, err := of(w).Revoke(asApp(ctx), &batonv1.RevokeRequest{Target: batonv1.RevocationTarget_REVOCATION_TARGET_TASK, Id: fmt.Sprintf("rv-%d-%d-%d", run, w, n), Reason: "load"})
 			return err
 		}, nil
 	case "revoke-many":
@@ -197,7 +203,7 @@ func prepare(appMD metadata.MD, c batonv1.BrokerServiceClient, rpc string, worke
 			for i := range targets {
 				targets[i] = &batonv1.RevokeRequest{Target: batonv1.RevocationTarget_REVOCATION_TARGET_TASK, Id: fmt.Sprintf("rm-%d-%d-%d-%d", run, w, n, i), Reason: "load"}
 			}
-			_, err := c.RevokeMany(asApp(ctx), &batonv1.RevokeManyRequest{Targets: targets})
+			_, err := of(w).RevokeMany(asApp(ctx), &batonv1.RevokeManyRequest{Targets: targets})
 			return err
 		}, nil
 	}
