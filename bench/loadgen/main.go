@@ -18,6 +18,9 @@
 //     -rpc revoke -concurrency 64 -duration 10s
 //     go run . ... -rpc issue -rate 1500 -duration 10s
 //
+// With -addr a,b (replicas on one database) worker w calls the w-th address
+// modulo their number.
+//
 // RPCs: issue, delegate (from one parent token per worker), validate (one
 // token, checked by the app), revoke (a fresh task id per call: the full
 // write path without needing a pool of tokens), revoke-many (-bulk task
