@@ -2,9 +2,10 @@
 // the transaction of the change they record; the head row's lock orders the
 // chain across writers and replicas. hash = sha256(prev_hash || payload),
 // payload = canonical JSON (sorted keys) of the event including its seq.
-// The grant writer chains its events itself (chainEvents) and stores them
-// with their grants in one statement that moves the head only if it is still
-// where the writer expected (grants.ts, insertGrantsAtHead).
+// Grant batches have PostgreSQL chain their events under the head lock
+// (baton_append_audit, from payloadParts); revocation batches chain theirs
+// here (chainEvents) and store them only if the head is still where the
+// writer expected (revocations.ts, insertRevocationsAtHead).
 
 import { createHash } from "node:crypto";
 import type { Db, Queryable, Tx } from "./db.js";
@@ -49,6 +50,25 @@ export interface ChainedEvents {
   readonly head: ChainPoint;
 }
 
+/**
+ * An event's payload (canonical JSON of seq, time, kind, app_id,
+ * request_id, actor and data) in the two parts around its seq: keys are
+ * sorted, so "seq" comes after "request_id" and before "time". The payload
+ * is `beforeSeq + '"seq":"<seq>",' + afterSeq` (payloadAt); PostgreSQL joins
+ * them the same way (baton_append_audit, migration 0011).
+ */
+export interface PayloadParts {
+  readonly beforeSeq: string;
+  readonly afterSeq: string;
+}
+
+export function payloadParts(e: AuditEvent): PayloadParts {
+  const rest = canonicalJson({ actor: e.actor, app_id: e.appId, data: e.data, kind: e.kind, request_id: e.requestId });
+  return { beforeSeq: `${rest.slice(0, -1)},`, afterSeq: `"time":${JSON.stringify(e.time.toISOString())}}` };
+}
+
+export const payloadAt = (p: PayloadParts, seq: bigint): string => `${p.beforeSeq}"seq":"${seq}",${p.afterSeq}`;
+
 /** Numbers and hashes `events`, in order, as the chain's next links after `from`. */
 export function chainEvents(from: ChainPoint, events: readonly AuditEvent[]): ChainedEvents {
   let seq = from.seq;
@@ -56,15 +76,7 @@ export function chainEvents(from: ChainPoint, events: readonly AuditEvent[]): Ch
   const out = { seq: [] as string[], time: [] as Date[], kind: [] as string[], appId: [] as (string | null)[], requestId: [] as (string | null)[], payload: [] as string[], prevHash: [] as Buffer[], hash: [] as Buffer[] };
   for (const e of events) {
     seq += 1n;
-    const payload = canonicalJson({
-      seq: seq.toString(),
-      time: e.time.toISOString(),
-      kind: e.kind,
-      app_id: e.appId,
-      request_id: e.requestId,
-      actor: e.actor,
-      data: e.data,
-    });
+    const payload = payloadAt(payloadParts(e), seq);
     const hash = chainHash(prev, payload);
     out.seq.push(seq.toString());
     out.time.push(e.time);
@@ -85,20 +97,6 @@ export const chainedParams = (c: ChainedEvents): unknown[] => [c.seq, c.time, c.
 export const INSERT_CHAINED = (n: number): string =>
   `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
    SELECT * FROM unnest($${n}::bigint[], $${n + 1}::timestamptz[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[], $${n + 6}::bytea[], $${n + 7}::bytea[])`;
-
-// Pieces of the one-statement writers (grants.ts, revocations.ts), which
-// store their rows with chained events only if the head is where they
-// expected. The head row is locked and read as last committed (so a miss
-// says where it really is), only once `after` has been evaluated: a scalar
-// subquery over what the writer must lock first (every writer locks apps,
-// then the revocation cursor, then the head). Their `ok` CTE says whether
-// to store; HEAD_AT is the head part of it.
-export const LOCK_HEAD = (after: string): string => `head AS (SELECT seq, hash FROM audit_head WHERE id = 1 AND ${after} IS NOT NULL FOR UPDATE)`;
-export const HEAD_AT = (seq: number, hash: number): string => `(SELECT seq FROM head) = $${seq}::bigint AND (SELECT hash FROM head) = $${hash}::bytea`;
-export const MOVE_HEAD = (seq: number, hash: number): string =>
-  `moved AS (UPDATE audit_head SET seq = $${seq}::bigint, hash = $${hash}::bytea WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1)`;
-/** The head a missed statement saw, from its `head` CTE. */
-export const headSeen = (r: { seq: string; hash: Buffer }): ChainPoint => ({ seq: BigInt(r.seq), hash: r.hash });
 
 /**
  * Appends events, in order, to the chain, and returns the new head. Must run

@@ -1,6 +1,6 @@
 // Grants: one row per issued or delegated token (query functions only).
 
-import { type ChainedEvents, chainedParams, type ChainPoint, HEAD_AT, headSeen, INSERT_CHAINED, LOCK_HEAD, MOVE_HEAD } from "./audit.js";
+import { type AuditEvent, payloadParts } from "./audit.js";
 import type { Queryable } from "./db.js";
 
 export interface GrantRecord {
@@ -83,52 +83,49 @@ export async function insertGrants(db: Queryable, gs: readonly GrantRecord[], ap
 }
 
 /**
- * Stores every grant with its audit event in one statement, which is its own
- * transaction, or nothing: one round trip instead of a transaction of six.
- * `events` were chained from `from`, the head this writer expects; the head
- * row is moved to their end, and the grants and events inserted, only if it
- * is still at `from` and every grant's app still holds. The head row's lock,
- * held until commit, orders the chain as in appendAudit; the apps are
- * share-locked first, in the order every writer locks them. When the head
- * had moved (another writer or replica appended) nothing is stored and the
- * head is returned as last committed, to chain onto and try again; when an
- * app no longer holds, nothing is stored and the head is null: the caller
+ * Stores every grant with its audit event in one statement, which is its
+ * own transaction, or nothing: one round trip instead of a transaction of
+ * six. The apps are share-locked first (the order every writer locks in:
+ * apps, then the audit head), and the grants and their events are stored
+ * only if every grant's app still holds; PostgreSQL chains the events where
+ * the head is when it gets its lock (baton_append_audit, migration 0011),
+ * so several batches, from this broker or other replicas, can be in flight.
+ * False, having stored nothing, when an app no longer holds: the caller
  * takes the locked path (insertGrants and appendAudit in a transaction),
  * which stores the grants that still hold.
  */
-export async function insertGrantsAtHead(
+export async function insertGrantsChained(
   db: Queryable,
   gs: readonly GrantRecord[],
   appVersions: readonly (Date | null)[],
-  from: ChainPoint,
-  events: ChainedEvents,
-): Promise<{ readonly stored: true } | { readonly stored: false; readonly head: ChainPoint | null }> {
+  events: readonly AuditEvent[],
+): Promise<boolean> {
   const n = 18; // the first parameter after grantParams
-  const p = n + 8; // the first after chainedParams
-  const { rows } = await db.query<{ ok: boolean; apps_held: boolean; seq: string; hash: Buffer }>({
-    name: "grants-at-head",
+  const parts = events.map(payloadParts);
+  // `chained` runs once (a CTE with a volatile function is not inlined),
+  // after `held` share-locked the apps, and only when they all hold.
+  const res = await db.query({
+    name: "grants-chained",
     text: `WITH live AS (${LIVE_APPS}),
      x AS (SELECT * FROM ${GRANT_ROWS}),
-     held AS (SELECT count(*) = $${p + 4}::int AS yes FROM x JOIN live ON ${APP_HOLDS}),
-     ${LOCK_HEAD("(SELECT yes FROM held)")},
-     ok AS (SELECT (SELECT yes FROM held) AND ${HEAD_AT(p + 2, p + 3)} AS yes),
-     ${MOVE_HEAD(p, p + 1)},
-     g AS (${INSERT_GRANTS} SELECT ${GRANT_VALUES} FROM x WHERE (SELECT yes FROM ok)),
-     e AS (${INSERT_CHAINED(n)} WHERE (SELECT yes FROM ok))
-     SELECT (SELECT yes FROM ok) AS ok, (SELECT yes FROM held) AS apps_held, (SELECT seq FROM head) AS seq, (SELECT hash FROM head) AS hash`,
+     held AS (SELECT count(*) = $${n + 6}::int AS yes FROM x JOIN live ON ${APP_HOLDS}),
+     chained AS (
+       SELECT baton_append_audit($${n}::timestamptz[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[])
+       WHERE (SELECT yes FROM held)
+     )
+     ${INSERT_GRANTS} SELECT ${GRANT_VALUES} FROM x WHERE EXISTS (SELECT 1 FROM chained)`,
     values: [
       ...grantParams(gs, appVersions),
-      ...chainedParams(events),
-      events.head.seq.toString(),
-      events.head.hash,
-      from.seq.toString(),
-      from.hash,
+      events.map((e) => e.time),
+      events.map((e) => e.kind),
+      events.map((e) => e.appId),
+      events.map((e) => e.requestId),
+      parts.map((p) => p.beforeSeq),
+      parts.map((p) => p.afterSeq),
       gs.length,
     ],
   });
-  const r = rows[0]!;
-  if (r.ok) return { stored: true };
-  return { stored: false, head: r.apps_held ? headSeen(r) : null };
+  return res.rowCount === gs.length;
 }
 
 interface Row {

@@ -1,7 +1,7 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
-import { type ChainedEvents, chainedParams, type ChainPoint, HEAD_AT, headSeen, INSERT_CHAINED, LOCK_HEAD, MOVE_HEAD } from "./audit.js";
+import { type ChainedEvents, chainedParams, type ChainPoint, INSERT_CHAINED } from "./audit.js";
 import { type Db, type Queryable, type Tx, withTransaction } from "./db.js";
 
 /** The channel that wakes replicas when a revocation commits (payload: cursor). */
@@ -108,10 +108,11 @@ export async function insertRevocationsAtHead(
          FOR SHARE OF apps) s
      ),
      cur AS (SELECT value FROM revocation_cursor WHERE id = 1 AND (SELECT yes FROM held) IS NOT NULL FOR UPDATE),
-     ${LOCK_HEAD("(SELECT value FROM cur)")},
-     ok AS (SELECT (SELECT yes FROM held) AND (SELECT value FROM cur) = $${p + 2}::bigint AND ${HEAD_AT(p + 3, p + 4)} AS yes),
+     head AS (SELECT seq, hash FROM audit_head WHERE id = 1 AND (SELECT value FROM cur) IS NOT NULL FOR UPDATE),
+     ok AS (SELECT (SELECT yes FROM held) AND (SELECT value FROM cur) = $${p + 2}::bigint
+                   AND (SELECT seq FROM head) = $${p + 3}::bigint AND (SELECT hash FROM head) = $${p + 4}::bytea AS yes),
      c AS (UPDATE revocation_cursor SET value = $${p + 7}::bigint WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
-     ${MOVE_HEAD(p, p + 1)},
+     h AS (UPDATE audit_head SET seq = $${p}::bigint, hash = $${p + 1}::bytea WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
      r AS (${INSERT_REVOCATIONS} WHERE (SELECT yes FROM ok)),
      e AS (${INSERT_CHAINED(n)} WHERE (SELECT yes FROM ok))
      SELECT (SELECT yes FROM ok) AS ok, (SELECT yes FROM held) AS apps_held, (SELECT value FROM cur) AS cursor,
@@ -132,7 +133,7 @@ export async function insertRevocationsAtHead(
   });
   const r = rows[0]!;
   if (r.ok) return { stored };
-  return { stored: null, at: r.apps_held ? { cursor: BigInt(r.cursor), head: headSeen(r) } : null };
+  return { stored: null, at: r.apps_held ? { cursor: BigInt(r.cursor), head: { seq: BigInt(r.seq), hash: r.hash } } : null };
 }
 
 /**

@@ -257,8 +257,9 @@ describe("tracing on (BATON_OTLP_ENDPOINT)", () => {
   });
 
   it("a transaction is a span whose statements (BEGIN … COMMIT) are its children", () => {
-    const tx = spans.find((s) => s.name === "transaction" && s.traceId === callerTrace);
-    expect(tx, "Issue writes in a transaction").toBeDefined();
+    const createApp = serverSpans("baton.v1.AdminService/CreateApp")[0]!;
+    const tx = spans.find((s) => s.name === "transaction" && s.traceId === createApp.traceId);
+    expect(tx, "CreateApp writes the app and its audit event in a transaction").toBeDefined();
     const children = spans.filter((s) => s.parentSpanId === tx!.spanId).map((s) => s.name);
     expect(children[0]).toBe("BEGIN");
     expect(children).toContain("COMMIT");

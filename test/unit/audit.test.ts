@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
-import { canonicalJson, chainHash } from "../../server/storage/audit.js";
+import { canonicalJson, chainHash, payloadAt, payloadParts } from "../../server/storage/audit.js";
 
 /** The same value with every object's keys in another order (recursively). */
 function reorder(v: unknown, seed: number): unknown {
@@ -139,6 +139,28 @@ describe("chainHash", () => {
         expect(chain(swapped).at(-1)!.equals(original.at(-1)!)).toBe(false);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("payloadParts", () => {
+  it("joined around any seq, the parts are exactly the canonical JSON of the event with that seq (what PostgreSQL joins in baton_append_audit)", () => {
+    const text = fc.string({ unit: "grapheme", maxLength: 12 });
+    const event = fc.record({
+      kind: text,
+      time: fc.date({ min: new Date(0), max: new Date(4_000_000_000_000), noInvalidDate: true }),
+      appId: fc.option(text, { nil: null }),
+      requestId: fc.option(text, { nil: null }),
+      actor: text,
+      // Nested keys named like the top-level ones, "seq" included, must not confuse the split.
+      data: fc.dictionary(fc.constantFrom("seq", "time", "actor", "data", "x", "é"), fc.jsonValue({ maxDepth: 2 })),
+    });
+    fc.assert(
+      fc.property(event, fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), (e, seq) => {
+        const whole = canonicalJson({ seq: seq.toString(), time: e.time.toISOString(), kind: e.kind, app_id: e.appId, request_id: e.requestId, actor: e.actor, data: e.data });
+        expect(payloadAt(payloadParts(e), seq)).toBe(whole);
+      }),
+      { numRuns: 2000 },
     );
   });
 });
