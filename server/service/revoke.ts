@@ -11,24 +11,26 @@
 // revocation's own audit event. Nobody is answered before that commit, and
 // a failed batch fails every call in it.
 //
-// A batch is normally one statement (insertRevocationsAtHead): the writer
-// numbers and chains it from where it left the cursor and the audit head,
-// and the statement stores it only if both are still there (and every app
-// a task or app revocation was worked out from is unchanged). A miss
-// (another writer or replica moved them) stores nothing and says where they
-// are: one more try from there, then the locked path, which reads them
-// under their locks. Target lookups of concurrent calls share a statement
-// too (getGrants), and tasks and apps are read from the in-memory app view.
+// A batch is normally one statement (insertRevocationsAtCursor): the writer
+// numbers it from where it left the cursor (each event names its cursor),
+// PostgreSQL chains the events wherever the audit head is, and the statement
+// stores it only if the cursor is still there and every app a task or app
+// revocation was worked out from is unchanged. A miss (another replica's
+// revocation, a renewal, an app change moved the cursor) stores nothing and
+// says where the cursor is: one more try from there, then the locked path,
+// which reads it under its lock. Grant batches appending in between cost
+// nothing. Target lookups of concurrent calls share a statement too
+// (getGrants), and tasks and apps are read from the in-memory app view.
 
 import { BatonError, InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
 import { MAX_REASON_LENGTH, optionalText, requireTaskId } from "../domain/limits.js";
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
 import { APP_ID } from "../crypto/secrets.js";
 import { type AppRecord, getApp } from "../storage/apps.js";
-import { type AuditEvent, appendAudit, chainEvents } from "../storage/audit.js";
+import { type AuditEvent, appendAudit } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
 import { agentGrantSpan, type GrantRecord, getGrants } from "../storage/grants.js";
-import { type AppVersion, insertRevocations, insertRevocationsAtHead, type NewRevocation, numberedAfter, type RevocationPoint } from "../storage/revocations.js";
+import { type AppVersion, insertRevocations, insertRevocationsAtCursor, type NewRevocation, numberedAfter } from "../storage/revocations.js";
 import { Batcher } from "./batcher.js";
 import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
@@ -68,8 +70,8 @@ interface RevocationWrite {
 export class Revoker {
   private readonly writer: Batcher<RevocationWrite, StoredRevocation[]>;
   private readonly grants: Batcher<string, GrantRecord | null>;
-  /** Where this writer left the cursor and the audit head, when known; null sends the next batch down the locked path. */
-  private at: RevocationPoint | null = null;
+  /** Where this writer left the cursor, when known; null sends the next batch down the locked path. */
+  private cursor: bigint | null = null;
 
   constructor(
     private readonly db: Db,
@@ -135,16 +137,15 @@ export class Revoker {
   private async writeBatch(batch: readonly RevocationWrite[]): Promise<StoredRevocation[][]> {
     const all = batch.flatMap((w) => w.revocations);
     const apps = [...new Map(all.flatMap((r) => (r.app ? [[`${r.app.appId}@${r.app.updateTime.getTime()}`, r.app] as const] : []))).values()];
-    let from = this.at;
-    this.at = null;
+    let from = this.cursor;
+    this.cursor = null;
     for (let attempt = 0; from !== null && attempt < 2; attempt++) {
-      const events = chainEvents(from.head, auditEvents(batch, numberedAfter(from.cursor, all)));
-      const r = await insertRevocationsAtHead(this.db, all, apps, from, events);
+      const r = await insertRevocationsAtCursor(this.db, all, apps, from, auditEvents(batch, numberedAfter(from, all)));
       if (r.stored) {
-        this.at = { cursor: r.stored.at(-1)!.cursor, head: events.head };
+        this.cursor = r.stored.at(-1)!.cursor;
         return perCall(batch, r.stored);
       }
-      from = r.at;
+      from = r.cursor;
     }
     // Lock order as in every writer: the apps, the cursor row, then the audit head.
     return withTransaction(this.db, async (tx) => {
@@ -161,8 +162,8 @@ export class Revoker {
         }),
       }));
       const stored = await insertRevocations(tx, current.flatMap((w) => w.revocations));
-      const head = await appendAudit(tx, auditEvents(current, stored));
-      this.at = { cursor: stored.at(-1)!.cursor, head: head! };
+      await appendAudit(tx, auditEvents(current, stored));
+      this.cursor = stored.at(-1)!.cursor;
       return perCall(current, stored);
     });
   }

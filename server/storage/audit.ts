@@ -2,10 +2,10 @@
 // the transaction of the change they record; the head row's lock orders the
 // chain across writers and replicas. hash = sha256(prev_hash || payload),
 // payload = canonical JSON (sorted keys) of the event including its seq.
-// Grant batches have PostgreSQL chain their events under the head lock
-// (baton_append_audit, from payloadParts); revocation batches chain theirs
-// here (chainEvents) and store them only if the head is still where the
-// writer expected (revocations.ts, insertRevocationsAtHead).
+// Grant and revocation batches, each written in one statement, have
+// PostgreSQL chain their events under the head lock instead
+// (baton_append_audit, migration 0011), from the payload in two parts
+// around the seq (payloadParts).
 
 import { createHash } from "node:crypto";
 import type { Db, Queryable, Tx } from "./db.js";
@@ -37,7 +37,7 @@ export function chainHash(prev: Buffer, payload: string): Buffer {
 }
 
 /** Events as audit_events columns, chained from a head. */
-export interface ChainedEvents {
+interface ChainedEvents {
   readonly seq: string[];
   readonly time: Date[];
   readonly kind: string[];
@@ -70,7 +70,7 @@ export function payloadParts(e: AuditEvent): PayloadParts {
 export const payloadAt = (p: PayloadParts, seq: bigint): string => `${p.beforeSeq}"seq":"${seq}",${p.afterSeq}`;
 
 /** Numbers and hashes `events`, in order, as the chain's next links after `from`. */
-export function chainEvents(from: ChainPoint, events: readonly AuditEvent[]): ChainedEvents {
+function chainEvents(from: ChainPoint, events: readonly AuditEvent[]): ChainedEvents {
   let seq = from.seq;
   let prev = from.hash;
   const out = { seq: [] as string[], time: [] as Date[], kind: [] as string[], appId: [] as (string | null)[], requestId: [] as (string | null)[], payload: [] as string[], prevHash: [] as Buffer[], hash: [] as Buffer[] };
@@ -91,12 +91,8 @@ export function chainEvents(from: ChainPoint, events: readonly AuditEvent[]): Ch
   return { ...out, head: { seq, hash: prev } };
 }
 
-/** The parameters of INSERT_CHAINED, from $1 to $8. */
-export const chainedParams = (c: ChainedEvents): unknown[] => [c.seq, c.time, c.kind, c.appId, c.requestId, c.payload, c.prevHash, c.hash];
-/** Inserts chainEvents' rows: `${INSERT_CHAINED(n)}` with their parameters from $n to $n+7. */
-export const INSERT_CHAINED = (n: number): string =>
-  `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
-   SELECT * FROM unnest($${n}::bigint[], $${n + 1}::timestamptz[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[], $${n + 6}::bytea[], $${n + 7}::bytea[])`;
+const INSERT_CHAINED = `INSERT INTO audit_events (seq, event_time, kind, app_id, request_id, payload, prev_hash, hash)
+   SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])`;
 
 /**
  * Appends events, in order, to the chain, and returns the new head. Must run
@@ -106,7 +102,7 @@ export async function appendAudit(tx: Tx, events: readonly AuditEvent[]): Promis
   if (events.length === 0) return null;
   const head = await tx.query<{ seq: string; hash: Buffer }>("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE");
   const chained = chainEvents({ seq: BigInt(head.rows[0]!.seq), hash: head.rows[0]!.hash }, events);
-  await tx.query(INSERT_CHAINED(1), chainedParams(chained));
+  await tx.query(INSERT_CHAINED, [chained.seq, chained.time, chained.kind, chained.appId, chained.requestId, chained.payload, chained.prevHash, chained.hash]);
   await tx.query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", [chained.head.seq.toString(), chained.head.hash]);
   return chained.head;
 }

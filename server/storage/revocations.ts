@@ -1,7 +1,7 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
-import { type ChainedEvents, chainedParams, type ChainPoint, INSERT_CHAINED } from "./audit.js";
+import { type AuditEvent, payloadParts } from "./audit.js";
 import { type Db, type Queryable, type Tx, withTransaction } from "./db.js";
 
 /** The channel that wakes replicas when a revocation commits (payload: cursor). */
@@ -61,12 +61,6 @@ function revocationParams(stored: readonly StoredRevocation[], rs: readonly NewR
 export const numberedAfter = (cursor: bigint, rs: readonly NewRevocation[]): StoredRevocation[] =>
   rs.map((n, i) => ({ ...n.revocation, cursor: cursor + BigInt(i + 1) }));
 
-/** Where a revocation writer expects the cursor and the audit head to be. */
-export interface RevocationPoint {
-  readonly cursor: bigint;
-  readonly head: ChainPoint;
-}
-
 /** An app read from memory, at the version (its update_time) a revocation was worked out from. */
 export interface AppVersion {
   readonly appId: string;
@@ -77,63 +71,67 @@ export interface AppVersion {
  * Stores revocations with their audit events in one statement, which is its
  * own transaction, or nothing: one round trip instead of a transaction of
  * eight (BEGIN, cursor, revocations, NOTIFY, head lock, events, head,
- * COMMIT). The revocations take the cursors after `from.cursor`
- * (numberedAfter), and `events` were chained from `from.head`: they are
- * stored, the cursor and head moved and replicas notified at commit only if
- * both are still where the writer expected, and every app in `apps` is
- * still at that version (a task or app revocation was worked out from the
- * in-memory view: its audiences and expiry hold only if the app did not
- * change since). Locks in the order every writer takes them: the apps
- * (shared, so a concurrent change waits for this commit), the cursor row,
- * then the audit head, each read as last committed, so a miss says where
- * the cursor and head really are (null: an app changed, the caller must
- * work its revocations out again).
+ * COMMIT). The revocations take the cursors after `fromCursor`
+ * (numberedAfter; their events name them), and are stored, the cursor
+ * moved, their events chained by PostgreSQL where the head is
+ * (baton_append_audit, migration 0011) and replicas notified at commit,
+ * only if the cursor is still where the writer expected and every app in
+ * `apps` is still at that version (a task or app revocation was worked out
+ * from the in-memory view: its audiences and expiry hold only if the app
+ * did not change since). Locks in the order every writer takes them: the
+ * apps (shared, so a concurrent change waits for this commit), the cursor
+ * row, then the audit head. A miss stores nothing and says where the cursor
+ * is, read under its lock (null: an app changed, the caller must work its
+ * revocations out again). Other writers appending audit events (grant
+ * batches) cost nothing.
  */
-export async function insertRevocationsAtHead(
+export async function insertRevocationsAtCursor(
   db: Queryable,
   rs: readonly NewRevocation[],
   apps: readonly AppVersion[],
-  from: RevocationPoint,
-  events: ChainedEvents,
-): Promise<{ readonly stored: StoredRevocation[] } | { readonly stored: null; readonly at: RevocationPoint | null }> {
-  const stored = numberedAfter(from.cursor, rs);
+  fromCursor: bigint,
+  events: readonly AuditEvent[],
+): Promise<{ readonly stored: StoredRevocation[] } | { readonly stored: null; readonly cursor: bigint | null }> {
+  const stored = numberedAfter(fromCursor, rs);
   const last = stored[stored.length - 1]!.cursor;
+  const parts = events.map(payloadParts);
   const n = 9; // the first parameter after revocationParams
-  const p = n + 8; // the first after chainedParams
-  const { rows } = await db.query<{ ok: boolean; apps_held: boolean; cursor: string; seq: string; hash: Buffer }>({
-    name: "revocations-at-head",
+  const { rows } = await db.query<{ ok: boolean; apps_held: boolean; cursor: string }>({
+    name: "revocations-at-cursor",
     text: `WITH held AS (
-       SELECT count(*) = cardinality($${p + 5}::text[]) AS yes FROM (
-         SELECT 1 FROM apps JOIN unnest($${p + 5}::text[], $${p + 6}::timestamptz[]) AS v(a, t) ON apps.app_id = v.a AND apps.update_time = v.t
+       SELECT count(*) = cardinality($${n + 6}::text[]) AS yes FROM (
+         SELECT 1 FROM apps JOIN unnest($${n + 6}::text[], $${n + 7}::timestamptz[]) AS v(a, t) ON apps.app_id = v.a AND apps.update_time = v.t
          FOR SHARE OF apps) s
      ),
      cur AS (SELECT value FROM revocation_cursor WHERE id = 1 AND (SELECT yes FROM held) IS NOT NULL FOR UPDATE),
-     head AS (SELECT seq, hash FROM audit_head WHERE id = 1 AND (SELECT value FROM cur) IS NOT NULL FOR UPDATE),
-     ok AS (SELECT (SELECT yes FROM held) AND (SELECT value FROM cur) = $${p + 2}::bigint
-                   AND (SELECT seq FROM head) = $${p + 3}::bigint AND (SELECT hash FROM head) = $${p + 4}::bytea AS yes),
-     c AS (UPDATE revocation_cursor SET value = $${p + 7}::bigint WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
-     h AS (UPDATE audit_head SET seq = $${p}::bigint, hash = $${p + 1}::bytea WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
+     ok AS (SELECT (SELECT yes FROM held) AND (SELECT value FROM cur) = $${n + 8}::bigint AS yes),
+     c AS (UPDATE revocation_cursor SET value = $${n + 9}::bigint WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
      r AS (${INSERT_REVOCATIONS} WHERE (SELECT yes FROM ok)),
-     e AS (${INSERT_CHAINED(n)} WHERE (SELECT yes FROM ok))
+     -- Run once (a CTE with a volatile function is not inlined), after the cursor's lock.
+     chained AS (
+       SELECT baton_append_audit($${n}::timestamptz[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[])
+       WHERE (SELECT yes FROM ok)
+     )
      SELECT (SELECT yes FROM ok) AS ok, (SELECT yes FROM held) AS apps_held, (SELECT value FROM cur) AS cursor,
-            (SELECT seq FROM head) AS seq, (SELECT hash FROM head) AS hash,
-            CASE WHEN (SELECT yes FROM ok) THEN pg_notify('${REVOCATIONS_CHANNEL}', $${p + 7}::text) END`,
+            (SELECT count(*) FROM chained) AS chained,
+            CASE WHEN (SELECT yes FROM ok) THEN pg_notify('${REVOCATIONS_CHANNEL}', $${n + 9}::text) END`,
     values: [
       ...revocationParams(stored, rs),
-      ...chainedParams(events),
-      events.head.seq.toString(),
-      events.head.hash,
-      from.cursor.toString(),
-      from.head.seq.toString(),
-      from.head.hash,
+      events.map((e) => e.time),
+      events.map((e) => e.kind),
+      events.map((e) => e.appId),
+      events.map((e) => e.requestId),
+      parts.map((p) => p.beforeSeq),
+      parts.map((p) => p.afterSeq),
       apps.map((a) => a.appId),
       apps.map((a) => a.updateTime),
+      fromCursor.toString(),
       last.toString(),
     ],
   });
   const r = rows[0]!;
   if (r.ok) return { stored };
-  return { stored: null, at: r.apps_held ? { cursor: BigInt(r.cursor), head: { seq: BigInt(r.seq), hash: r.hash } } : null };
+  return { stored: null, cursor: r.apps_held ? BigInt(r.cursor) : null };
 }
 
 /**
