@@ -11,15 +11,13 @@
 // revocation's own audit event. Nobody is answered before that commit, and
 // a failed batch fails every call in it.
 //
-// A batch is normally one statement (insertRevocationsAtCursor): the writer
-// numbers it from where it left the cursor (each event names its cursor),
-// PostgreSQL chains the events wherever the audit head is, and the statement
-// stores it only if the cursor is still there and every app a task or app
-// revocation was worked out from is unchanged. A miss (another replica's
-// revocation, a renewal, an app change moved the cursor) stores nothing and
-// says where the cursor is: one more try from there, then the locked path,
-// which reads it under its lock. Grant batches appending in between cost
-// nothing. Target lookups of concurrent calls share a statement too
+// A batch is normally one statement (insertRevocationsChained): PostgreSQL
+// takes the cursor, numbers the revocations, chains their events wherever
+// the audit head is, and notifies replicas at commit, so nothing is guessed
+// and other writers and replicas cost nothing. Only if every app a task or
+// app revocation was worked out from is unchanged; else the batch takes
+// the locked path, which works such a revocation out again from the app's
+// locked row. Target lookups of concurrent calls share a statement too
 // (getGrants), and tasks and apps are read from the in-memory app view.
 
 import { BatonError, InvalidRequestError, NotFoundError, NotPermittedError } from "../domain/errors.js";
@@ -30,7 +28,7 @@ import { type AppRecord, getApp } from "../storage/apps.js";
 import { type AuditEvent, appendAudit } from "../storage/audit.js";
 import { type Db, withTransaction } from "../storage/db.js";
 import { agentGrantSpan, type GrantRecord, getGrants } from "../storage/grants.js";
-import { type AppVersion, insertRevocations, insertRevocationsAtCursor, type NewRevocation, numberedAfter } from "../storage/revocations.js";
+import { type AppVersion, insertRevocations, insertRevocationsChained, type NewRevocation, numberedAfter } from "../storage/revocations.js";
 import { Batcher } from "./batcher.js";
 import { lineageData, type RequestContext } from "./minter.js";
 import { actorOf, type Principal } from "./principals.js";
@@ -70,8 +68,6 @@ interface RevocationWrite {
 export class Revoker {
   private readonly writer: Batcher<RevocationWrite, StoredRevocation[]>;
   private readonly grants: Batcher<string, GrantRecord | null>;
-  /** Where this writer left the cursor, when known; null sends the next batch down the locked path. */
-  private cursor: bigint | null = null;
 
   constructor(
     private readonly db: Db,
@@ -137,16 +133,9 @@ export class Revoker {
   private async writeBatch(batch: readonly RevocationWrite[]): Promise<StoredRevocation[][]> {
     const all = batch.flatMap((w) => w.revocations);
     const apps = [...new Map(all.flatMap((r) => (r.app ? [[`${r.app.appId}@${r.app.updateTime.getTime()}`, r.app] as const] : []))).values()];
-    let from = this.cursor;
-    this.cursor = null;
-    for (let attempt = 0; from !== null && attempt < 2; attempt++) {
-      const r = await insertRevocationsAtCursor(this.db, all, apps, from, auditEvents(batch, numberedAfter(from, all)));
-      if (r.stored) {
-        this.cursor = r.stored.at(-1)!.cursor;
-        return perCall(batch, r.stored);
-      }
-      from = r.cursor;
-    }
+    // The events' cursors are left out of what is sent; PostgreSQL fills them in.
+    const stored = await insertRevocationsChained(this.db, all, apps, auditEvents(batch, numberedAfter(0n, all)));
+    if (stored) return perCall(batch, stored);
     // Lock order as in every writer: the apps, the cursor row, then the audit head.
     return withTransaction(this.db, async (tx) => {
       const fresh = new Map<string, AppRecord | null>();
@@ -163,7 +152,6 @@ export class Revoker {
       }));
       const stored = await insertRevocations(tx, current.flatMap((w) => w.revocations));
       await appendAudit(tx, auditEvents(current, stored));
-      this.cursor = stored.at(-1)!.cursor;
       return perCall(current, stored);
     });
   }

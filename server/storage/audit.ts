@@ -26,10 +26,7 @@ export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value instanceof Date) return JSON.stringify(value.toISOString());
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  return `{${sortedMembers(value as Record<string, unknown>).map(member).join(",")}}`;
 }
 
 export function chainHash(prev: Buffer, payload: string): Buffer {
@@ -62,9 +59,34 @@ export interface PayloadParts {
   readonly afterSeq: string;
 }
 
+const member = ([k, v]: [string, unknown]): string => `${JSON.stringify(k)}:${canonicalJson(v)}`;
+const sortedMembers = (o: Readonly<Record<string, unknown>>): [string, unknown][] =>
+  Object.entries(o)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
 export function payloadParts(e: AuditEvent): PayloadParts {
   const rest = canonicalJson({ actor: e.actor, app_id: e.appId, data: e.data, kind: e.kind, request_id: e.requestId });
   return { beforeSeq: `${rest.slice(0, -1)},`, afterSeq: `"time":${JSON.stringify(e.time.toISOString())}}` };
+}
+
+/**
+ * payloadParts with the string value of `data[key]` also left out (a
+ * revocation's cursor, assigned in PostgreSQL): the payload is
+ * `beforeValue + '"<value>"' + beforeSeq + '"seq":"<seq>",' + afterSeq`
+ * (baton_append_revocations, migration 0011).
+ */
+export function payloadPartsAround(e: AuditEvent, key: string): PayloadParts & { readonly beforeValue: string } {
+  const data = sortedMembers(e.data).filter(([k]) => k !== key);
+  const at = data.findIndex(([k]) => k > key);
+  const before = (at < 0 ? data : data.slice(0, at)).map(member);
+  const after = at < 0 ? [] : data.slice(at).map(member);
+  const top = `{${member(["actor", e.actor])},${member(["app_id", e.appId])},"data":`;
+  return {
+    beforeValue: `${top}{${[...before, `${JSON.stringify(key)}:`].join(",")}`,
+    beforeSeq: `${after.map((m) => `,${m}`).join("")}},${member(["kind", e.kind])},${member(["request_id", e.requestId])},`,
+    afterSeq: `"time":${JSON.stringify(e.time.toISOString())}}`,
+  };
 }
 
 export const payloadAt = (p: PayloadParts, seq: bigint): string => `${p.beforeSeq}"seq":"${seq}",${p.afterSeq}`;

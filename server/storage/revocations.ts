@@ -1,7 +1,7 @@
 // Revocations, each with a cursor in commit order (query functions only).
 
 import type { RevocationTarget, StoredRevocation } from "../domain/revocations.js";
-import { type AuditEvent, payloadParts } from "./audit.js";
+import { type AuditEvent, payloadPartsAround } from "./audit.js";
 import { type Db, type Queryable, type Tx, withTransaction } from "./db.js";
 
 /** The channel that wakes replicas when a revocation commits (payload: cursor). */
@@ -37,12 +37,11 @@ export interface NewRevocation {
 
 // Revocations as unnest parameters from $1 to $8. Audience lists differ in
 // length, and a SQL array cannot be ragged: they travel as JSON.
-const REVOCATION_ROWS = `unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::jsonb[])
-       AS u(cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)`;
 const INSERT_REVOCATIONS = `INSERT INTO revocations (cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)
      SELECT u.cursor, u.target, u.target_id, u.app_id, u.revoke_time, u.expire_time, u.reason,
             ARRAY(SELECT jsonb_array_elements_text(u.audiences))
-     FROM ${REVOCATION_ROWS}`;
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::jsonb[])
+       AS u(cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)`;
 
 function revocationParams(stored: readonly StoredRevocation[], rs: readonly NewRevocation[]): unknown[] {
   return [
@@ -71,67 +70,62 @@ export interface AppVersion {
  * Stores revocations with their audit events in one statement, which is its
  * own transaction, or nothing: one round trip instead of a transaction of
  * eight (BEGIN, cursor, revocations, NOTIFY, head lock, events, head,
- * COMMIT). The revocations take the cursors after `fromCursor`
- * (numberedAfter; their events name them), and are stored, the cursor
- * moved, their events chained by PostgreSQL where the head is
- * (baton_append_audit, migration 0011) and replicas notified at commit,
- * only if the cursor is still where the writer expected and every app in
- * `apps` is still at that version (a task or app revocation was worked out
- * from the in-memory view: its audiences and expiry hold only if the app
- * did not change since). Locks in the order every writer takes them: the
- * apps (shared, so a concurrent change waits for this commit), the cursor
- * row, then the audit head. A miss stores nothing and says where the cursor
- * is, read under its lock (null: an app changed, the caller must work its
- * revocations out again). Other writers appending audit events (grant
- * batches) cost nothing.
+ * COMMIT). PostgreSQL numbers them from the cursor and chains their events
+ * (event i is revocation i's and names its cursor in `data.cursor`) where
+ * the head is (baton_append_revocations, migration 0011), and notifies
+ * replicas at commit; nothing is guessed, so other writers and replicas
+ * cost nothing. Only if every app in `apps` is still at that version (a
+ * task or app revocation was worked out from the in-memory view: its
+ * audiences and expiry hold only if the app did not change since); else
+ * null, having stored nothing: the caller works its revocations out again.
+ * Locks in the order every writer takes them: the apps (shared, so a
+ * concurrent change waits for this commit), the cursor row, the audit head.
  */
-export async function insertRevocationsAtCursor(
+export async function insertRevocationsChained(
   db: Queryable,
   rs: readonly NewRevocation[],
   apps: readonly AppVersion[],
-  fromCursor: bigint,
   events: readonly AuditEvent[],
-): Promise<{ readonly stored: StoredRevocation[] } | { readonly stored: null; readonly cursor: bigint | null }> {
-  const stored = numberedAfter(fromCursor, rs);
-  const last = stored[stored.length - 1]!.cursor;
-  const parts = events.map(payloadParts);
-  const n = 9; // the first parameter after revocationParams
-  const { rows } = await db.query<{ ok: boolean; apps_held: boolean; cursor: string }>({
-    name: "revocations-at-cursor",
+): Promise<StoredRevocation[] | null> {
+  const parts = events.map((e) => payloadPartsAround(e, "cursor"));
+  const stored = numberedAfter(0n, rs); // the cursors come back from PostgreSQL
+  const n = 8; // the first parameter after the revocations'
+  const { rows } = await db.query<{ first: string | null }>({
+    name: "revocations-chained",
     text: `WITH held AS (
-       SELECT count(*) = cardinality($${n + 6}::text[]) AS yes FROM (
-         SELECT 1 FROM apps JOIN unnest($${n + 6}::text[], $${n + 7}::timestamptz[]) AS v(a, t) ON apps.app_id = v.a AND apps.update_time = v.t
+       SELECT count(*) = cardinality($${n + 7}::text[]) AS yes FROM (
+         SELECT 1 FROM apps JOIN unnest($${n + 7}::text[], $${n + 8}::timestamptz[]) AS v(a, t) ON apps.app_id = v.a AND apps.update_time = v.t
          FOR SHARE OF apps) s
      ),
-     cur AS (SELECT value FROM revocation_cursor WHERE id = 1 AND (SELECT yes FROM held) IS NOT NULL FOR UPDATE),
-     ok AS (SELECT (SELECT yes FROM held) AND (SELECT value FROM cur) = $${n + 8}::bigint AS yes),
-     c AS (UPDATE revocation_cursor SET value = $${n + 9}::bigint WHERE id = 1 AND (SELECT yes FROM ok) RETURNING 1),
-     r AS (${INSERT_REVOCATIONS} WHERE (SELECT yes FROM ok)),
-     -- Run once (a CTE with a volatile function is not inlined), after the cursor's lock.
-     chained AS (
-       SELECT baton_append_audit($${n}::timestamptz[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[])
-       WHERE (SELECT yes FROM ok)
+     -- Run once (a CTE with a volatile function is not inlined), after the apps' locks, only when they hold.
+     r AS (
+       SELECT baton_append_revocations($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::jsonb[],
+         $${n}::timestamptz[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[], $${n + 6}::text[]) AS first
+       WHERE (SELECT yes FROM held)
      )
-     SELECT (SELECT yes FROM ok) AS ok, (SELECT yes FROM held) AS apps_held, (SELECT value FROM cur) AS cursor,
-            (SELECT count(*) FROM chained) AS chained,
-            CASE WHEN (SELECT yes FROM ok) THEN pg_notify('${REVOCATIONS_CHANNEL}', $${n + 9}::text) END`,
+     SELECT (SELECT first FROM r) AS first`,
     values: [
-      ...revocationParams(stored, rs),
+      stored.map((r) => r.target),
+      stored.map((r) => r.id),
+      stored.map((r) => r.appId),
+      stored.map((r) => new Date(r.revokedAtMs)),
+      stored.map((r) => new Date(r.expiresAtMs)),
+      rs.map((r) => r.reason),
+      // Audience lists differ in length, and a SQL array cannot be ragged.
+      stored.map((r) => JSON.stringify(r.audiences)),
       events.map((e) => e.time),
       events.map((e) => e.kind),
       events.map((e) => e.appId),
       events.map((e) => e.requestId),
+      parts.map((p) => p.beforeValue),
       parts.map((p) => p.beforeSeq),
       parts.map((p) => p.afterSeq),
       apps.map((a) => a.appId),
       apps.map((a) => a.updateTime),
-      fromCursor.toString(),
-      last.toString(),
     ],
   });
-  const r = rows[0]!;
-  if (r.ok) return { stored };
-  return { stored: null, cursor: r.apps_held ? BigInt(r.cursor) : null };
+  const first = rows[0]?.first;
+  return first === null || first === undefined ? null : numberedAfter(BigInt(first) - 1n, rs);
 }
 
 /**

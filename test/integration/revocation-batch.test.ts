@@ -48,7 +48,7 @@ async function holdCursorLock(): Promise<{ release(): Promise<void>; waitForWait
     async waitForWaiter() {
       for (;;) {
         const { rows } = await b.database.db.query<{ n: string }>(
-          "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%revocation_cursor%'",
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (query LIKE '%revocation_cursor%' OR query LIKE '%baton_append_revocations%')",
         );
         if (Number(rows[0]!.n) > 0) return;
         await new Promise((r) => setTimeout(r, 20));

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
-import { canonicalJson, chainHash, payloadAt, payloadParts } from "../../server/storage/audit.js";
+import { canonicalJson, chainHash, payloadAt, payloadParts, payloadPartsAround } from "../../server/storage/audit.js";
 
 /** The same value with every object's keys in another order (recursively). */
 function reorder(v: unknown, seed: number): unknown {
@@ -159,6 +159,28 @@ describe("payloadParts", () => {
       fc.property(event, fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), (e, seq) => {
         const whole = canonicalJson({ seq: seq.toString(), time: e.time.toISOString(), kind: e.kind, app_id: e.appId, request_id: e.requestId, actor: e.actor, data: e.data });
         expect(payloadAt(payloadParts(e), seq)).toBe(whole);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("around a data member too (a revocation's cursor): the three parts joined around its value and the seq are exactly the canonical JSON", () => {
+    const text = fc.string({ unit: "grapheme", maxLength: 12 });
+    const event = fc.record({
+      kind: text,
+      time: fc.date({ min: new Date(0), max: new Date(4_000_000_000_000), noInvalidDate: true }),
+      appId: fc.option(text, { nil: null }),
+      requestId: fc.option(text, { nil: null }),
+      actor: text,
+      // Keys before and after "cursor", none, or only one side; undefined members are left out.
+      data: fc.dictionary(fc.constantFrom("agent_id", "audiences", "human", "id", "seq", "target", "a", "z", "é"), fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined })),
+    });
+    fc.assert(
+      fc.property(event, fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), (e, cursor, seq) => {
+        const data = { ...e.data, cursor: cursor.toString() };
+        const whole = canonicalJson({ seq: seq.toString(), time: e.time.toISOString(), kind: e.kind, app_id: e.appId, request_id: e.requestId, actor: e.actor, data });
+        const p = payloadPartsAround({ ...e, data }, "cursor");
+        expect(`${p.beforeValue}"${cursor}"${p.beforeSeq}"seq":"${seq}",${p.afterSeq}`).toBe(whole);
       }),
       { numRuns: 2000 },
     );
