@@ -205,14 +205,8 @@ export async function countGrants(db: Queryable): Promise<number> {
 }
 
 /** A grant with its delegation lineage, read for access reports. */
-export interface GrantWithLineage {
-  readonly tokenId: string;
-  readonly appId: string;
-  readonly agentId: string;
-  readonly taskId: string;
-  readonly orchestrationId: string | null;
-  readonly humanPrincipal: string | null;
-  readonly audiences: readonly string[];
+export interface GrantWithLineage
+  extends Pick<GrantRecord, "tokenId" | "appId" | "agentId" | "taskId" | "orchestrationId" | "humanPrincipal" | "audiences"> {
   /** The ancestors, root first (empty for a token an app issued). */
   readonly lineage: readonly { readonly tokenId: string; readonly agentId: string }[];
 }

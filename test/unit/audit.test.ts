@@ -144,17 +144,21 @@ describe("chainHash", () => {
 });
 
 describe("payloadParts", () => {
-  it("joined around any seq, the parts are exactly the canonical JSON of the event with that seq (what PostgreSQL joins in baton_append_audit)", () => {
-    const text = fc.string({ unit: "grapheme", maxLength: 12 });
-    const event = fc.record({
+  const text = fc.string({ unit: "grapheme", maxLength: 12 });
+  /** Audit events whose data comes from `data`. */
+  const eventWith = (data: fc.Arbitrary<Record<string, unknown>>) =>
+    fc.record({
       kind: text,
       time: fc.date({ min: new Date(0), max: new Date(4_000_000_000_000), noInvalidDate: true }),
       appId: fc.option(text, { nil: null }),
       requestId: fc.option(text, { nil: null }),
       actor: text,
-      // Nested keys named like the top-level ones, "seq" included, must not confuse the split.
-      data: fc.dictionary(fc.constantFrom("seq", "time", "actor", "data", "x", "é"), fc.jsonValue({ maxDepth: 2 })),
+      data,
     });
+
+  it("joined around any seq, the parts are exactly the canonical JSON of the event with that seq (what PostgreSQL joins in baton_append_audit)", () => {
+    // Nested keys named like the top-level ones, "seq" included, must not confuse the split.
+    const event = eventWith(fc.dictionary(fc.constantFrom("seq", "time", "actor", "data", "x", "é"), fc.jsonValue({ maxDepth: 2 })));
     fc.assert(
       fc.property(event, fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), (e, seq) => {
         const whole = canonicalJson({ seq: seq.toString(), time: e.time.toISOString(), kind: e.kind, app_id: e.appId, request_id: e.requestId, actor: e.actor, data: e.data });
@@ -165,16 +169,10 @@ describe("payloadParts", () => {
   });
 
   it("around a data member too (a revocation's cursor): the three parts joined around its value and the seq are exactly the canonical JSON", () => {
-    const text = fc.string({ unit: "grapheme", maxLength: 12 });
-    const event = fc.record({
-      kind: text,
-      time: fc.date({ min: new Date(0), max: new Date(4_000_000_000_000), noInvalidDate: true }),
-      appId: fc.option(text, { nil: null }),
-      requestId: fc.option(text, { nil: null }),
-      actor: text,
-      // Keys before and after "cursor", none, or only one side; undefined members are left out.
-      data: fc.dictionary(fc.constantFrom("agent_id", "audiences", "human", "id", "seq", "target", "a", "z", "é"), fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined })),
-    });
+    // Keys before and after "cursor", none, or only one side; undefined members are left out.
+    const event = eventWith(
+      fc.dictionary(fc.constantFrom("agent_id", "audiences", "human", "id", "seq", "target", "a", "z", "é"), fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined })),
+    );
     fc.assert(
       fc.property(event, fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }), (e, cursor, seq) => {
         const data = { ...e.data, cursor: cursor.toString() };
