@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
 import { countGrants } from "../../server/storage/grants.js";
 import { agentMd, REVOKE, TestAgentKey } from "../helpers/agent-key.js";
-import { call, createApp, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { call, clinicalIssuer, createApp, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 
 let b: TestBroker;
 let app: TestApp;
@@ -23,27 +23,7 @@ beforeAll(async () => {
 });
 afterAll(async () => b?.stop());
 
-interface IssueOptions {
-  scopes?: string[];
-  audiences?: string[];
-  ttlSeconds?: number;
-  key?: TestAgentKey;
-  taskId?: string;
-  into?: TestApp;
-}
-
-const issue = (o: IssueOptions = {}) =>
-  call(b.client.issue, b.client, {
-    taskId: o.taskId ?? "task-deleg",
-    orchestrationId: "orch-1",
-    humanPrincipal: "user:dr-grey",
-    scopes: o.scopes ?? ["read:records:P-1042", "write:prescriptions:P-1042"],
-    audiences: o.audiences ?? (o.into ? ["ehr-api"] : ["ehr-api", "pharmacy-api"]),
-    ttl: o.ttlSeconds ? { seconds: o.ttlSeconds, nanos: 0 } : undefined,
-    allowTtlClamp: false,
-    agentPublicKeyJwk: o.key?.jwkJson ?? "",
-    approvalId: "",
-  }, (o.into ?? app).md);
+const issue = clinicalIssuer(() => b, () => app, { taskId: "task-deleg", orchestrationId: "orch-1" });
 
 interface DelegateOptions {
   scopes: string[];

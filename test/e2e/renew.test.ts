@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevocationTarget, TokenStatus } from "../../server/gen/baton/v1/broker.js";
 import { countGrants } from "../../server/storage/grants.js";
 import { agentMd, TestAgentKey } from "../helpers/agent-key.js";
-import { basic, call, createApp, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
+import { basic, call, clinicalIssuer, createApp, operatorMd, refusal, startTestBroker, type TestApp, type TestBroker } from "../helpers/broker.js";
 import { openStream } from "../helpers/stream.js";
 
 const RENEW = "/baton.v1.BrokerService/Renew";
@@ -30,27 +30,7 @@ beforeAll(async () => {
 });
 afterAll(async () => b?.stop());
 
-interface IssueOptions {
-  scopes?: string[];
-  audiences?: string[];
-  ttlSeconds?: number;
-  key?: TestAgentKey;
-  taskId?: string;
-  into?: TestApp;
-}
-
-const issue = (o: IssueOptions = {}) =>
-  call(b.client.issue, b.client, {
-    taskId: o.taskId ?? "task-renew",
-    orchestrationId: "orch-7",
-    humanPrincipal: "user:dr-grey",
-    scopes: o.scopes ?? ["read:records:P-1042", "write:prescriptions:P-1042"],
-    audiences: o.audiences ?? (o.into ? ["ehr-api"] : ["ehr-api", "pharmacy-api"]),
-    ttl: o.ttlSeconds ? { seconds: o.ttlSeconds, nanos: 0 } : undefined,
-    allowTtlClamp: false,
-    agentPublicKeyJwk: o.key?.jwkJson ?? "",
-    approvalId: "",
-  }, (o.into ?? app).md);
+const issue = clinicalIssuer(() => b, () => app, { taskId: "task-renew", orchestrationId: "orch-7" });
 
 const delegate = async (token: string, scopes: string[], o: { ttlSeconds?: number; holder?: TestAgentKey } = {}) =>
   call(b.client.delegate, b.client, {

@@ -143,3 +143,35 @@ export async function createApp(
   }, operatorMd());
   return { appId: res.app!.appId, secret: res.clientSecret, md: basic(res.app!.appId, res.clientSecret) };
 }
+
+/** What a test's issue() may change from its task's defaults. */
+export interface IssueOptions {
+  scopes?: string[];
+  audiences?: string[];
+  ttlSeconds?: number;
+  /** The agent's key (a TestAgentKey): the token is bound to it. */
+  key?: { readonly jwkJson: string };
+  taskId?: string;
+  /** Another app to issue from (ehr-api only by default). */
+  into?: TestApp;
+}
+
+/**
+ * issue() for the tests of one clinical task: read and write on P-1042 for
+ * ehr-api and pharmacy-api, on behalf of user:dr-grey, through `app()`.
+ * Getters, since the broker and app are made in beforeAll.
+ */
+export function clinicalIssuer(b: () => TestBroker, app: () => TestApp, task: { readonly taskId: string; readonly orchestrationId: string }) {
+  return (o: IssueOptions = {}) =>
+    call(b().client.issue, b().client, {
+      taskId: o.taskId ?? task.taskId,
+      orchestrationId: task.orchestrationId,
+      humanPrincipal: "user:dr-grey",
+      scopes: o.scopes ?? ["read:records:P-1042", "write:prescriptions:P-1042"],
+      audiences: o.audiences ?? (o.into ? ["ehr-api"] : ["ehr-api", "pharmacy-api"]),
+      ttl: o.ttlSeconds ? { seconds: o.ttlSeconds, nanos: 0 } : undefined,
+      allowTtlClamp: false,
+      agentPublicKeyJwk: o.key?.jwkJson ?? "",
+      approvalId: "",
+    }, (o.into ?? app()).md);
+}
