@@ -49,9 +49,12 @@ interface Result {
   readonly sent?: number;
   readonly late?: number;
   readonly dropped?: number;
+  readonly cpu_seconds?: number;
   /** Added here: CPU seconds of the broker and of PostgreSQL per second of the run (1 = one core busy). */
   broker_cores?: number;
   db_cores?: number;
+  /** loadgen's CPU seconds (all of a mixed run's loadgens) per second of the run. */
+  gen_cores?: number;
   /** This RPC's part of a mixed run's calls (its part of the CPU). */
   share?: number;
 }
@@ -84,7 +87,7 @@ function postgresCpu(): number {
   return total;
 }
 
-const HEADER = "rpc          conc    ops/s   p50 ms   p99 ms  p999 ms  broker  ms/op     db  ms/op  errors";
+const HEADER = "rpc          conc    ops/s   p50 ms   p99 ms  p999 ms  broker  ms/op     db  ms/op    gen  errors";
 
 const dir = mkdtempSync(join(tmpdir(), "baton-loadgen-"));
 const bin = join(dir, "loadgen");
@@ -124,8 +127,9 @@ try {
       const out = await Promise.all(parts.map(async (rpc) => JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result));
       const wall = (performance.now() - t0) / 1000;
       const [broker_cores, db_cores] = [(brokerCpu() - b0) / wall, (postgresCpu() - d0) / wall];
+      const gen_cores = out.reduce((n, o) => n + (o.cpu_seconds ?? NaN), 0) / wall;
       const calls = out.reduce((n, o) => n + o.per_second, 0);
-      out.forEach((res, i) => runs[i]!.push({ ...res, broker_cores, db_cores, share: res.per_second / calls }));
+      out.forEach((res, i) => runs[i]!.push({ ...res, broker_cores, db_cores, gen_cores, share: res.per_second / calls }));
     }
     return parts.map((rpc, i) => {
       const m = (f: (r: Result) => number) => median(runs[i]!.map(f));
@@ -133,7 +137,7 @@ try {
       // CPU per call: cores busy over the run (warm-up included) over the measured rate.
       const perCall = (f: (r: Result) => number | undefined) => m((r) => (((f(r) ?? NaN) * (r.share ?? 1)) / r.per_second) * 1000).toFixed(2).padStart(6);
       const cores = (f: (r: Result) => number | undefined) => m((r) => f(r) ?? NaN).toFixed(2).padStart(6);
-      const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${cores((r) => r.broker_cores)} ${perCall((r) => r.broker_cores)} ${cores((r) => r.db_cores)} ${perCall((r) => r.db_cores)}  ${errors}`;
+      const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${cores((r) => r.broker_cores)} ${perCall((r) => r.broker_cores)} ${cores((r) => r.db_cores)} ${perCall((r) => r.db_cores)} ${cores((r) => r.gen_cores)}  ${errors}`;
       return { rpc: parts.length > 1 ? `${rpc}(${rpcs})` : rpc, runs: runs[i]!, m, line };
     });
   };
@@ -141,7 +145,7 @@ try {
     (rpc === "revoke-many" ? `  (${m((r) => r.targets_per_second ?? 0).toFixed(0)} revocations/s)` : "") +
     (RUNS > 1 ? `  runs ops/s: ${runs.map((r) => r.per_second.toFixed(0)).join(", ")}` : "");
   if (CONCURRENCY.length > 0) {
-    console.log(`closed loop (broker/db: cores busy, and CPU ms per call)\n${HEADER}`);
+    console.log(`closed loop (broker/db: cores busy, and CPU ms per call; gen: loadgen's cores busy)\n${HEADER}`);
     for (const rpcs of RPCS) {
       for (const c of CONCURRENCY) {
         for (const { rpc, runs, m, line } of await rows(rpcs, ["-concurrency", String(c)])) {

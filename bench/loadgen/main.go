@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/baton-dev/baton/sdk/go/batonv1"
@@ -72,6 +73,9 @@ type result struct {
 	Sent    int     `json:"sent,omitempty"`
 	Late    int     `json:"late"`
 	Dropped int     `json:"dropped"`
+	// CPU seconds loadgen itself used, set-up and warm-up included (user +
+	// system, from getrusage): it shares the machine with the broker.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // An open-loop call sent later than this after its scheduled time is late.
@@ -124,6 +128,10 @@ func main() {
 		res = measure(do, *concurrency, *warmup, *duration)
 	}
 	res.RPC = *rpc
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	if *rpc == "revoke-many" {
 		res.TargetsPerSecond = res.PerSecond * float64(*bulk)
 	}
