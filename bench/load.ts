@@ -12,9 +12,11 @@
 //   BENCH_NODE=.tools/node-24.22.3/bin/node npm run bench:load   (the broker under the Node the image pins)
 //   LOAD_RPCS=issue+revoke LOAD_CONCURRENCY=32 npm run bench:load   (mixed: both at once, 32 callers each)
 //   LOAD_REPLICAS=2 npm run bench:load   (two broker processes on the one database; the broker column sums them)
+//   LOAD_WARMUP=5s npm run bench:load   (longer warm-up before each run; default 1s)
 //
 // Besides latency, each row gives the CPU the broker and PostgreSQL used
-// during the run (cores busy) and per call, from /proc.
+// during the run (cores busy) and per call, from /proc, the part of it the
+// broker's one JavaScript thread used, and loadgen's own CPU.
 
 import { credentials } from "@grpc/grpc-js";
 import { execFileSync, spawn } from "node:child_process";
@@ -37,6 +39,9 @@ const BULK = Number(process.env.LOAD_BULK ?? 10);
 const REPLICAS = Number(process.env.LOAD_REPLICAS ?? 1);
 // LOAD_PROFILE=DIR writes a V8 CPU profile of the broker into DIR.
 const PROFILE = process.env.LOAD_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.LOAD_PROFILE}`] : [];
+// Calls before each run's measurement starts (loadgen -warmup): a fresh
+// broker is still compiling its hot paths for the first seconds.
+const WARMUP = process.env.LOAD_WARMUP ?? "1s";
 
 interface Result {
   readonly per_second: number;
@@ -52,6 +57,8 @@ interface Result {
   readonly cpu_seconds?: number;
   /** Added here: CPU seconds of the broker and of PostgreSQL per second of the run (1 = one core busy). */
   broker_cores?: number;
+  /** The broker's JavaScript thread alone (its pid's own thread): the rest is libuv's pool, GC and compiler threads. */
+  main_cores?: number;
   db_cores?: number;
   /** loadgen's CPU seconds (all of a mixed run's loadgens) per second of the run. */
   gen_cores?: number;
@@ -66,9 +73,9 @@ function cpuOf(stat: string): number {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / TICK;
 }
-function processCpu(pid: number): number {
+function processCpu(pid: number, thread?: number): number {
   try {
-    return cpuOf(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    return cpuOf(readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8"));
   } catch {
     return NaN;
   }
@@ -87,7 +94,7 @@ function postgresCpu(): number {
   return total;
 }
 
-const HEADER = "rpc          conc    ops/s   p50 ms   p99 ms  p999 ms  broker  ms/op     db  ms/op    gen  errors";
+const HEADER = "rpc          conc    ops/s   p50 ms   p99 ms  p999 ms  broker  ms/op   main     db  ms/op    gen  errors";
 
 const dir = mkdtempSync(join(tmpdir(), "baton-loadgen-"));
 const bin = join(dir, "loadgen");
@@ -113,7 +120,7 @@ try {
   admin.close();
 
   console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call${REPLICAS > 1 ? `; ${REPLICAS} broker replicas, workers spread over them` : ""}`);
-  const base = ["-addr", brokers.map((b) => b.address).join(","), "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-json"];
+  const base = ["-addr", brokers.map((b) => b.address).join(","), "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-warmup", WARMUP, "-json"];
   // One row per RPC; "issue+revoke" runs one loadgen per RPC at once (a
   // mixed load), each at the row's concurrency or rate, and prints a line
   // for each, with the CPU of the whole run divided by all their calls.
@@ -123,13 +130,14 @@ try {
     for (let r = 0; r < RUNS; r++) {
       const t0 = performance.now();
       const brokerCpu = (): number => brokers.reduce((n, b) => n + processCpu(b.pid), 0);
-      const [b0, d0] = [brokerCpu(), postgresCpu()];
+      const mainCpu = (): number => brokers.reduce((n, b) => n + processCpu(b.pid, b.pid), 0);
+      const [b0, m0, d0] = [brokerCpu(), mainCpu(), postgresCpu()];
       const out = await Promise.all(parts.map(async (rpc) => JSON.parse(await runLoadgen([...base, "-rpc", rpc, ...args], app.clientSecret)) as Result));
       const wall = (performance.now() - t0) / 1000;
-      const [broker_cores, db_cores] = [(brokerCpu() - b0) / wall, (postgresCpu() - d0) / wall];
+      const [broker_cores, main_cores, db_cores] = [(brokerCpu() - b0) / wall, (mainCpu() - m0) / wall, (postgresCpu() - d0) / wall];
       const gen_cores = out.reduce((n, o) => n + (o.cpu_seconds ?? NaN), 0) / wall;
       const calls = out.reduce((n, o) => n + o.per_second, 0);
-      out.forEach((res, i) => runs[i]!.push({ ...res, broker_cores, db_cores, gen_cores, share: res.per_second / calls }));
+      out.forEach((res, i) => runs[i]!.push({ ...res, broker_cores, main_cores, db_cores, gen_cores, share: res.per_second / calls }));
     }
     return parts.map((rpc, i) => {
       const m = (f: (r: Result) => number) => median(runs[i]!.map(f));
@@ -137,7 +145,7 @@ try {
       // CPU per call: cores busy over the run (warm-up included) over the measured rate.
       const perCall = (f: (r: Result) => number | undefined) => m((r) => (((f(r) ?? NaN) * (r.share ?? 1)) / r.per_second) * 1000).toFixed(2).padStart(6);
       const cores = (f: (r: Result) => number | undefined) => m((r) => f(r) ?? NaN).toFixed(2).padStart(6);
-      const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${cores((r) => r.broker_cores)} ${perCall((r) => r.broker_cores)} ${cores((r) => r.db_cores)} ${perCall((r) => r.db_cores)} ${cores((r) => r.gen_cores)}  ${errors}`;
+      const line = `${m((r) => r.per_second).toFixed(0).padStart(8)} ${m((r) => r.p50_ms).toFixed(2).padStart(8)} ${m((r) => r.p99_ms).toFixed(2).padStart(8)} ${m((r) => r.p999_ms).toFixed(2).padStart(8)}  ${cores((r) => r.broker_cores)} ${perCall((r) => r.broker_cores)} ${perCall((r) => r.main_cores)} ${cores((r) => r.db_cores)} ${perCall((r) => r.db_cores)} ${cores((r) => r.gen_cores)}  ${errors}`;
       return { rpc: parts.length > 1 ? `${rpc}(${rpcs})` : rpc, runs: runs[i]!, m, line };
     });
   };
@@ -145,7 +153,7 @@ try {
     (rpc === "revoke-many" ? `  (${m((r) => r.targets_per_second ?? 0).toFixed(0)} revocations/s)` : "") +
     (RUNS > 1 ? `  runs ops/s: ${runs.map((r) => r.per_second.toFixed(0)).join(", ")}` : "");
   if (CONCURRENCY.length > 0) {
-    console.log(`closed loop (broker/db: cores busy, and CPU ms per call; gen: loadgen's cores busy)\n${HEADER}`);
+    console.log(`closed loop (broker/db: cores busy, and CPU ms per call; main: the broker's JavaScript thread's ms per call; gen: loadgen's cores busy)\n${HEADER}`);
     for (const rpcs of RPCS) {
       for (const c of CONCURRENCY) {
         for (const { rpc, runs, m, line } of await rows(rpcs, ["-concurrency", String(c)])) {
