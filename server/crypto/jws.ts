@@ -3,12 +3,6 @@
 // issuance path (a V8 profile of the broker, now `LOAD_PROFILE`); this does the same two
 // operations for the two algorithms Baton allows. The algorithm is always
 // the key's own, never read from the token.
-//
-// Both run on libuv's thread pool (the callback forms of sign and verify),
-// not on the event loop: an ES256 signature costs ~0.05-0.1 ms and a
-// verification ~0.12-0.17 ms of CPU, a fifth to a third of what one Issue or
-// Validate costs the broker's one JavaScript thread, and the pool's threads
-// run them on the other cores.
 
 import { type KeyObject, sign, verify } from "node:crypto";
 import type { SigningAlgorithm } from "./keyring.js";
@@ -39,28 +33,15 @@ export function lowS(sig: Buffer): Buffer {
   return out;
 }
 
-const signOnPool = (alg: SigningAlgorithm, data: Buffer, key: KeyObject): Promise<Buffer> =>
-  new Promise((resolve, reject) => {
-    const done = (err: Error | null, sig: Buffer) => (err ? reject(err) : resolve(sig));
-    if (alg === "ES256") sign("sha256", data, { key, ...ES256 }, done);
-    else sign(null, data, key, done);
-  });
-
-const verifyOnPool = (alg: SigningAlgorithm, data: Buffer, key: KeyObject, sig: Buffer): Promise<boolean> =>
-  new Promise((resolve, reject) => {
-    const done = (err: Error | null, ok: boolean) => (err ? reject(err) : resolve(ok));
-    if (alg === "ES256") verify("sha256", data, { key, ...ES256 }, sig, done);
-    else verify(null, data, key, sig, done);
-  });
-
-export async function signCompact(header: object, payload: Uint8Array | string, key: KeyObject, alg: SigningAlgorithm): Promise<string> {
+export function signCompact(header: object, payload: Uint8Array | string, key: KeyObject, alg: SigningAlgorithm): string {
   const input = `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
-  const sig = await signOnPool(alg, Buffer.from(input), key);
-  return `${input}.${(alg === "ES256" ? lowS(sig) : sig).toString("base64url")}`;
+  const data = Buffer.from(input);
+  const sig = alg === "ES256" ? lowS(sign("sha256", data, { key, ...ES256 })) : sign(null, data, key);
+  return `${input}.${sig.toString("base64url")}`;
 }
 
 /** The payload bytes when the signature verifies with `key` under `alg`; null otherwise. */
-export async function verifyCompact(token: string, key: KeyObject, alg: SigningAlgorithm): Promise<Buffer | null> {
+export function verifyCompact(token: string, key: KeyObject, alg: SigningAlgorithm): Buffer | null {
   const dot1 = token.indexOf(".");
   const dot2 = token.lastIndexOf(".");
   if (dot1 <= 0 || dot2 === dot1) return null;
@@ -74,7 +55,7 @@ export async function verifyCompact(token: string, key: KeyObject, alg: SigningA
   const sig = Buffer.from(sigText, "base64url");
   if (alg === "ES256" && isHighS(sig)) return null;
   try {
-    const ok = await verifyOnPool(alg, data, key, sig);
+    const ok = alg === "ES256" ? verify("sha256", data, { key, ...ES256 }, sig) : verify(null, data, key, sig);
     return ok ? Buffer.from(token.slice(dot1 + 1, dot2), "base64url") : null;
   } catch {
     return null;

@@ -81,7 +81,7 @@ export async function verifyProof(proof: string, c: ProofCheck): Promise<Verifie
     if (keyCache.size >= KEY_CACHE_SIZE) keyCache.clear();
     keyCache.set(thumbprint, key);
   }
-  if (!(await verifyCompact(proof, key, alg))) throw new ProofInvalidError("bad signature");
+  if (!verifyCompact(proof, key, alg)) throw new ProofInvalidError("bad signature");
   if (claims.htm !== c.method) throw new ProofInvalidError("made for another method");
   if (claims.ath !== tokenHash(c.token)) throw new ProofInvalidError("made for another token");
   if (typeof claims.iat !== "number" || !Number.isFinite(claims.iat)) throw new ProofInvalidError("iat is missing");

@@ -111,7 +111,7 @@ export async function verifyToken(token: string, ring: KeyRing, opts: VerifyOpti
   // Pin the algorithm to the key's own: a token cannot pick how it is checked.
   if (header.alg !== key.stored.algorithm) return { status: "ALGORITHM_NOT_ALLOWED", claims: null };
   if (header.crit !== undefined) return { status: "MALFORMED", claims: null };
-  const payloadBytes = await verifyCompact(token, key.publicKey, key.stored.algorithm);
+  const payloadBytes = verifyCompact(token, key.publicKey, key.stored.algorithm);
   if (!payloadBytes) return { status: "BAD_SIGNATURE", claims: null };
   const claims = parseClaims(payloadBytes);
   if (!claims) return { status: "MALFORMED", claims: null };

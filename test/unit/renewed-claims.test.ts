@@ -67,7 +67,7 @@ describe("renewed token claims", () => {
   it("a mistyped rnw or root_iat is MALFORMED", async () => {
     const base = payloadOf(await signToken(claims(), key));
     for (const bad of [{ rnw: "" }, { rnw: 7 }, { rnw: ["x"] }, { root_iat: "x" }, { root_iat: -1 }, { root_iat: 1e300 }]) {
-      const t = await signCompact({ alg: "ES256", typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify({ ...base, ...bad }), key.privateKey!, "ES256");
+      const t = signCompact({ alg: "ES256", typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify({ ...base, ...bad }), key.privateKey!, "ES256");
       expect((await verifyToken(t, ring, opts)).status, JSON.stringify(bad)).toBe("MALFORMED");
     }
   });

@@ -62,7 +62,7 @@ describe("claim apr", () => {
   it("makes a properly signed token with a malformed apr MALFORMED", async () => {
     const base = JSON.parse(Buffer.from((await signToken(claims(), key)).split(".")[1]!, "base64url").toString("utf8")) as Record<string, unknown>;
     for (const apr of [null, "apr_X", { id: "" , by: [] }, { id: "apr_X" }, { id: "apr_X", by: [1] }, { id: 5, by: [] }]) {
-      const t = await signCompact({ alg: "ES256", typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify({ ...base, apr }), key.privateKey!, "ES256");
+      const t = signCompact({ alg: "ES256", typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify({ ...base, apr }), key.privateKey!, "ES256");
       expect((await verifyToken(t, ring, opts)).status, JSON.stringify(apr)).toBe("MALFORMED");
     }
   });
