@@ -13,6 +13,7 @@
 //   LOAD_RPCS=issue+revoke LOAD_CONCURRENCY=32 npm run bench:load   (mixed: both at once, 32 callers each)
 //   LOAD_REPLICAS=2 npm run bench:load   (two broker processes on the one database; the broker column sums them)
 //   LOAD_WARMUP=5s npm run bench:load   (longer warm-up before each run; default 1s)
+//   LOAD_FLOOR=1 LOAD_CONCURRENCY=64 npm run bench:load   (grpc-js's own cost: a server whose Issue and Validate do nothing)
 //
 // Besides latency, each row gives the CPU the broker and PostgreSQL used
 // during the run (cores busy) and per call, from /proc, the part of it the
@@ -26,7 +27,10 @@ import { join, resolve } from "node:path";
 import { AdminServiceClient } from "../server/gen/baton/v1/admin.js";
 import { type BenchBroker, machine, median, sleep, startBench, unary } from "./harness.js";
 
-const RPCS = (process.env.LOAD_RPCS ?? "issue,delegate,validate,revoke,revoke-many").split(",");
+// LOAD_FLOOR=1: drive bench/grpc-floor.ts (the contract with handlers that do
+// nothing) instead of a broker: what gRPC itself costs per call here.
+const FLOOR = process.env.LOAD_FLOOR === "1";
+const RPCS = (process.env.LOAD_RPCS ?? (FLOOR ? "issue,validate" : "issue,delegate,validate,revoke,revoke-many")).split(",");
 const list = (v: string): number[] => v.split(",").filter((s) => s.trim() !== "").map(Number);
 const CONCURRENCY = list(process.env.LOAD_CONCURRENCY ?? "1,16,64");
 // Open loop: calls per second, evenly spaced; latency from each call's scheduled time.
@@ -100,26 +104,29 @@ const dir = mkdtempSync(join(tmpdir(), "baton-loadgen-"));
 const bin = join(dir, "loadgen");
 execFileSync("go", ["build", "-o", bin, "."], { cwd: resolve("bench/loadgen"), stdio: "inherit" });
 
-const bench = await startBench();
+const bench = FLOOR ? null : await startBench();
+const floor = FLOOR ? await startFloor() : null;
 try {
   // LOAD_REPLICAS=N: N broker processes on the one database, loadgen's workers spread over them.
-  const brokers: BenchBroker[] = [];
-  for (let i = 0; i < REPLICAS; i++) brokers.push(await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" }, PROFILE));
-  const broker = brokers[0]!;
-  const admin = new AdminServiceClient(broker.address, credentials.createInsecure());
-  let app: { app?: { appId: string }; clientSecret: string } | undefined;
-  // The broker may still be migrating the database: retry.
-  for (let i = 0; !app; i++) {
-    try {
-      app = await unary(admin.createApp.bind(admin), { name: `load-${Date.now()}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 1, approvalPolicy: [], maxTaskLifetime: undefined }, bench.operatorMd);
-    } catch (err) {
-      if (i > 50) throw err;
-      await sleep(200);
+  const brokers: Pick<BenchBroker, "address" | "pid">[] = floor ? [floor] : [];
+  let app: { app?: { appId: string }; clientSecret: string } | undefined = floor ? { app: { appId: "app_floor" }, clientSecret: "floor" } : undefined;
+  if (bench) {
+    for (let i = 0; i < REPLICAS; i++) brokers.push(await bench.broker({ BATON_APP_RATE_PER_SECOND: "1000000", BATON_APP_BURST: "1000000" }, PROFILE));
+    const admin = new AdminServiceClient(brokers[0]!.address, credentials.createInsecure());
+    // The broker may still be migrating the database: retry.
+    for (let i = 0; !app; i++) {
+      try {
+        app = await unary(admin.createApp.bind(admin), { name: `load-${Date.now()}`, scopeCeiling: ["read:records:*"], audiences: ["ehr-api"], maxTtl: undefined, maxDelegationDepth: 1, approvalPolicy: [], maxTaskLifetime: undefined }, bench.operatorMd);
+      } catch (err) {
+        if (i > 50) throw err;
+        await sleep(200);
+      }
     }
+    admin.close();
   }
-  admin.close();
+  if (!app) throw new Error("no app");
 
-  console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call${REPLICAS > 1 ? `; ${REPLICAS} broker replicas, workers spread over them` : ""}`);
+  console.log(`machine: ${machine()}; ${RUNS} run(s) of ${SECONDS} s per row, medians; revoke-many: ${BULK} targets per call${FLOOR ? "; the floor server (bench/grpc-floor.ts), not a broker" : ""}${REPLICAS > 1 ? `; ${REPLICAS} broker replicas, workers spread over them` : ""}`);
   const base = ["-addr", brokers.map((b) => b.address).join(","), "-client-id", app.app!.appId, "-duration", `${SECONDS}s`, "-bulk", String(BULK), "-warmup", WARMUP, "-json"];
   // One row per RPC; "issue+revoke" runs one loadgen per RPC at once (a
   // mixed load), each at the row's concurrency or rate, and prints a line
@@ -174,8 +181,19 @@ try {
     }
   }
 } finally {
-  await bench.stop();
+  await bench?.stop();
+  floor?.stop();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** bench/grpc-floor.ts in a child process, under the Node and loader a broker runs under. */
+async function startFloor(): Promise<{ address: string; pid: number; stop(): void }> {
+  const child = spawn(process.env.BENCH_NODE || process.execPath, ["--import", "tsx", "bench/grpc-floor.ts"], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolvePort, reject) => {
+    child.stdout.once("data", (d: Buffer) => resolvePort(d.toString().trim()));
+    child.once("exit", (code) => reject(new Error(`grpc-floor exited ${code}`)));
+  });
+  return { address: `127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill("SIGTERM") };
 }
 
 /** Runs loadgen; the secret goes by environment, not argv (visible in ps). */
