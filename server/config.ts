@@ -35,6 +35,11 @@ export interface Config {
    */
   readonly validateSkewSeconds: number;
   /**
+   * How many tokens whose signature verified the broker remembers (by their
+   * exact string), so a token presented again is not verified again; 0: none.
+   */
+  readonly verifiedTokenCache: number;
+  /**
    * The clock-skew leeway offline verifiers (the SDKs) allow on `exp`/`nbf`.
    * Revocations stay live and retired keys stay published at least this long
    * past the last expiry they cover; proofs are accepted within it of their iat.
@@ -96,6 +101,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   "BATON_DEFAULT_TTL_SECONDS",
   "BATON_MAX_TASK_SECONDS",
   "BATON_VALIDATE_SKEW_SECONDS",
+  "BATON_VERIFIED_TOKEN_CACHE",
   "BATON_LEEWAY_SECONDS",
   "BATON_LOG_LEVEL",
   "BATON_STREAM_CHECKPOINT_SECONDS",
@@ -330,6 +336,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     defaultTtlSeconds: int("BATON_DEFAULT_TTL_SECONDS", 300, 1, 86_400),
     maxTaskSeconds: int("BATON_MAX_TASK_SECONDS", 28_800, 1, 2_592_000),
     validateSkewSeconds: int("BATON_VALIDATE_SKEW_SECONDS", 2, 0, 30),
+    verifiedTokenCache: int("BATON_VERIFIED_TOKEN_CACHE", 10_000, 0, 1_000_000),
     verifierLeewaySeconds: leewaySeconds,
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     streamCheckpointSeconds: int("BATON_STREAM_CHECKPOINT_SECONDS", 5, 1, 300),

@@ -160,7 +160,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
       const source = config.masterKey ? "BATON_MASTER_KEY" : `the master key in ${join(dataDir, "master.key")}`;
       throw new StartupError(`${source} does not decrypt the stored signing keys: it is not the master key this database was set up with`);
     });
-    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, skewMs, now });
+    const checker = new TokenChecker(keys, revocations, { issuer: config.issuer, skewMs, now, verifiedTokenCache: config.verifiedTokenCache });
     const limits = new RateLimits({ ...config.rateLimits, now });
     // Every app and resource server, in memory: authenticating one never reads the database.
     const appView = new AppView(db);

@@ -115,6 +115,11 @@ export async function verifyToken(token: string, ring: KeyRing, opts: VerifyOpti
   if (!payloadBytes) return { status: "BAD_SIGNATURE", claims: null };
   const claims = parseClaims(payloadBytes);
   if (!claims) return { status: "MALFORMED", claims: null };
+  return checkIssuerAndTime(claims, opts);
+}
+
+/** The checks of verifyToken after the signature: issuer and lifetime, at `opts.nowMs`. */
+export function checkIssuerAndTime(claims: TokenClaims, opts: VerifyOptions): VerifyResult {
   if (claims.issuer !== opts.issuer) return { status: "WRONG_ISSUER", claims };
   if (opts.nowMs >= claims.expiresAtMs + opts.leewayMs) return { status: "EXPIRED", claims };
   if (opts.nowMs + opts.leewayMs < claims.notBeforeMs) return { status: "NOT_YET_VALID", claims };
