@@ -10,8 +10,8 @@ import { generateSigningKey, KeyRing, type LoadedKey, loadKey } from "../../serv
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken, TOKEN_TYPE, verifyToken } from "../../server/crypto/tokens.js";
 import type { TokenClaims } from "../../server/domain/tokens.js";
+import { rootClaims, TEST_ISSUER as ISSUER } from "../helpers/claims.js";
 
-const ISSUER = "https://baton.test";
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0) + 456;
 const master = MasterKey.fromBase64(MasterKey.generate());
 let key: LoadedKey;
@@ -22,24 +22,7 @@ beforeAll(async () => {
   ring = new KeyRing([key]);
 });
 
-const claims = (over: Partial<TokenClaims> = {}): TokenClaims => ({
-  tokenId: "tok_new",
-  agentId: "spiffe://baton.test/app/app_x/task/t1/agent/a1",
-  appId: "app_x",
-  taskId: "t1",
-  orchestrationId: null,
-  humanPrincipal: null,
-  scopes: ["read:data:x"],
-  audiences: ["billing-api"],
-  issuer: ISSUER,
-  issuedAtMs: T0,
-  notBeforeMs: Math.floor(T0 / 1000) * 1000,
-  expiresAtMs: Math.floor(T0 / 1000) * 1000 + 300_000,
-  lineage: [],
-  rootIssuedAtMs: T0,
-  keyThumbprint: null,
-  ...over,
-});
+const claims = (over: Partial<TokenClaims> = {}): TokenClaims => rootClaims(T0, { tokenId: "tok_new", ...over });
 
 const opts = { issuer: ISSUER, nowMs: T0 + 1000, leewayMs: 0 };
 const payloadOf = (t: string) => JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;

@@ -9,31 +9,15 @@ import { generateSigningKey, KeyRing, type LoadedKey, loadKey } from "../../serv
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken, TOKEN_TYPE, verifyToken } from "../../server/crypto/tokens.js";
 import type { TokenClaims } from "../../server/domain/tokens.js";
+import { rootClaims, TEST_ISSUER as ISSUER } from "../helpers/claims.js";
 
-const ISSUER = "https://baton.test";
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const master = MasterKey.fromBase64(MasterKey.generate());
 let key: LoadedKey;
 let ring: KeyRing;
 
-const claims = (over: Partial<TokenClaims> = {}): TokenClaims => ({
-  tokenId: "tok_1",
-  agentId: "spiffe://baton.test/app/app_x/task/t1/agent/a1",
-  appId: "app_x",
-  taskId: "t1",
-  orchestrationId: null,
-  humanPrincipal: "dr-who",
-  scopes: ["write:prescriptions:P-1042"],
-  audiences: ["ehr-api"],
-  issuer: ISSUER,
-  issuedAtMs: T0,
-  notBeforeMs: T0,
-  expiresAtMs: T0 + 300_000,
-  lineage: [],
-  rootIssuedAtMs: T0,
-  keyThumbprint: null,
-  ...over,
-});
+const claims = (over: Partial<TokenClaims> = {}): TokenClaims =>
+  rootClaims(T0, { humanPrincipal: "dr-who", scopes: ["write:prescriptions:P-1042"], audiences: ["ehr-api"], ...over });
 const opts = { issuer: ISSUER, nowMs: T0 + 1000, leewayMs: 0 };
 
 beforeAll(async () => {

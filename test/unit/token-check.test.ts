@@ -11,32 +11,16 @@ import { generateSigningKey, KeyRing, type LoadedKey, loadKey } from "../../serv
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken } from "../../server/crypto/tokens.js";
 import type { TokenClaims } from "../../server/domain/tokens.js";
+import { rootClaims, TEST_ISSUER as ISSUER } from "../helpers/claims.js";
 import type { KeyManager } from "../../server/service/keys.js";
 import type { RevocationState } from "../../server/service/revocation-state.js";
 import { TokenChecker } from "../../server/service/token-check.js";
 
-const ISSUER = "https://baton.test";
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const master = MasterKey.fromBase64(MasterKey.generate());
 
-const claims = (i: number, lifetimeMs: number, over: Partial<TokenClaims> = {}): TokenClaims => ({
-  tokenId: `tok_${i}`,
-  agentId: `spiffe://baton.test/app/app_x/task/t${i}/agent/a${i}`,
-  appId: "app_x",
-  taskId: `t${i}`,
-  orchestrationId: null,
-  humanPrincipal: null,
-  scopes: ["read:data:x"],
-  audiences: ["billing-api"],
-  issuer: ISSUER,
-  issuedAtMs: T0,
-  notBeforeMs: T0,
-  expiresAtMs: T0 + lifetimeMs,
-  lineage: [],
-  rootIssuedAtMs: T0,
-  keyThumbprint: null,
-  ...over,
-});
+const claims = (i: number, lifetimeMs: number, over: Partial<TokenClaims> = {}): TokenClaims =>
+  rootClaims(T0, { tokenId: `tok_${i}`, agentId: `spiffe://baton.test/app/app_x/task/t${i}/agent/a${i}`, taskId: `t${i}`, expiresAtMs: T0 + lifetimeMs, ...over });
 
 /** One character changed, in the payload or the signature. */
 const tamper = (token: string, at: number): string => {
