@@ -44,14 +44,19 @@ const INSERT_REVOCATIONS = `INSERT INTO revocations (cursor, target, target_id, 
        AS u(cursor, target, target_id, app_id, revoke_time, expire_time, reason, audiences)`;
 
 function revocationParams(stored: readonly StoredRevocation[], rs: readonly NewRevocation[]): unknown[] {
+  return [stored.map((r) => r.cursor.toString()), ...revocationColumns(stored, rs)];
+}
+
+/** Every column but the cursor, as arrays (the cursor is PostgreSQL's to assign in baton_append_revocations). */
+function revocationColumns(stored: readonly StoredRevocation[], rs: readonly NewRevocation[]): unknown[] {
   return [
-    stored.map((r) => r.cursor.toString()),
     stored.map((r) => r.target),
     stored.map((r) => r.id),
     stored.map((r) => r.appId),
     stored.map((r) => new Date(r.revokedAtMs)),
     stored.map((r) => new Date(r.expiresAtMs)),
     rs.map((n) => n.reason),
+    // Audience lists differ in length, and a SQL array cannot be ragged.
     stored.map((r) => JSON.stringify(r.audiences)),
   ];
 }
@@ -105,14 +110,7 @@ export async function insertRevocationsChained(
      )
      SELECT (SELECT first FROM r) AS first`,
     values: [
-      stored.map((r) => r.target),
-      stored.map((r) => r.id),
-      stored.map((r) => r.appId),
-      stored.map((r) => new Date(r.revokedAtMs)),
-      stored.map((r) => new Date(r.expiresAtMs)),
-      rs.map((r) => r.reason),
-      // Audience lists differ in length, and a SQL array cannot be ragged.
-      stored.map((r) => JSON.stringify(r.audiences)),
+      ...revocationColumns(stored, rs),
       events.map((e) => e.time),
       events.map((e) => e.kind),
       events.map((e) => e.appId),
