@@ -39,6 +39,8 @@ export interface Config {
    * exact string), so a token presented again is not verified again; 0: none.
    */
   readonly verifiedTokenCache: number;
+  /** Issue and Delegate sign on a worker thread (true) or on the event loop. */
+  readonly signingThread: boolean;
   /**
    * The clock-skew leeway offline verifiers (the SDKs) allow on `exp`/`nbf`.
    * Revocations stay live and retired keys stay published at least this long
@@ -102,6 +104,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   "BATON_MAX_TASK_SECONDS",
   "BATON_VALIDATE_SKEW_SECONDS",
   "BATON_VERIFIED_TOKEN_CACHE",
+  "BATON_SIGNING_THREAD",
   "BATON_LEEWAY_SECONDS",
   "BATON_LOG_LEVEL",
   "BATON_STREAM_CHECKPOINT_SECONDS",
@@ -337,6 +340,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxTaskSeconds: int("BATON_MAX_TASK_SECONDS", 28_800, 1, 2_592_000),
     validateSkewSeconds: int("BATON_VALIDATE_SKEW_SECONDS", 2, 0, 30),
     verifiedTokenCache: int("BATON_VERIFIED_TOKEN_CACHE", 10_000, 0, 1_000_000),
+    signingThread: oneOf("BATON_SIGNING_THREAD", "on", ["on", "off"] as const) === "on",
     verifierLeewaySeconds: leewaySeconds,
     logLevel: oneOf("BATON_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     streamCheckpointSeconds: int("BATON_STREAM_CHECKPOINT_SECONDS", 5, 1, 300),

@@ -7,6 +7,7 @@ import type { Server as HttpServer } from "node:http";
 import type { Config } from "./config.js";
 import { MasterKey, MasterKeyMismatchError } from "./crypto/master-key.js";
 import { randomBase62 } from "./crypto/secrets.js";
+import { inlineSigner, SigningThread } from "./crypto/signing-thread.js";
 import { AppAdmin, MAX_APP_TTL_SECONDS } from "./service/apps.js";
 import { AppView } from "./service/app-view.js";
 import { Approvals } from "./service/approvals.js";
@@ -166,7 +167,10 @@ export async function startBroker(config: Config, logger: Logger): Promise<Runni
     const appView = new AppView(db);
     await appView.catchUp();
     const auth = new Authentication(db, checker, appView, { operatorTokenHash: hashOperatorToken(operatorToken), leewayMs, now, limits });
+    const signer = config.signingThread ? new SigningThread((err) => logger.warn("signing thread failed; signing on the event loop for a second", { error: err })) : inlineSigner;
+    cleanups.push(() => signer.close());
     const minter = new Minter(db, keys, {
+      signer,
       issuer: config.issuer,
       trustDomain: config.trustDomain,
       defaultTtlSeconds: config.defaultTtlSeconds,

@@ -17,27 +17,36 @@ const ES256 = { dsaEncoding: "ieee-p1363" } as const;
 const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 const P256_HALF_N = P256_N >> 1n;
 
+const P256_HALF_N_BYTES = Buffer.from(P256_HALF_N.toString(16).padStart(64, "0"), "hex");
+
 const toBigInt = (b: Uint8Array): bigint => BigInt(`0x${Buffer.from(b).toString("hex") || "0"}`);
 
 /** True when the s half of a 64-byte P-256 signature is in the upper half of the group. */
 export function isHighS(sig: Uint8Array): boolean {
-  return toBigInt(sig.subarray(32, 64)) > P256_HALF_N;
+  return Buffer.compare(sig.subarray(32, 64), P256_HALF_N_BYTES) > 0;
 }
 
 /** The low-S twin of a 64-byte P-256 signature (the same bytes when already low). */
 export function lowS(sig: Buffer): Buffer {
-  const s = toBigInt(sig.subarray(32, 64));
-  if (s <= P256_HALF_N) return sig;
+  if (!isHighS(sig)) return sig;
   const out = Buffer.from(sig);
-  Buffer.from((P256_N - s).toString(16).padStart(64, "0"), "hex").copy(out, 32);
+  Buffer.from((P256_N - toBigInt(sig.subarray(32, 64))).toString(16).padStart(64, "0"), "hex").copy(out, 32);
   return out;
 }
 
+/** The part of a compact JWS that is signed: base64url(header) "." base64url(payload). */
+export function signingInput(header: object, payload: Uint8Array | string): string {
+  return `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
+}
+
+/** The signature over `data`, as a JWS carries it (P-256: r || s, low S). */
+export function signBytes(data: Uint8Array, key: KeyObject, alg: SigningAlgorithm): Buffer {
+  return alg === "ES256" ? lowS(sign("sha256", data, { key, ...ES256 })) : sign(null, data, key);
+}
+
 export function signCompact(header: object, payload: Uint8Array | string, key: KeyObject, alg: SigningAlgorithm): string {
-  const input = `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
-  const data = Buffer.from(input);
-  const sig = alg === "ES256" ? lowS(sign("sha256", data, { key, ...ES256 })) : sign(null, data, key);
-  return `${input}.${sig.toString("base64url")}`;
+  const input = signingInput(header, payload);
+  return `${input}.${signBytes(Buffer.from(input), key, alg).toString("base64url")}`;
 }
 
 /** The payload bytes when the signature verifies with `key` under `alg`; null otherwise. */

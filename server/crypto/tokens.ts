@@ -3,8 +3,9 @@
 // is a TokenStatus, so hostile input is an ordinary "invalid" answer.
 
 import type { LineageEntry, TokenApproval, TokenClaims, TokenStatus } from "../domain/tokens.js";
-import { signCompact, verifyCompact } from "./jws.js";
+import { signingInput, verifyCompact } from "./jws.js";
 import { ALLOWED_ALGORITHMS, type KeyRing, type LoadedKey, type SigningAlgorithm } from "./keyring.js";
+import { inlineSigner, type Signer } from "./signing-thread.js";
 
 export const TOKEN_TYPE = "at+jwt";
 const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -59,7 +60,8 @@ function decodeHeader(token: string): Header | null {
   }
 }
 
-export async function signToken(claims: TokenClaims, key: LoadedKey): Promise<string> {
+/** The token for `claims`, signed by `signer` (the event loop itself unless given). */
+export async function signToken(claims: TokenClaims, key: LoadedKey, signer: Signer = inlineSigner): Promise<string> {
   if (!key.privateKey) throw new Error("key cannot sign");
   const payload: JwtPayload = {
     iss: claims.issuer,
@@ -80,7 +82,9 @@ export async function signToken(claims: TokenClaims, key: LoadedKey): Promise<st
   if (claims.keyThumbprint) payload.cnf = { jkt: claims.keyThumbprint };
   if (claims.approval) payload.apr = { id: claims.approval.approvalId, by: [...claims.approval.approverIds] };
   if (claims.renewedFromTokenId) payload.rnw = claims.renewedFromTokenId;
-  return signCompact({ alg: key.stored.algorithm, typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify(payload), key.privateKey, key.stored.algorithm);
+  const input = signingInput({ alg: key.stored.algorithm, typ: TOKEN_TYPE, kid: key.stored.keyId }, JSON.stringify(payload));
+  const sig = await signer.sign(Buffer.from(input), key.privateKey, key.stored.algorithm);
+  return `${input}.${sig.toString("base64url")}`;
 }
 
 export interface VerifyOptions {

@@ -11,6 +11,7 @@
 
 import { type BatonError, UnavailableError } from "../domain/errors.js";
 import type { LineageEntry, TokenClaims } from "../domain/tokens.js";
+import type { Signer } from "../crypto/signing-thread.js";
 import { signToken } from "../crypto/tokens.js";
 import { appendAudit, type AuditEvent } from "../storage/audit.js";
 import { type Db, type Tx, withTransaction } from "../storage/db.js";
@@ -32,6 +33,8 @@ export interface IssuedToken {
 
 export interface MintSettings {
   readonly issuer: string;
+  /** Where tokens are signed (a SigningThread, or the event loop). */
+  readonly signer: Signer;
   readonly trustDomain: string;
   readonly defaultTtlSeconds: number;
   readonly now: () => number;
@@ -114,7 +117,7 @@ export class Minter {
   /** Signs the token, then stores its grant and audit event before returning it. */
   async mint(claims: TokenClaims, how: HowMinted, ctx: RequestContext): Promise<IssuedToken> {
     const key = this.keys.ring.active;
-    const token = await signToken(claims, key);
+    const token = await signToken(claims, key, this.settings.signer);
     const grant = grantOf(claims, key.stored.keyId);
     const event: AuditEvent = {
       kind: how.kind,
