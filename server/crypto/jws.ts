@@ -44,11 +44,6 @@ export function signBytes(data: Uint8Array, key: KeyObject, alg: SigningAlgorith
   return alg === "ES256" ? lowS(sign("sha256", data, { key, ...ES256 })) : sign(null, data, key);
 }
 
-export function signCompact(header: object, payload: Uint8Array | string, key: KeyObject, alg: SigningAlgorithm): string {
-  const input = signingInput(header, payload);
-  return `${input}.${signBytes(Buffer.from(input), key, alg).toString("base64url")}`;
-}
-
 /** The payload bytes when the signature verifies with `key` under `alg`; null otherwise. */
 export function verifyCompact(token: string, key: KeyObject, alg: SigningAlgorithm): Buffer | null {
   const dot1 = token.indexOf(".");

@@ -1,5 +1,5 @@
 // Token signatures computed off the event loop. An ES256 signature is ~0.05 ms
-// of CPU, about a sixth of what the broker's one JavaScript thread spends on
+// of CPU, a tenth or more of what the broker's one JavaScript thread spent on
 // an Issue; on that thread it delays every other call. A worker thread signs
 // instead: the signatures requested in one turn of the event loop go to it
 // in one message (a cohort of calls arrives in one socket read), so the

@@ -4,7 +4,7 @@
 // it decodes with no approval.
 
 import { beforeAll, describe, expect, it } from "vitest";
-import { signCompact } from "../../server/crypto/jws.js";
+import { signCompact } from "../helpers/jws.js";
 import { generateSigningKey, KeyRing, type LoadedKey, loadKey } from "../../server/crypto/keyring.js";
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken, TOKEN_TYPE, verifyToken } from "../../server/crypto/tokens.js";

@@ -12,7 +12,7 @@ import fc from "fast-check";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { createHmac, generateKeyPairSync, sign as nodeSign } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { signCompact } from "../../server/crypto/jws.js";
+import { signCompact } from "../helpers/jws.js";
 import { generateSigningKey, KeyRing, type LoadedKey, loadKey, type SigningAlgorithm } from "../../server/crypto/keyring.js";
 import { MasterKey } from "../../server/crypto/master-key.js";
 import { signToken, TOKEN_TYPE, verifyToken } from "../../server/crypto/tokens.js";
