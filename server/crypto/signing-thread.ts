@@ -95,7 +95,10 @@ export class SigningThread implements Signer {
     const jobs = this.queue;
     this.queue = [];
     if (jobs.length === 0) return;
-    const worker = this.closed ? null : this.started();
+    // One signature alone is made here: handing it over and back costs more
+    // time (0.11-0.19 ms measured at idle) than making it (~0.05-0.07 ms),
+    // and a lone call is no load on the event loop.
+    const worker = this.closed || jobs.length === 1 ? null : this.started();
     if (!worker) return this.signHere(jobs);
     const keys: KeyObject[] = [];
     const items = jobs.map((j) => {

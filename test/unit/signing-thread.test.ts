@@ -59,6 +59,15 @@ describe("SigningThread", () => {
     for (const { data, sig, alg } of await signMany(t)) expect(verifies(data, sig, (alg === "ES256" ? es : ed).publicKey, alg)).toBe(true);
   });
 
+  it("makes a lone signature on the event loop, without starting the worker", async () => {
+    const t = thread();
+    const data = Buffer.from("alone");
+    expect(verifies(data, await t.sign(data, es.privateKey, "ES256"), es.publicKey, "ES256")).toBe(true);
+    expect((t as unknown as { worker: unknown }).worker).toBeNull();
+    await signMany(t);
+    expect((t as unknown as { worker: unknown }).worker).not.toBeNull();
+  });
+
   it("after close, signs on the event loop; what was asked before close is answered", async () => {
     const t = thread();
     const before = signMany(t);
